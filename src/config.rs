@@ -1,0 +1,206 @@
+//! Settings from flags and environment variables (each flag also reads the variable
+//! named in `interface.md`). Nothing else lives here.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/webengage_bridge";
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseSettings {
+    /// Postgres connection URL; the database is created when missing.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MappingSettings {
+    /// Folder of mapping files; reloaded on change and on SIGHUP.
+    #[arg(long = "mappings-dir", env = "BRIDGE_MAPPINGS_DIR", default_value = "mappings")]
+    pub mappings_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpSettings {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "BRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Largest webhook body accepted (e.g. 5MiB, 512KiB, 1000000).
+    #[arg(long, env = "BRIDGE_MAX_BODY", default_value = "5MiB", value_parser = parse_byte_size)]
+    pub max_body: usize,
+    /// Bearer token for the admin API and pages (read and write). Unset: admin surface off.
+    #[arg(long, env = "BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+    /// Bearer token for read-only support access.
+    #[arg(long, env = "BRIDGE_VIEWER_TOKEN", hide_env_values = true)]
+    pub viewer_token: Option<SecretString>,
+    /// Optional local durable spool that keeps accepting while Postgres is down.
+    #[arg(long, env = "BRIDGE_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataCenter {
+    Global,
+    India,
+    Ksa,
+}
+
+impl DataCenter {
+    pub fn api_host(self) -> &'static str {
+        match self {
+            DataCenter::Global => "https://api.webengage.com",
+            DataCenter::India => "https://api.in.webengage.com",
+            DataCenter::Ksa => "https://api.ksa.webengage.com",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WebEngageSettings {
+    /// WebEngage account license code.
+    #[arg(long, env = "WEBENGAGE_LICENSE_CODE")]
+    pub license_code: Option<String>,
+    /// WebEngage REST API key (sent as Bearer). Never logged.
+    #[arg(long, env = "WEBENGAGE_API_KEY", hide_env_values = true)]
+    pub api_key: Option<SecretString>,
+    /// Data center, which picks the API host.
+    #[arg(long, env = "WEBENGAGE_DATA_CENTER", value_enum, default_value = "global")]
+    pub data_center: DataCenter,
+    /// Overrides the API host (tests, proxies).
+    #[arg(long, env = "WEBENGAGE_BASE_URL")]
+    pub base_url: Option<String>,
+    /// Send due operations of one kind through the bulk endpoints, up to 25 a request.
+    #[arg(long, env = "WEBENGAGE_BULK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bulk: bool,
+    #[arg(long, env = "WEBENGAGE_LIMIT_USERS_PER_MIN", default_value_t = 5000)]
+    pub limit_users_per_min: u32,
+    #[arg(long, env = "WEBENGAGE_LIMIT_EVENTS_PER_MIN", default_value_t = 5000)]
+    pub limit_events_per_min: u32,
+    #[arg(long, env = "WEBENGAGE_LIMIT_BULK_PER_MIN", default_value_t = 500)]
+    pub limit_bulk_per_min: u32,
+    #[arg(long, env = "WEBENGAGE_LIMIT_TRANSACTION_PER_MIN", default_value_t = 100)]
+    pub limit_transaction_per_min: u32,
+}
+
+impl WebEngageSettings {
+    /// The API host: `WEBENGAGE_BASE_URL` when set, else the data center's.
+    pub fn base_url(&self) -> String {
+        self.base_url
+            .clone()
+            .unwrap_or_else(|| self.data_center.api_host().to_owned())
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
+    /// Both credentials are needed before anything can be sent.
+    pub fn has_credentials(&self) -> bool {
+        self.license_code.as_deref().is_some_and(|s| !s.is_empty()) && self.api_key.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeliverySettings {
+    /// WebEngage requests in flight at once.
+    #[arg(long, env = "BRIDGE_WORKER_CONCURRENCY", default_value_t = 8)]
+    pub concurrency: usize,
+    /// First retry delay.
+    #[arg(long, env = "BRIDGE_RETRY_BASE", default_value = "2s", value_parser = parse_duration)]
+    pub retry_base: Duration,
+    /// Longest delay between retries.
+    #[arg(long, env = "BRIDGE_RETRY_MAX_DELAY", default_value = "1h", value_parser = parse_duration)]
+    pub retry_max_delay: Duration,
+    /// Age after which a failing row goes `dead`.
+    #[arg(long, env = "BRIDGE_RETRY_MAX_AGE", default_value = "72h", value_parser = parse_duration)]
+    pub retry_max_age: Duration,
+    /// While delivery is paused by a 401/404, how often to try again.
+    #[arg(long, env = "BRIDGE_PAUSE_PROBE", default_value = "30s", value_parser = parse_duration)]
+    pub pause_probe: Duration,
+    /// How long delivered rows and their inbound records are kept.
+    #[arg(long, env = "BRIDGE_RETENTION", default_value = "30d", value_parser = parse_duration)]
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogSettings {
+    /// `text` for people, `json` for log collectors. The filter is `RUST_LOG` (default `info`).
+    #[arg(long, env = "BRIDGE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// A humantime duration: `2s`, `1h`, `72h`, `30d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2s, 1h or 30d: {e}"))
+}
+
+/// A byte size: `5MiB`, `512KiB`, `1MB`, or plain bytes.
+pub fn parse_byte_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 5MiB, 512KiB or 1000000"))?;
+    let factor: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1024,
+        "mb" => 1000 * 1000,
+        "mib" | "m" => 1024 * 1024,
+        "gb" => 1000 * 1000 * 1000,
+        "gib" | "g" => 1024 * 1024 * 1024,
+        other => return Err(format!("`{s}`: unknown size unit `{other}` (use B, KiB, MiB, KB, MB)")),
+    };
+    n.checked_mul(factor)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("`{s}` is not a usable size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_sizes_accept_binary_and_decimal_units() {
+        assert_eq!(parse_byte_size("5MiB"), Ok(5 * 1024 * 1024));
+        assert_eq!(parse_byte_size("512KiB"), Ok(512 * 1024));
+        assert_eq!(parse_byte_size("1MB"), Ok(1_000_000));
+        assert_eq!(parse_byte_size("1000"), Ok(1000));
+        assert!(parse_byte_size("5 parsecs").is_err());
+        assert!(parse_byte_size("0").is_err());
+    }
+
+    #[test]
+    fn durations_are_humantime() {
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn data_center_picks_host_and_base_url_overrides_it() {
+        assert_eq!(DataCenter::India.api_host(), "https://api.in.webengage.com");
+        let s = WebEngageSettings {
+            license_code: None,
+            api_key: None,
+            data_center: DataCenter::Ksa,
+            base_url: Some("http://127.0.0.1:9999/".into()),
+            bulk: true,
+            limit_users_per_min: 1,
+            limit_events_per_min: 1,
+            limit_bulk_per_min: 1,
+            limit_transaction_per_min: 1,
+        };
+        assert_eq!(s.base_url(), "http://127.0.0.1:9999");
+        assert!(!s.has_credentials());
+    }
+}

@@ -1,0 +1,1 @@
+//! Accepting a webhook: authenticate, parse, map, store (one transaction), answer.

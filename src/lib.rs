@@ -1,0 +1,18 @@
+//! webengage-bridge: CRM webhooks in, WebEngage REST calls out, a Postgres outbox between.
+//!
+//! The stages follow a record's way through the service:
+//! `source` (request → authenticated records) → `mapping` (record → WebEngage operations)
+//! → `store` (inbound records and outbox rows, one transaction) → `delivery` (outbox → WebEngage).
+//! `http` holds the thin route handlers; `startup` wires everything together.
+
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod http;
+pub mod ingest;
+pub mod mapping;
+pub mod source;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod webengage;

@@ -1,0 +1,1 @@
+//! Builds the application: pool, mappings, HTTP server, worker.

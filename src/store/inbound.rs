@@ -1,0 +1,1 @@
+//! Inbound records and the ingest transaction.
