@@ -1,5 +1,179 @@
-//! Command line: `serve`, `worker`, `migrate`, `mappings …`.
+//! Command line: clap commands, each calling one function elsewhere.
 
-pub fn run() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DatabaseSettings, LogSettings, ServeSettings};
+use crate::mapping::MappingSet;
+use crate::startup::Application;
+use crate::{ingest, store, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "webengage-bridge",
+    version,
+    about = "Moves CRM webhooks into WebEngage through a Postgres outbox"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogSettings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// HTTP server and delivery worker in one process (the default deployment).
+    Serve {
+        /// Run only the HTTP side (scale the worker apart with `worker`).
+        #[arg(long)]
+        no_worker: bool,
+        #[command(flatten)]
+        settings: Box<ServeSettings>,
+    },
+    /// Only the delivery worker.
+    Worker {
+        #[command(flatten)]
+        settings: Box<ServeSettings>,
+    },
+    /// Apply the migrations and exit (`serve` also applies them at start).
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseSettings,
+    },
+    /// Check, test and preview mapping files.
+    Mappings {
+        #[command(subcommand)]
+        command: MappingsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MappingsCommand {
+    /// Load every mapping; print every error as `file:line:col: message`; exit 1 on any.
+    Check {
+        #[arg(long, env = "BRIDGE_MAPPINGS_DIR", default_value = "mappings")]
+        dir: PathBuf,
+    },
+    /// Map one body without a database and print the operations as JSON.
+    Preview {
+        /// The source id (mapping file stem).
+        #[arg(long)]
+        source: String,
+        #[arg(long, env = "BRIDGE_MAPPINGS_DIR", default_value = "mappings")]
+        dir: PathBuf,
+        /// The receive time used for a defaulted eventTime (RFC 3339); default now.
+        #[arg(long)]
+        now: Option<jiff::Timestamp>,
+        /// The body's content type, for LeadSquared form or text bodies.
+        #[arg(long)]
+        content_type: Option<String>,
+        /// The body file; `-` reads stdin.
+        file: PathBuf,
+    },
+}
+
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(cli.log.log_format);
+    match cli.command {
+        Command::Serve {
+            no_worker,
+            settings,
+        } => serve(*settings, true, !no_worker),
+        Command::Worker { settings } => serve(*settings, false, true),
+        Command::Migrate { database } => migrate(&database),
+        Command::Mappings { command } => mappings(command),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+fn serve(settings: ServeSettings, with_http: bool, with_worker: bool) -> ExitCode {
+    let result = actix_web::rt::System::with_tokio_rt(runtime).block_on(async move {
+        let app = Application::build(settings, with_http, with_worker).await?;
+        app.run_until_stopped().await
+    });
+    report(result)
+}
+
+fn migrate(database: &DatabaseSettings) -> ExitCode {
+    let result = runtime().block_on(async {
+        let pool = store::connect(&database.database_url).await?;
+        store::migrate(&pool).await?;
+        tracing::info!("migrations applied");
+        anyhow::Ok(())
+    });
+    report(result)
+}
+
+fn mappings(command: MappingsCommand) -> ExitCode {
+    match command {
+        MappingsCommand::Check { dir } => match MappingSet::load_dir(&dir) {
+            Ok(set) => {
+                println!("{}: {} mapping file(s) OK", dir.display(), set.len());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                println!("{errors}");
+                eprintln!("{} error(s)", errors.0.len());
+                ExitCode::FAILURE
+            }
+        },
+        MappingsCommand::Preview {
+            source,
+            dir,
+            now,
+            content_type,
+            file,
+        } => report(preview(&source, &dir, now, content_type, &file)),
+    }
+}
+
+fn preview(
+    source: &str,
+    dir: &Path,
+    now: Option<jiff::Timestamp>,
+    content_type: Option<String>,
+    file: &Path,
+) -> anyhow::Result<()> {
+    let set = MappingSet::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let body = read_input(file)?;
+    let output = ingest::preview(
+        &set,
+        source,
+        body,
+        content_type,
+        now.unwrap_or_else(jiff::Timestamp::now),
+    )?;
+    println!("{}", serde_json::to_string_pretty(&output)?);
+    Ok(())
+}
+
+fn read_input(file: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin().read_to_end(&mut body)?;
+    } else {
+        body = std::fs::read(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    }
+    Ok(body)
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -9,6 +9,21 @@ use secrecy::SecretString;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/webengage_bridge";
 
+/// Everything `serve` and `worker` need.
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub mappings: MappingSettings,
+    #[command(flatten)]
+    pub http: HttpSettings,
+    #[command(flatten)]
+    pub webengage: WebEngageSettings,
+    #[command(flatten)]
+    pub delivery: DeliverySettings,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
     /// Postgres connection URL; the database is created when missing.
@@ -19,7 +34,11 @@ pub struct DatabaseSettings {
 #[derive(Debug, Clone, Args)]
 pub struct MappingSettings {
     /// Folder of mapping files; reloaded on change and on SIGHUP.
-    #[arg(long = "mappings-dir", env = "BRIDGE_MAPPINGS_DIR", default_value = "mappings")]
+    #[arg(
+        long = "mappings-dir",
+        env = "BRIDGE_MAPPINGS_DIR",
+        default_value = "mappings"
+    )]
     pub mappings_dir: PathBuf,
 }
 
@@ -68,7 +87,12 @@ pub struct WebEngageSettings {
     #[arg(long, env = "WEBENGAGE_API_KEY", hide_env_values = true)]
     pub api_key: Option<SecretString>,
     /// Data center, which picks the API host.
-    #[arg(long, env = "WEBENGAGE_DATA_CENTER", value_enum, default_value = "global")]
+    #[arg(
+        long,
+        env = "WEBENGAGE_DATA_CENTER",
+        value_enum,
+        default_value = "global"
+    )]
     pub data_center: DataCenter,
     /// Overrides the API host (tests, proxies).
     #[arg(long, env = "WEBENGAGE_BASE_URL")]
@@ -82,7 +106,11 @@ pub struct WebEngageSettings {
     pub limit_events_per_min: u32,
     #[arg(long, env = "WEBENGAGE_LIMIT_BULK_PER_MIN", default_value_t = 500)]
     pub limit_bulk_per_min: u32,
-    #[arg(long, env = "WEBENGAGE_LIMIT_TRANSACTION_PER_MIN", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "WEBENGAGE_LIMIT_TRANSACTION_PER_MIN",
+        default_value_t = 100
+    )]
     pub limit_transaction_per_min: u32,
 }
 
@@ -139,7 +167,8 @@ pub struct LogSettings {
 
 /// A humantime duration: `2s`, `1h`, `72h`, `30d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 2s, 1h or 30d: {e}"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("`{s}` is not a duration like 2s, 1h or 30d: {e}"))
 }
 
 /// A byte size: `5MiB`, `512KiB`, `1MB`, or plain bytes.
@@ -158,7 +187,11 @@ pub fn parse_byte_size(s: &str) -> Result<usize, String> {
         "mib" | "m" => 1024 * 1024,
         "gb" => 1000 * 1000 * 1000,
         "gib" | "g" => 1024 * 1024 * 1024,
-        other => return Err(format!("`{s}`: unknown size unit `{other}` (use B, KiB, MiB, KB, MB)")),
+        other => {
+            return Err(format!(
+                "`{s}`: unknown size unit `{other}` (use B, KiB, MiB, KB, MB)"
+            ));
+        }
     };
     n.checked_mul(factor)
         .filter(|n| *n > 0)

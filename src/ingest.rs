@@ -1,1 +1,152 @@
-//! Accepting a webhook: authenticate, parse, map, store (one transaction), answer.
+//! Accepting a webhook: authenticate, parse, map, store in one transaction. The HTTP
+//! handler turns the outcome into each format's answer; nothing here knows HTTP.
+
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::mapping::{MappingSet, SourceMapping};
+use crate::source::{self, AuthError, BodyError, InboundRequest, SourceFormat, auth};
+use crate::store::inbound::{self, IngestCounts, NewRecord, RequestMeta};
+
+/// What became of an accepted request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accepted {
+    /// Records parsed and stored (or recognised as duplicates).
+    Stored {
+        format: SourceFormat,
+        counts: IngestCounts,
+    },
+    /// The body could not be parsed; it was kept as a `malformed` inbound record.
+    MalformedStored {
+        format: SourceFormat,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("no mapping file defines the source `{0}`")]
+    UnknownSource(String),
+    #[error("authentication failed: {0}")]
+    Unauthorized(#[from] AuthError),
+    /// Not authenticated (the org id is inside the body), so nothing was stored.
+    #[error("{0}")]
+    Malformed(BodyError),
+    #[error("the database is unavailable")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Authenticates, parses, maps and durably stores one webhook request.
+pub async fn accept_webhook(
+    pool: &PgPool,
+    mappings: &MappingSet,
+    source_id: &str,
+    request: &InboundRequest,
+    request_id: &str,
+) -> Result<Accepted, IngestError> {
+    let mapping = mappings
+        .get(source_id)
+        .ok_or_else(|| IngestError::UnknownSource(source_id.to_owned()))?;
+    auth::verify_request(&mapping.auth, request)?;
+    let meta = RequestMeta {
+        source: source_id,
+        mapping_hash: &mapping.content_hash,
+        content_type: request.content_type(),
+        request_id,
+    };
+    let parsed = match source::parse_body(mapping.format, request, mapping.records.as_ref()) {
+        Ok(parsed) => parsed,
+        Err(error) => return keep_malformed(pool, mapping, &meta, request, error).await,
+    };
+    auth::verify_organization(
+        &mapping.auth,
+        parsed.organization_id.as_deref().unwrap_or(""),
+    )?;
+    let records = map_records(mapping, parsed.records, jiff::Timestamp::now());
+    let counts = inbound::ingest(pool, &meta, &records).await?;
+    Ok(Accepted::Stored {
+        format: mapping.format,
+        counts,
+    })
+}
+
+/// A body that cannot be parsed is kept once the sender is known to be genuine. When
+/// the only credential is the Salesforce org id inside the body, it cannot be, so
+/// nothing is stored.
+async fn keep_malformed(
+    pool: &PgPool,
+    mapping: &SourceMapping,
+    meta: &RequestMeta<'_>,
+    request: &InboundRequest,
+    error: BodyError,
+) -> Result<Accepted, IngestError> {
+    if !mapping.auth.organization_ids.is_empty() {
+        return Err(IngestError::Malformed(error));
+    }
+    inbound::store_malformed(pool, meta, &request.body, &error.0).await?;
+    Ok(Accepted::MalformedStored {
+        format: mapping.format,
+        reason: error.0,
+    })
+}
+
+/// Runs the mapping on each record, outside any transaction.
+pub fn map_records(
+    mapping: &SourceMapping,
+    records: Vec<Value>,
+    received_at: jiff::Timestamp,
+) -> Vec<NewRecord> {
+    records
+        .into_iter()
+        .map(|payload| NewRecord {
+            dedupe_key: mapping.dedupe_key(&payload),
+            version: mapping.version_of(&payload),
+            mapped: mapping.map_record(&payload, received_at),
+            payload,
+        })
+        .collect()
+}
+
+/// `mappings preview`: parses and maps one body exactly as a webhook would be, without
+/// a database or authentication, and returns the operations the worker would send.
+pub fn preview(
+    mappings: &MappingSet,
+    source_id: &str,
+    body: Vec<u8>,
+    content_type: Option<String>,
+    received_at: jiff::Timestamp,
+) -> Result<Value, PreviewError> {
+    let mapping = mappings
+        .get(source_id)
+        .ok_or_else(|| PreviewError::UnknownSource(source_id.to_owned()))?;
+    let mut request = InboundRequest {
+        body,
+        ..InboundRequest::default()
+    };
+    if let Some(ct) = content_type {
+        request.headers.insert("content-type".to_owned(), ct);
+    }
+    let parsed = source::parse_body(mapping.format, &request, mapping.records.as_ref())
+        .map_err(PreviewError::Body)?;
+    let records: Vec<Value> = map_records(mapping, parsed.records, received_at)
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "key": r.dedupe_key,
+                "status": r.mapped.status.as_str(),
+                "operations": r.mapped.operations,
+                "warnings": r.mapped.warnings,
+                "error": r.mapped.error,
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({ "records": records }))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("no mapping file defines the source `{0}`")]
+    UnknownSource(String),
+    #[error("the body cannot be parsed: {0}")]
+    Body(BodyError),
+}

@@ -1,1 +1,30 @@
-//! HTTP routes; handlers stay thin.
+//! HTTP routes. Handlers parse the request into domain types and call one function.
+
+pub mod error;
+pub mod health;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use sqlx::PgPool;
+
+use crate::mapping::Registry;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub pool: PgPool,
+    pub registry: Arc<Registry>,
+    pub max_body: usize,
+    pub has_credentials: bool,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::resource("/webhooks/{source}")
+                .route(web::post().to(webhooks::receive))
+                .route(web::head().to(webhooks::probe)),
+        );
+}

@@ -28,7 +28,10 @@ pub struct MappingSet {
 impl MappingSet {
     pub fn from_sources(sources: impl IntoIterator<Item = SourceMapping>) -> Self {
         MappingSet {
-            sources: sources.into_iter().map(|s| (s.id.clone(), Arc::new(s))).collect(),
+            sources: sources
+                .into_iter()
+                .map(|s| (s.id.clone(), Arc::new(s)))
+                .collect(),
         }
     }
 
@@ -140,7 +143,14 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 

@@ -65,3 +65,13 @@ pub enum AuthError {
     #[error("organization id is not one this source accepts")]
     Organization,
 }
+
+pub fn verify_request(spec: &AuthSpec, req: &super::InboundRequest) -> Result<(), AuthError> {
+    let _ = (spec, req);
+    todo!()
+}
+
+pub fn verify_organization(spec: &AuthSpec, org_id: &str) -> Result<(), AuthError> {
+    let _ = (spec, org_id);
+    todo!()
+}

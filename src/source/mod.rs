@@ -56,7 +56,9 @@ pub struct InboundRequest {
 
 impl InboundRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     pub fn content_type(&self) -> Option<&str> {
@@ -87,7 +89,9 @@ pub fn parse_body(
 ) -> Result<ParsedBody, BodyError> {
     match format {
         SourceFormat::SalesforceOutbound => salesforce::parse_notifications(&request.body),
-        SourceFormat::LeadSquared => leadsquared::parse_body(request.content_type(), &request.body, records),
+        SourceFormat::LeadSquared => {
+            leadsquared::parse_body(request.content_type(), &request.body, records)
+        }
         SourceFormat::Json => json::parse_body(&request.body, records),
     }
 }

@@ -19,3 +19,8 @@ pub fn dedupe_key(record: &Value) -> String {
     let _ = record;
     todo!("salesforce dedupe key")
 }
+
+pub fn soap_fault(message: &str) -> String {
+    let _ = message;
+    todo!()
+}

@@ -11,7 +11,9 @@ pub struct DestinationState {
 }
 
 pub async fn load(pool: &PgPool) -> Result<DestinationState, sqlx::Error> {
-    sqlx::query_as("SELECT paused_reason, paused_at, next_probe_at FROM destination_state WHERE id = 1")
-        .fetch_one(pool)
-        .await
+    sqlx::query_as(
+        "SELECT paused_reason, paused_at, next_probe_at FROM destination_state WHERE id = 1",
+    )
+    .fetch_one(pool)
+    .await
 }

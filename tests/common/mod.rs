@@ -8,7 +8,8 @@ use sqlx::{ConnectOptions, PgPool};
 
 /// The server tests create their databases on. Override with `TEST_DATABASE_URL`.
 pub fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A fresh, migrated database that lives as long as the test.
@@ -34,7 +35,9 @@ impl TestDb {
             .connect_with(options)
             .await
             .expect("connect to test database");
-        webengage_bridge::store::migrate(&pool).await.expect("migrations apply");
+        webengage_bridge::store::migrate(&pool)
+            .await
+            .expect("migrations apply");
         TestDb { pool, name, url }
     }
 }

@@ -1,0 +1,53 @@
+//! `/healthz` (the process runs) and `/readyz` (the database answers and mappings are loaded).
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::AppState;
+use crate::store;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = store::ping(&state.pool).await;
+    let mappings = state.registry.current();
+    let reload_error = state.registry.last_error();
+    let delivery = delivery_detail(&state).await;
+    let ready = database.is_ok() && !mappings.is_empty();
+    let body = json!({
+        "ready": ready,
+        "database": match &database {
+            Ok(()) => json!({"ok": true}),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
+        },
+        "mappings": {
+            "ok": !mappings.is_empty(),
+            "sources": mappings.source_ids().collect::<Vec<_>>(),
+            "last_reload_error": reload_error,
+        },
+        "delivery": delivery,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// Running, or paused and why (missing credentials, a 401/404 from WebEngage).
+async fn delivery_detail(state: &AppState) -> serde_json::Value {
+    if !state.has_credentials {
+        return json!({"state": "paused", "reason": "WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set: webhooks are accepted and stored, delivery waits for them"});
+    }
+    match store::destination::load(&state.pool).await {
+        Ok(s) => match s.paused_reason {
+            Some(reason) => {
+                json!({"state": "paused", "reason": reason, "next_probe_at": s.next_probe_at.map(|t| t.to_string())})
+            }
+            None => json!({"state": "running"}),
+        },
+        Err(_) => json!({"state": "unknown"}),
+    }
+}

@@ -1,0 +1,145 @@
+//! `POST /webhooks/{source}`: read the body (bounded), hand it to `ingest`, answer in
+//! the dialect the CRM understands. Every 2xx is sent only after the commit.
+
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{HttpRequest, HttpResponse, web};
+use futures_util::StreamExt;
+use serde_json::json;
+use tracing_actix_web::RequestId;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::ingest::{self, Accepted};
+use crate::source::{InboundRequest, SourceFormat, salesforce};
+use crate::store::inbound::IngestCounts;
+
+pub async fn receive(
+    source: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    request_id: RequestId,
+) -> Result<HttpResponse, ApiError> {
+    let mappings = state.registry.current();
+    let format = mappings.get(&source).map(|m| m.format).ok_or_else(|| {
+        ApiError::UnknownSource(format!("no mapping file defines the source `{source}`"))
+    })?;
+    let body = read_body(&request, payload, state.max_body).await?;
+    let inbound = inbound_request(&request, body);
+    let outcome = ingest::accept_webhook(
+        &state.pool,
+        &mappings,
+        &source,
+        &inbound,
+        &request_id.to_string(),
+    )
+    .await;
+    match outcome {
+        Ok(accepted) => Ok(answer(accepted)),
+        Err(ingest::IngestError::Storage(cause)) if format == SourceFormat::SalesforceOutbound => {
+            tracing::error!(error = %cause, source = %source, "storing a Salesforce message failed");
+            Err(ApiError::SoapFault)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `HEAD /webhooks/{source}`: LeadSquared checks a webhook URL this way.
+pub async fn probe(source: web::Path<String>, state: web::Data<AppState>) -> HttpResponse {
+    match state.registry.current().get(&source) {
+        Some(_) => HttpResponse::Ok().finish(),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// Reads the body while counting, so an oversized one is refused without being buffered whole.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let declared = request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+fn inbound_request(request: &HttpRequest, body: Vec<u8>) -> InboundRequest {
+    let mut headers = std::collections::HashMap::new();
+    for (name, value) in request.headers() {
+        if let Ok(value) = value.to_str() {
+            headers
+                .entry(name.as_str().to_ascii_lowercase())
+                .or_insert_with(|| value.to_owned());
+        }
+    }
+    InboundRequest {
+        headers,
+        query: request.query_string().to_owned(),
+        body,
+    }
+}
+
+/// Each format's way of saying "stored".
+fn answer(accepted: Accepted) -> HttpResponse {
+    match accepted {
+        Accepted::Stored {
+            format: SourceFormat::SalesforceOutbound,
+            ..
+        } => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "text/xml; charset=utf-8"))
+            .body(salesforce::ACK),
+        Accepted::Stored {
+            format: SourceFormat::LeadSquared,
+            counts,
+        } => HttpResponse::Ok().json(leadsquared_answer(
+            "Success",
+            &status_reason(&counts),
+            &counts,
+        )),
+        Accepted::Stored { counts, .. } => HttpResponse::Ok().json(counts),
+        Accepted::MalformedStored {
+            format: SourceFormat::LeadSquared,
+            reason,
+        } => HttpResponse::Ok().json(leadsquared_answer(
+            "Error",
+            &reason,
+            &IngestCounts::default(),
+        )),
+        Accepted::MalformedStored { reason, .. } => HttpResponse::BadRequest()
+            .json(json!({"error": {"code": "malformed_body", "message": reason}})),
+    }
+}
+
+/// LeadSquared may disable a webhook that answers other than 200, so it always gets
+/// 200 with a status body once its request is stored.
+fn leadsquared_answer(status: &str, reason: &str, counts: &IngestCounts) -> serde_json::Value {
+    let mut body = json!({"Status": status, "StatusReason": reason});
+    if let (Some(map), Ok(serde_json::Value::Object(extra))) =
+        (body.as_object_mut(), serde_json::to_value(counts))
+    {
+        map.extend(extra);
+    }
+    body
+}
+
+fn status_reason(c: &IngestCounts) -> String {
+    format!(
+        "{} accepted, {} duplicate, {} ignored, {} stale, {} failed",
+        c.accepted, c.duplicates, c.ignored, c.stale, c.failed
+    )
+}
