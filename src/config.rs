@@ -126,7 +126,10 @@ impl WebEngageSettings {
 
     /// Both credentials are needed before anything can be sent.
     pub fn has_credentials(&self) -> bool {
-        self.license_code.as_deref().is_some_and(|s| !s.is_empty()) && self.api_key.is_some()
+        use secrecy::ExposeSecret;
+        // docker compose passes unset variables as empty strings: those count as unset.
+        self.license_code.as_deref().is_some_and(|s| !s.trim().is_empty())
+            && self.api_key.as_ref().is_some_and(|k| !k.expose_secret().trim().is_empty())
     }
 }
 
