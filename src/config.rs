@@ -128,8 +128,13 @@ impl WebEngageSettings {
     pub fn has_credentials(&self) -> bool {
         use secrecy::ExposeSecret;
         // docker compose passes unset variables as empty strings: those count as unset.
-        self.license_code.as_deref().is_some_and(|s| !s.trim().is_empty())
-            && self.api_key.as_ref().is_some_and(|k| !k.expose_secret().trim().is_empty())
+        self.license_code
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty())
+            && self
+                .api_key
+                .as_ref()
+                .is_some_and(|k| !k.expose_secret().trim().is_empty())
     }
 }
 

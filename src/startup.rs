@@ -41,7 +41,7 @@ impl Application {
         let shutdown = CancellationToken::new();
         let (server, port) = if with_http {
             let registry = Arc::new(load_mappings(&settings)?);
-            spawn_reload_on_sighup(registry.clone(), shutdown.clone());
+            crate::mapping::watch::spawn_reloader(registry.clone(), shutdown.clone());
             let (server, port) = build_server(&settings, pool.clone(), registry)?;
             (Some(server), port)
         } else {
@@ -110,6 +110,8 @@ fn build_server(
     let listener = TcpListener::bind(&settings.http.listen)
         .with_context(|| format!("binding BRIDGE_LISTEN={}", settings.http.listen))?;
     let port = listener.local_addr()?.port();
+    // Install the metrics recorder before the first request counts anything.
+    http::metrics::handle();
     let state = web::Data::new(AppState {
         pool,
         registry,
@@ -127,31 +129,6 @@ fn build_server(
     .run();
     tracing::info!(address = %settings.http.listen, port, "listening");
     Ok((server, port))
-}
-
-/// SIGHUP reloads the mapping set; a set that fails keeps the old one serving.
-fn spawn_reload_on_sighup(registry: Arc<Registry>, shutdown: CancellationToken) {
-    tokio::spawn(async move {
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = hangup.recv() => reload(&registry),
-            }
-        }
-    });
-}
-
-pub fn reload(registry: &Registry) {
-    match registry.reload() {
-        Ok(()) => tracing::info!(dir = %registry.dir().display(), "mappings reloaded"),
-        Err(errors) => {
-            tracing::error!(%errors, "mapping reload refused; the previous set keeps serving")
-        }
-    }
 }
 
 async fn wait_for_signal() {

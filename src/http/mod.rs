@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub struct AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
         .service(
             web::resource("/webhooks/{source}")
                 .route(web::post().to(webhooks::receive))

@@ -34,6 +34,7 @@ pub async fn receive(
         &request_id.to_string(),
     )
     .await;
+    record_outcome(&source, &outcome);
     match outcome {
         Ok(accepted) => Ok(answer(accepted)),
         Err(ingest::IngestError::Storage(cause)) if format == SourceFormat::SalesforceOutbound => {
@@ -42,6 +43,31 @@ pub async fn receive(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Counts webhooks by source and outcome, and records by what became of them.
+fn record_outcome(source: &str, outcome: &Result<Accepted, ingest::IngestError>) {
+    let label = match outcome {
+        Ok(Accepted::Stored { counts, .. }) => {
+            for (status, n) in [
+                ("accepted", counts.accepted),
+                ("duplicate", counts.duplicates),
+                ("ignored", counts.ignored),
+                ("stale", counts.stale),
+                ("failed", counts.failed),
+            ] {
+                metrics::counter!("bridge_records_total", "source" => source.to_owned(), "status" => status).increment(u64::from(n));
+            }
+            "stored"
+        }
+        Ok(Accepted::MalformedStored { .. }) => "malformed",
+        Err(ingest::IngestError::UnknownSource(_)) => return,
+        Err(ingest::IngestError::Unauthorized(_)) => "unauthorized",
+        Err(ingest::IngestError::Malformed(_)) => "malformed",
+        Err(ingest::IngestError::Storage(_)) => "storage_error",
+    };
+    metrics::counter!("bridge_webhooks_total", "source" => source.to_owned(), "outcome" => label)
+        .increment(1);
 }
 
 /// `HEAD /webhooks/{source}`: LeadSquared checks a webhook URL this way.

@@ -6,6 +6,7 @@
 //! holds the current set and swaps it atomically on reload.
 
 pub mod registry;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -5,6 +5,7 @@
 
 pub mod destination;
 pub mod inbound;
+pub mod stats;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -46,7 +46,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use webengage_bridge::config::{
-    DataCenter, DatabaseSettings, DeliverySettings, HttpSettings, MappingSettings, ServeSettings, WebEngageSettings,
+    DataCenter, DatabaseSettings, DeliverySettings, HttpSettings, MappingSettings, ServeSettings,
+    WebEngageSettings,
 };
 use webengage_bridge::startup::Application;
 use wiremock::MockServer;
@@ -60,7 +61,9 @@ pub fn example_mappings() -> PathBuf {
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -130,9 +133,13 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
 pub async fn spawn_app(options: AppOptions) -> TestApp {
     let db = TestDb::new().await;
     let webengage = MockServer::start().await;
-    let app = Application::build(settings(&db.url, &webengage.uri(), &options), true, options.with_worker)
-        .await
-        .expect("the app builds");
+    let app = Application::build(
+        settings(&db.url, &webengage.uri(), &options),
+        true,
+        options.with_worker,
+    )
+    .await
+    .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -155,7 +162,10 @@ impl TestApp {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::query_scalar(sql).fetch_one(&self.db.pool).await.expect(sql)
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.db.pool)
+            .await
+            .expect(sql)
     }
 
     /// Polls until `sql` counts `expected`, failing after a generous deadline.
@@ -166,7 +176,10 @@ impl TestApp {
             if n == expected {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "`{sql}` stayed at {n}, expected {expected}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "`{sql}` stayed at {n}, expected {expected}"
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }

@@ -1,0 +1,35 @@
+//! Counts for `/metrics`, `/admin/api/stats` and `outbox stats`.
+
+use serde::Serialize;
+use sqlx::PgPool;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct OutboxStats {
+    /// Rows per status (`pending`, `in_flight`, `delivered`, `dead`, `cancelled`); absent = 0.
+    pub by_status: std::collections::BTreeMap<String, i64>,
+    /// Seconds since the oldest pending row was created; 0 when none waits.
+    pub oldest_pending_age_seconds: f64,
+    /// Inbound records per status (`mapped`, `ignored`, `stale`, `failed`, `malformed`).
+    pub inbound_by_status: std::collections::BTreeMap<String, i64>,
+}
+
+pub async fn outbox_stats(pool: &PgPool) -> Result<OutboxStats, sqlx::Error> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status")
+            .fetch_all(pool)
+            .await?;
+    let inbound: Vec<(String, i64)> =
+        sqlx::query_as("SELECT status, count(*) FROM inbound_records GROUP BY status")
+            .fetch_all(pool)
+            .await?;
+    let age: Option<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM outbox WHERE status IN ('pending', 'in_flight')",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(OutboxStats {
+        by_status: rows.into_iter().collect(),
+        oldest_pending_age_seconds: age.unwrap_or(0.0).max(0.0),
+        inbound_by_status: inbound.into_iter().collect(),
+    })
+}
