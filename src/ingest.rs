@@ -150,3 +150,42 @@ pub enum PreviewError {
     #[error("the body cannot be parsed: {0}")]
     Body(BodyError),
 }
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemapError {
+    #[error("no inbound record {0}")]
+    NotFound(i64),
+    #[error("inbound record {0} was malformed: there is no parsed record to map")]
+    NoPayload(i64),
+    #[error("no mapping file defines the source `{0}` any more")]
+    UnknownSource(String),
+    #[error("the database is unavailable")]
+    Storage(#[from] sqlx::Error),
+}
+
+/// Runs one stored record through today's mappings and replaces what it produced.
+/// Returns the number of new outbox rows.
+pub async fn remap_record(
+    pool: &PgPool,
+    mappings: &MappingSet,
+    inbound_id: i64,
+) -> Result<u64, RemapError> {
+    let record = crate::store::support::inbound_detail(pool, inbound_id)
+        .await?
+        .ok_or(RemapError::NotFound(inbound_id))?;
+    let payload = record.payload.ok_or(RemapError::NoPayload(inbound_id))?;
+    let mapping = mappings
+        .get(&record.source)
+        .ok_or_else(|| RemapError::UnknownSource(record.source.clone()))?;
+    let received_at = jiff::Timestamp::from_second(record.received_at.unix_timestamp())
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    let mapped = mapping.map_record(&payload, received_at);
+    Ok(inbound::replace_operations(
+        pool,
+        inbound_id,
+        &record.source,
+        &mapping.content_hash,
+        &mapped,
+    )
+    .await?)
+}

@@ -117,6 +117,10 @@ fn build_server(
         registry,
         max_body: settings.http.max_body,
         has_credentials: settings.webengage.has_credentials(),
+        admin: http::admin::AdminTokens::new(
+            settings.http.admin_token.clone(),
+            settings.http.viewer_token.clone(),
+        ),
     });
     let server = HttpServer::new(move || {
         App::new()

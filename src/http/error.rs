@@ -14,6 +14,10 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the database is unavailable; retry later")]
@@ -29,6 +33,8 @@ impl ApiError {
             ApiError::UnknownSource(_) => "unknown_source",
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::BadRequest(_) => "bad_request",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable | ApiError::SoapFault => "unavailable",
         }
@@ -49,12 +55,34 @@ impl From<IngestError> for ApiError {
     }
 }
 
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        tracing::error!(error = %e, "a database call failed");
+        ApiError::Unavailable
+    }
+}
+
+impl From<crate::ingest::RemapError> for ApiError {
+    fn from(e: crate::ingest::RemapError) -> Self {
+        use crate::ingest::RemapError;
+        match e {
+            RemapError::NotFound(_) => ApiError::NotFound(e.to_string()),
+            RemapError::NoPayload(_) | RemapError::UnknownSource(_) => {
+                ApiError::BadRequest(e.to_string())
+            }
+            RemapError::Storage(cause) => cause.into(),
+        }
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::UnknownSource(_) => StatusCode::NOT_FOUND,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::SoapFault => StatusCode::INTERNAL_SERVER_ERROR,

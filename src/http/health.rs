@@ -37,7 +37,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Running, or paused and why (missing credentials, a 401/404 from WebEngage).
-async fn delivery_detail(state: &AppState) -> serde_json::Value {
+pub async fn delivery_detail(state: &AppState) -> serde_json::Value {
     if !state.has_credentials {
         return json!({"state": "paused", "reason": "WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set: webhooks are accepted and stored, delivery waits for them"});
     }

@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers parse the request into domain types and call one function.
 
+pub mod admin;
 pub mod error;
 pub mod health;
 pub mod metrics;
@@ -18,6 +19,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub max_body: usize,
     pub has_credentials: bool,
+    pub admin: admin::AdminTokens,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -28,5 +30,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::resource("/webhooks/{source}")
                 .route(web::post().to(webhooks::receive))
                 .route(web::head().to(webhooks::probe)),
-        );
+        )
+        .configure(admin::routes);
 }

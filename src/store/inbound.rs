@@ -191,3 +191,74 @@ pub async fn store_malformed(
     .await?;
     Ok(inserted.is_some())
 }
+
+/// Replaces what an inbound record produced with what today's mapping produces:
+/// rows not yet delivered are cancelled (superseded), new rows are added except those
+/// identical to one already delivered, and the record's status is updated. One transaction.
+pub async fn replace_operations(
+    pool: &PgPool,
+    inbound_id: i64,
+    source: &str,
+    mapping_hash: &str,
+    mapped: &MappedRecord,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "UPDATE outbox SET status = 'cancelled', last_error = 'superseded by a re-map', updated_at = now()
+         WHERE inbound_id = $1 AND status IN ('pending', 'dead')",
+    )
+    .bind(inbound_id)
+    .execute(&mut *tx)
+    .await?;
+    let delivered: Vec<(String, Value)> =
+        sqlx::query_as("SELECT rule, body FROM outbox WHERE inbound_id = $1 AND status IN ('delivered', 'in_flight')")
+            .bind(inbound_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let fresh: Vec<Operation> = mapped
+        .operations
+        .iter()
+        .filter(|op| {
+            !delivered
+                .iter()
+                .any(|(rule, body)| *rule == op.rule && *body == op.body)
+        })
+        .cloned()
+        .collect();
+    let meta = RequestMeta {
+        source,
+        mapping_hash,
+        content_type: None,
+        request_id: "",
+    };
+    insert_outbox(&mut tx, &meta, inbound_id, &fresh).await?;
+    sqlx::query("UPDATE inbound_records SET status = $2, warnings = $3, error = $4, mapping_hash = $5 WHERE id = $1")
+        .bind(inbound_id)
+        .bind(mapped.status.as_str())
+        .bind(serde_json::json!(mapped.warnings))
+        .bind(&mapped.error)
+        .bind(mapping_hash)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(fresh.len() as u64)
+}
+
+/// Ids of inbound records matching a re-map filter, oldest first, at most `limit`.
+pub async fn ids_for_remap(
+    pool: &PgPool,
+    status: Option<&str>,
+    source: Option<&str>,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM inbound_records
+         WHERE payload IS NOT NULL AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
+         ORDER BY id LIMIT $3",
+    )
+    .bind(status)
+    .bind(source)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}

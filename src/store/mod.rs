@@ -6,6 +6,7 @@
 pub mod destination;
 pub mod inbound;
 pub mod stats;
+pub mod support;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,0 +1,320 @@
+//! What support staff read and do: find rows, see what happened, retry, cancel, replay.
+
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One outbox row as listed: enough to see where a lead is.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub request_id: Uuid,
+    pub inbound_id: Option<i64>,
+    pub source: String,
+    pub rule: String,
+    pub kind: String,
+    pub user_id: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// Filters of the outbox list; all optional, combined with AND.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct OutboxFilter {
+    pub status: Option<String>,
+    pub source: Option<String>,
+    pub user_id: Option<String>,
+    /// Free text: an email, phone or CRM id anywhere in the stored record or payload.
+    pub q: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub until: Option<OffsetDateTime>,
+}
+
+/// A page, newest first; `next` is the cursor for the following page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<i64>,
+}
+
+const ITEM_COLUMNS: &str = "o.id, o.request_id, o.inbound_id, o.source, o.rule, o.kind, o.user_id, o.status, o.attempts, \
+     o.next_attempt_at, o.last_error, o.created_at, o.delivered_at";
+
+pub async fn list_outbox(
+    pool: &PgPool,
+    filter: &OutboxFilter,
+    limit: i64,
+    before: Option<i64>,
+) -> Result<Page<OutboxItem>, sqlx::Error> {
+    let limit = limit.clamp(1, 500);
+    let mut query =
+        QueryBuilder::<Postgres>::new(format!("SELECT {ITEM_COLUMNS} FROM outbox o WHERE TRUE"));
+    push_filter(&mut query, filter);
+    if let Some(before) = before {
+        query.push(" AND o.id < ").push_bind(before);
+    }
+    query
+        .push(" ORDER BY o.id DESC LIMIT ")
+        .push_bind(limit + 1);
+    let mut items: Vec<OutboxItem> = query.build_query_as().fetch_all(pool).await?;
+    let next = (items.len() as i64 > limit).then(|| {
+        items.truncate(limit as usize);
+        items.last().map(|i| i.id)
+    });
+    Ok(Page {
+        items,
+        next: next.flatten(),
+    })
+}
+
+fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &OutboxFilter) {
+    if let Some(status) = &filter.status {
+        query.push(" AND o.status = ").push_bind(status.clone());
+    }
+    if let Some(source) = &filter.source {
+        query.push(" AND o.source = ").push_bind(source.clone());
+    }
+    if let Some(user_id) = &filter.user_id {
+        query.push(" AND o.user_id = ").push_bind(user_id.clone());
+    }
+    if let Some(since) = filter.since {
+        query.push(" AND o.created_at >= ").push_bind(since);
+    }
+    if let Some(until) = filter.until {
+        query.push(" AND o.created_at < ").push_bind(until);
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!(
+            "%{}%",
+            q.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        query
+            .push(" AND (o.user_id = ")
+            .push_bind(q.to_owned())
+            .push(" OR o.body::text ILIKE ")
+            .push_bind(pattern.clone())
+            .push(" OR EXISTS (SELECT 1 FROM inbound_records i WHERE i.id = o.inbound_id AND i.payload::text ILIKE ")
+            .push_bind(pattern)
+            .push("))");
+    }
+}
+
+/// One row with everything known about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxDetail {
+    #[serde(flatten)]
+    pub item: OutboxItem,
+    pub body: Value,
+    pub mapping_hash: Option<String>,
+    pub attempts_log: Vec<AttemptItem>,
+    pub inbound: Option<InboundItem>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AttemptItem {
+    #[serde(with = "time::serde::rfc3339")]
+    pub attempted_at: OffsetDateTime,
+    pub http_status: Option<i32>,
+    pub outcome: String,
+    pub latency_ms: i32,
+    pub response_excerpt: Option<String>,
+    pub request_id: Uuid,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct InboundItem {
+    pub id: i64,
+    pub source: String,
+    pub dedupe_key: String,
+    pub status: String,
+    pub payload: Option<Value>,
+    pub raw_body: Option<String>,
+    pub content_type: Option<String>,
+    pub warnings: Value,
+    pub error: Option<String>,
+    pub mapping_hash: Option<String>,
+    pub request_id: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub received_at: OffsetDateTime,
+}
+
+const INBOUND_COLUMNS: &str = "id, source, dedupe_key, status, payload, raw_body, content_type, warnings, error, mapping_hash, request_id, received_at";
+
+pub async fn outbox_detail(pool: &PgPool, id: i64) -> Result<Option<OutboxDetail>, sqlx::Error> {
+    let Some(item) = sqlx::query_as::<_, OutboxItem>(&format!(
+        "SELECT {ITEM_COLUMNS} FROM outbox o WHERE o.id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let (body, mapping_hash): (Value, Option<String>) =
+        sqlx::query_as("SELECT body, mapping_hash FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(pool)
+            .await?;
+    let attempts_log = sqlx::query_as(
+        "SELECT attempted_at, http_status, outcome, latency_ms, response_excerpt, request_id
+         FROM delivery_attempts WHERE outbox_id = $1 ORDER BY id",
+    )
+    .bind(id)
+    .fetch_all(pool)
+    .await?;
+    let inbound = match item.inbound_id {
+        Some(inbound_id) => inbound_detail(pool, inbound_id).await?,
+        None => None,
+    };
+    Ok(Some(OutboxDetail {
+        item,
+        body,
+        mapping_hash,
+        attempts_log,
+        inbound,
+    }))
+}
+
+pub async fn inbound_detail(pool: &PgPool, id: i64) -> Result<Option<InboundItem>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {INBOUND_COLUMNS} FROM inbound_records WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct InboundFilter {
+    pub status: Option<String>,
+    pub source: Option<String>,
+}
+
+pub async fn list_inbound(
+    pool: &PgPool,
+    filter: &InboundFilter,
+    limit: i64,
+    before: Option<i64>,
+) -> Result<Page<InboundItem>, sqlx::Error> {
+    let limit = limit.clamp(1, 500);
+    let mut query = QueryBuilder::<Postgres>::new(format!(
+        "SELECT {INBOUND_COLUMNS} FROM inbound_records WHERE TRUE"
+    ));
+    if let Some(status) = &filter.status {
+        query.push(" AND status = ").push_bind(status.clone());
+    }
+    if let Some(source) = &filter.source {
+        query.push(" AND source = ").push_bind(source.clone());
+    }
+    if let Some(before) = before {
+        query.push(" AND id < ").push_bind(before);
+    }
+    query.push(" ORDER BY id DESC LIMIT ").push_bind(limit + 1);
+    let mut items: Vec<InboundItem> = query.build_query_as().fetch_all(pool).await?;
+    let next = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|i| i.id)
+    } else {
+        None
+    };
+    Ok(Page { items, next })
+}
+
+/// Makes a waiting, dead or cancelled row due now. In-flight and delivered rows are left alone.
+pub async fn retry_now(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now()
+         WHERE id = $1 AND status IN ('pending', 'dead', 'cancelled')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Makes sure a row is never sent. Rows already delivered or in flight are left alone.
+pub async fn cancel(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'cancelled', updated_at = now() WHERE id = $1 AND status IN ('pending', 'dead')",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// What `replay` selects: rows of one status (default `dead`), optionally one source, since a time.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ReplayFilter {
+    pub status: Option<String>,
+    pub source: Option<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub since: Option<OffsetDateTime>,
+}
+
+/// Makes every matching dead (or cancelled) row due now; safe to repeat.
+pub async fn replay(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::Error> {
+    let status = filter.status.as_deref().unwrap_or("dead");
+    let mut query = QueryBuilder::<Postgres>::new(
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now() WHERE status = ",
+    );
+    query.push_bind(status.to_owned());
+    query.push(" AND status IN ('dead', 'cancelled')");
+    if let Some(source) = &filter.source {
+        query.push(" AND source = ").push_bind(source.clone());
+    }
+    if let Some(since) = filter.since {
+        query.push(" AND created_at >= ").push_bind(since);
+    }
+    Ok(query.build().execute(pool).await?.rows_affected())
+}
+
+/// Writes one support action to the audit log.
+pub async fn audit(
+    pool: &PgPool,
+    role: &str,
+    action: &str,
+    target: &str,
+    rows: u64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO admin_audit (role, action, target, rows) VALUES ($1, $2, $3, $4)")
+        .bind(role)
+        .bind(action)
+        .bind(target)
+        .bind(rows as i64)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    pub role: String,
+    pub action: String,
+    pub target: String,
+    pub rows: i64,
+}
+
+pub async fn recent_audit(pool: &PgPool, limit: i64) -> Result<Vec<AuditEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT at, role, action, target, rows FROM admin_audit ORDER BY id DESC LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
