@@ -5,7 +5,14 @@
 //! (`compile`); evaluation (`eval`) then only walks the compiled plan. The `registry`
 //! holds the current set and swaps it atomically on reload.
 
+mod check;
+mod compile;
+mod condition;
+mod eval;
+pub mod model;
+mod path;
 pub mod registry;
+mod transform;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,7 +35,10 @@ pub struct MappingSet {
 impl MappingSet {
     pub fn from_sources(sources: impl IntoIterator<Item = SourceMapping>) -> Self {
         MappingSet {
-            sources: sources.into_iter().map(|s| (s.id.clone(), Arc::new(s))).collect(),
+            sources: sources
+                .into_iter()
+                .map(|s| (s.id.clone(), Arc::new(s)))
+                .collect(),
         }
     }
 
@@ -140,7 +150,14 @@ pub struct LoadError {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
     }
 }
 
