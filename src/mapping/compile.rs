@@ -277,15 +277,13 @@ fn compile_user(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
     allowed.push("attributes");
     let spec = compile_payload(ctx, entries, "user", "attributes", &allowed);
     for (key, v) in &spec.fields {
-        if let (Some(lit), Some((k, _))) = (
-            v.literal_value(),
-            entries.iter().find(|(k, _)| k.value == *key),
-        ) {
-            if key != "attributes" && !lit.is_null() {
-                if let Err(e) = rules::check_user_literal(key, lit) {
-                    ctx.err(Pos::of(k), e);
-                }
-            }
+        let key_node = entries.iter().find(|(k, _)| k.value == *key);
+        if let (Some(lit), Some((k, _))) = (v.literal_value(), key_node)
+            && key != "attributes"
+            && !lit.is_null()
+            && let Err(e) = rules::check_user_literal(key, lit)
+        {
+            ctx.err(Pos::of(k), e);
         }
     }
     Some(spec)
@@ -295,15 +293,13 @@ fn compile_event(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
     let entries = ctx.map(node, "an event")?;
     let spec = compile_payload(ctx, entries, "event", "eventData", EVENT_KEYS);
     let name = ctx.required(entries, Pos::of(node), "eventName", "an event");
-    if let Some(Node::String(n)) = name.map(|n| &n.value) {
-        if !n.starts_with('$') && !n.contains("{{") {
-            if let Err(e) = rules::check_name(n) {
-                ctx.err(
-                    name.map(Pos::of).unwrap_or(Pos::START),
-                    format!("eventName: {e}"),
-                );
-            }
-        }
+    if let Some(n) = name
+        && let Node::String(text) = &n.value
+        && !text.starts_with('$')
+        && !text.contains("{{")
+        && let Err(e) = rules::check_name(text)
+    {
+        ctx.err(Pos::of(n), format!("eventName: {e}"));
     }
     Some(spec)
 }

@@ -89,6 +89,8 @@ pub fn compile_text(file: &Path, bytes: &[u8]) -> Result<SourceMapping, LoadErro
         }
     };
     let compiled = compile_file(&mut ctx, text);
+    // In file order, so an admin can work through them top to bottom.
+    ctx.errors.sort_by_key(|e| (e.line, e.column));
     match (id, compiled.source, ctx.errors.is_empty()) {
         (Some(id), Some(source), true) => Ok(SourceMapping {
             id,

@@ -113,7 +113,8 @@ impl ValueSpec {
     /// The field's value, `None` when it is left out. `Err` means the rule fails (a
     /// required field has no value); other problems drop the field with a warning.
     pub fn eval(&self, scope: &mut Scope, field: &str) -> Result<Option<Value>, String> {
-        let mut value = self.source.eval(scope, field)?;
+        // An empty CRM field is "no value": it is not converted (and warned about), only defaulted.
+        let mut value = self.source.eval(scope, field)?.filter(|v| !is_blank(v));
         for t in &self.transforms {
             let Some(v) = value.take() else { break };
             match t.apply(v.clone()) {
