@@ -15,6 +15,7 @@ pub mod model;
 mod path;
 pub mod registry;
 mod star;
+pub mod testing;
 mod transform;
 mod value;
 
