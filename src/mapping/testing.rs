@@ -47,7 +47,7 @@ pub fn run_tests(set: &MappingSet, dir: &Path) -> TestReport {
             Err(e) => report.failures.push(format!("{}: {e}", file.display())),
             Ok(cases) => {
                 for case in cases {
-                    match run_case(set, &case, |m, body| parse(m, body)) {
+                    match run_case(set, &case, parse) {
                         Ok(()) => report.passed += 1,
                         Err(e) => {
                             report
