@@ -5,7 +5,19 @@
 //! (`compile`); evaluation (`eval`) then only walks the compiled plan. The `registry`
 //! holds the current set and swaps it atomically on reload.
 
+mod auth;
+mod check;
+mod compile;
+mod condition;
+mod eval;
+mod loader;
+pub mod model;
+mod path;
 pub mod registry;
+mod star;
+pub mod testing;
+mod transform;
+mod value;
 pub mod watch;
 
 use std::collections::BTreeMap;
@@ -38,8 +50,7 @@ impl MappingSet {
 
     /// Loads every mapping file in `dir`; all errors of all files are reported together.
     pub fn load_dir(dir: &Path) -> Result<MappingSet, LoadErrors> {
-        let _ = dir;
-        todo!("mapping loader")
+        loader::load_dir(dir)
     }
 
     pub fn get(&self, source_id: &str) -> Option<&Arc<SourceMapping>> {
@@ -71,26 +82,56 @@ pub struct SourceMapping {
     pub auth: AuthSpec,
     /// `source.records`: selects the records inside a JSON body.
     pub records: Option<jsonpath_rust::parser::model::JpQuery>,
+    /// The compiled rules, dedupe key and version fence.
+    pub plan: Plan,
+}
+
+/// What a mapping file compiles into besides its `source` settings. Opaque; `Plan::default()`
+/// has no rules (every record is `ignored`).
+#[derive(Debug, Default)]
+pub struct Plan {
+    rules: Vec<compile::Rule>,
+    dedupe_key: Option<value::Template>,
+    version: Option<(path::CompiledPath, path::CompiledPath)>,
 }
 
 impl SourceMapping {
     /// The key under which a record is deduplicated (`source.dedupe_key`, or the format's default).
     pub fn dedupe_key(&self, record: &Value) -> String {
-        let _ = record;
-        todo!("dedupe key")
+        match self.plan.dedupe_key.as_ref().and_then(|t| t.render(record)) {
+            Some(key) => key,
+            None => crate::source::default_dedupe_key(self.format, record),
+        }
     }
 
     /// The record's version for the stale fence (`source.version`), when configured and present.
     pub fn version_of(&self, record: &Value) -> Option<RecordVersion> {
-        let _ = record;
-        None
+        let (key, at) = self.plan.version.as_ref()?;
+        let key = key
+            .first(record)
+            .and_then(transform::text_of)
+            .filter(|k| !k.is_empty())?;
+        let at = at.first(record).and_then(transform::text_of)?;
+        let ts = transform::parse_datetime(&at, None, &jiff::tz::TimeZone::UTC).ok()?;
+        // Fixed width (nanoseconds always written) so that string order is time order.
+        let at = format!(
+            "{}.{:09}Z",
+            ts.strftime("%Y-%m-%dT%H:%M:%S"),
+            ts.subsec_nanosecond()
+        );
+        Some(RecordVersion { key, at })
     }
 
     /// Runs every rule on one record. Never panics on data; problems become
     /// warnings or a failed status.
     pub fn map_record(&self, record: &Value, received_at: jiff::Timestamp) -> MappedRecord {
-        let _ = (record, received_at);
-        todo!("mapping evaluation")
+        eval::map_record(&self.plan.rules, record, received_at)
+    }
+
+    /// Compiles one mapping file's text (tests, previews); `file` is used in errors and
+    /// its stem is the source id.
+    pub fn from_yaml_str(file: &Path, text: &str) -> Result<SourceMapping, LoadErrors> {
+        loader::compile_text(file, text.as_bytes())
     }
 }
 
@@ -172,3 +213,6 @@ impl fmt::Display for LoadErrors {
 }
 
 impl std::error::Error for LoadErrors {}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,334 @@
+//! Load-time checks and compilation of one mapping file into an immutable plan.
+//!
+//! Walks the positioned YAML tree by hand so that every problem is reported, each
+//! with its line and column and what to write instead.
+
+use std::path::Path;
+
+use super::auth;
+use super::check::Ctx;
+use super::condition::{self, Condition};
+use super::model::{Entries, Node, Pos, SNode, get};
+use super::path::CompiledPath;
+use super::value::{self, ObjectSpec, Source, Template, ValueSpec};
+use crate::source::{AuthSpec, SourceFormat};
+use crate::webengage::rules;
+
+const TOP_KEYS: &[&str] = &["source", "rules"];
+const SOURCE_KEYS: &[&str] = &["format", "auth", "records", "dedupe_key", "version"];
+const RULE_KEYS: &[&str] = &[
+    "name",
+    "when",
+    "stop",
+    "user",
+    "event",
+    "events",
+    "transaction",
+];
+const EVENT_KEYS: &[&str] = &[
+    "userId",
+    "anonymousId",
+    "eventName",
+    "eventTime",
+    "eventData",
+];
+const TXN_KEYS: &[&str] = &["campaignId", "userId", "ttl", "txnId", "overrideData"];
+
+/// One compiled rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub when: Option<Condition>,
+    pub stop: bool,
+    pub user: Option<ObjectSpec>,
+    pub events: Vec<ObjectSpec>,
+    pub transaction: Option<ObjectSpec>,
+}
+
+/// The `source:` section, compiled.
+pub struct SourceSection {
+    pub format: SourceFormat,
+    pub auth: AuthSpec,
+    pub records: Option<jsonpath_rust::parser::model::JpQuery>,
+    pub dedupe_key: Option<Template>,
+    pub version: Option<(CompiledPath, CompiledPath)>,
+}
+
+/// Everything a file compiles into; `None` parts had errors (already in `ctx`).
+pub struct Compiled {
+    pub source: Option<SourceSection>,
+    pub rules: Vec<Rule>,
+}
+
+pub fn compile_file(ctx: &mut Ctx, text: &str) -> Compiled {
+    let mut out = Compiled {
+        source: None,
+        rules: Vec::new(),
+    };
+    let root = match super::model::parse(text) {
+        Ok(root) => root,
+        Err(e) => {
+            ctx.err(e.pos, format!("YAML syntax error: {}", e.message));
+            return out;
+        }
+    };
+    let Some(top) = ctx.map(&root, "a mapping file") else {
+        return out;
+    };
+    ctx.check_keys(top, TOP_KEYS, "the mapping file");
+    if let Some(source) = ctx.required(top, Pos::of(&root), "source", "a mapping file") {
+        out.source = compile_source(ctx, source);
+    }
+    if let Some(list) = ctx.required(top, Pos::of(&root), "rules", "a mapping file") {
+        out.rules = compile_rules(ctx, list);
+    }
+    out
+}
+
+fn compile_source(ctx: &mut Ctx, node: &SNode) -> Option<SourceSection> {
+    let entries = ctx.map(node, "`source`")?;
+    ctx.check_keys(entries, SOURCE_KEYS, "source");
+    let pos = Pos::of(node);
+    let format_node = ctx.required(entries, pos, "format", "`source`")?;
+    let format_text = ctx.string(format_node, "format")?;
+    let Some(format) = SourceFormat::parse(format_text) else {
+        ctx.err(
+            Pos::of(format_node),
+            format!(
+                "unknown format `{format_text}`; write one of: {}",
+                SourceFormat::ALL.join(", ")
+            ),
+        );
+        return None;
+    };
+    let auth = match ctx.required(
+        entries,
+        pos,
+        "auth",
+        "`source` (write `auth: none` to accept unauthenticated requests)",
+    ) {
+        Some(a) => auth::compile(ctx, a, format),
+        None => None,
+    };
+    let records = get(entries, "records").and_then(|r| compile_records(ctx, r, format));
+    let dedupe_key = get(entries, "dedupe_key").and_then(|d| {
+        let text = ctx.string(d, "dedupe_key")?;
+        let text = if text.starts_with('$') {
+            format!("{{{{ {text} }}}}")
+        } else {
+            text.to_owned()
+        };
+        Template::compile(ctx, Pos::of(d), &text)
+    });
+    let version = get(entries, "version").and_then(|v| compile_version(ctx, v));
+    Some(SourceSection {
+        format,
+        auth: auth?,
+        records,
+        dedupe_key,
+        version,
+    })
+}
+
+fn compile_records(
+    ctx: &mut Ctx,
+    node: &SNode,
+    format: SourceFormat,
+) -> Option<jsonpath_rust::parser::model::JpQuery> {
+    if format == SourceFormat::SalesforceOutbound {
+        ctx.err(Pos::of(node), "`records` is for json and leadsquared sources; salesforce-outbound makes one record per <Notification>");
+        return None;
+    }
+    let text = ctx.string(node, "records")?;
+    match jsonpath_rust::parser::parse_json_path(text) {
+        Ok(q) => Some(q),
+        Err(e) => {
+            ctx.err(Pos::of(node), format!("invalid JSONPath `{text}`: {e}"));
+            None
+        }
+    }
+}
+
+fn compile_version(ctx: &mut Ctx, node: &SNode) -> Option<(CompiledPath, CompiledPath)> {
+    let entries = ctx.map(node, "`version`")?;
+    ctx.check_keys(entries, &["key", "at"], "version");
+    let mut path = |key: &str| {
+        let n = ctx.required(entries, Pos::of(node), key, "`version`")?;
+        let text = ctx.string(n, key)?;
+        CompiledPath::compile(text)
+            .map_err(|e| ctx.err(Pos::of(n), e))
+            .ok()
+    };
+    let (key, at) = (path("key"), path("at"));
+    Some((key?, at?))
+}
+
+fn compile_rules(ctx: &mut Ctx, node: &SNode) -> Vec<Rule> {
+    let Node::Seq(items) = &node.value else {
+        ctx.err(
+            Pos::of(node),
+            "`rules` is a list: start each rule with `- name: ...`",
+        );
+        return Vec::new();
+    };
+    let mut names: Vec<(String, Pos)> = Vec::new();
+    let mut rules = Vec::new();
+    for item in items {
+        let Some(rule) = compile_rule(ctx, item) else {
+            continue;
+        };
+        match names.iter().find(|(n, _)| *n == rule.name) {
+            Some((_, first)) => ctx.err(
+                Pos::of(item),
+                format!("rule name `{}` is already used at line {}; rule names must be unique in a file", rule.name, first.line),
+            ),
+            None => names.push((rule.name.clone(), Pos::of(item))),
+        }
+        rules.push(rule);
+    }
+    rules
+}
+
+fn compile_rule(ctx: &mut Ctx, node: &SNode) -> Option<Rule> {
+    let entries = ctx.map(node, "a rule")?;
+    ctx.check_keys(entries, RULE_KEYS, "rule");
+    let pos = Pos::of(node);
+    let name = ctx
+        .required(entries, pos, "name", "a rule")
+        .and_then(|n| ctx.string(n, "name"))
+        .map(str::to_owned);
+    let when = get(entries, "when").and_then(|w| condition::compile(ctx, w));
+    let stop = match get(entries, "stop").map(|s| (&s.value, Pos::of(s))) {
+        None => false,
+        Some((Node::Bool(b), _)) => *b,
+        Some((_, p)) => {
+            ctx.err(p, "`stop` takes `true` or `false`");
+            false
+        }
+    };
+    let user = get(entries, "user").and_then(|u| compile_user(ctx, u));
+    let mut events: Vec<ObjectSpec> = get(entries, "event")
+        .and_then(|e| compile_event(ctx, e))
+        .into_iter()
+        .collect();
+    if let Some(list) = get(entries, "events") {
+        match &list.value {
+            Node::Seq(items) => events.extend(items.iter().filter_map(|e| compile_event(ctx, e))),
+            _ => ctx.err(
+                Pos::of(list),
+                "`events` is a list of events; for one event write `event:`",
+            ),
+        }
+    }
+    let transaction = get(entries, "transaction").and_then(|t| compile_transaction(ctx, t));
+    if !["user", "event", "events", "transaction"]
+        .iter()
+        .any(|k| get(entries, k).is_some())
+    {
+        ctx.err(
+            pos,
+            "a rule needs at least one of `user`, `event`, `events`, `transaction`",
+        );
+    }
+    Some(Rule {
+        name: name?,
+        when,
+        stop,
+        user,
+        events,
+        transaction,
+    })
+}
+
+/// The keys of a payload (`user`, `event`, `transaction`), with `nested` compiled as a
+/// map of custom attributes that may use `"*"`.
+fn compile_payload(
+    ctx: &mut Ctx,
+    entries: &Entries,
+    section: &str,
+    nested: &str,
+    allowed: &[&str],
+) -> ObjectSpec {
+    ctx.check_keys(entries, allowed, section);
+    let mut spec = ObjectSpec::default();
+    for (key, node) in entries
+        .iter()
+        .filter(|(k, _)| allowed.contains(&k.value.as_str()))
+    {
+        let what = format!("{section}.{}", key.value);
+        let compiled = if key.value == nested {
+            value::compile_object(ctx, node, &what, true).map(|o| ValueSpec {
+                source: Source::Object(o),
+                ..ValueSpec::literal(serde_json::Value::Null)
+            })
+        } else {
+            value::compile(ctx, node, &what)
+        };
+        if let Some(v) = compiled {
+            spec.fields.push((key.value.clone(), v));
+        }
+    }
+    spec
+}
+
+fn compile_user(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
+    let entries = ctx.map(node, "`user`")?;
+    let mut allowed: Vec<&str> = rules::USER_FIELDS.to_vec();
+    allowed.push("attributes");
+    let spec = compile_payload(ctx, entries, "user", "attributes", &allowed);
+    for (key, v) in &spec.fields {
+        let key_node = entries.iter().find(|(k, _)| k.value == *key);
+        if let (Some(lit), Some((k, _))) = (v.literal_value(), key_node)
+            && key != "attributes"
+            && !lit.is_null()
+            && let Err(e) = rules::check_user_literal(key, lit)
+        {
+            ctx.err(Pos::of(k), e);
+        }
+    }
+    Some(spec)
+}
+
+fn compile_event(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
+    let entries = ctx.map(node, "an event")?;
+    let spec = compile_payload(ctx, entries, "event", "eventData", EVENT_KEYS);
+    let name = ctx.required(entries, Pos::of(node), "eventName", "an event");
+    if let Some(n) = name
+        && let Node::String(text) = &n.value
+        && !text.starts_with('$')
+        && !text.contains("{{")
+        && let Err(e) = rules::check_name(text)
+    {
+        ctx.err(Pos::of(n), format!("eventName: {e}"));
+    }
+    Some(spec)
+}
+
+fn compile_transaction(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
+    let entries = ctx.map(node, "`transaction`")?;
+    ctx.required(entries, Pos::of(node), "campaignId", "a transaction");
+    Some(compile_payload(
+        ctx,
+        entries,
+        "transaction",
+        "overrideData",
+        TXN_KEYS,
+    ))
+}
+
+/// The source id a file stands for, or why its name cannot be one.
+pub fn source_id(file: &Path) -> Result<String, String> {
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+    let mut chars = stem.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(stem.to_owned())
+    } else {
+        Err(format!(
+            "`{stem}` cannot be a source id: rename the file to lowercase letters, digits, `-` and `_` (it becomes the URL /webhooks/<id>)"
+        ))
+    }
+}

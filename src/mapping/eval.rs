@@ -1,0 +1,188 @@
+//! Evaluation: running a compiled rule list on one record.
+//!
+//! Problems never panic and never stop other rules: a field that cannot be converted
+//! is dropped with a warning, a rule that cannot produce a valid payload fails alone.
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use serde_json::{Map, Value};
+
+use super::compile::Rule;
+use super::transform::{parse_datetime, webengage_time};
+use super::value::{ObjectSpec, Scope, show};
+use super::{MappedRecord, RecordStatus};
+use crate::webengage::rules;
+use crate::webengage::{Operation, OperationKind};
+
+pub fn map_record(rules: &[Rule], record: &Value, received_at: Timestamp) -> MappedRecord {
+    let mut operations = Vec::new();
+    let mut warnings = Vec::new();
+    let mut failures = Vec::new();
+    let mut matched = false;
+    for rule in rules {
+        if !rule.when.as_ref().is_none_or(|c| c.holds(record)) {
+            continue;
+        }
+        matched = true;
+        let mut scope = Scope {
+            record,
+            warnings: &mut warnings,
+            rule: &rule.name,
+        };
+        match apply_rule(rule, &mut scope, received_at) {
+            Ok(ops) => operations.extend(ops),
+            Err(why) => failures.push(format!("rule `{}` failed: {why}", rule.name)),
+        }
+        if rule.stop {
+            break;
+        }
+    }
+    let status = match (matched, failures.is_empty()) {
+        (false, _) => RecordStatus::Ignored,
+        (true, true) => RecordStatus::Mapped,
+        (true, false) => RecordStatus::Failed,
+    };
+    let error = (!failures.is_empty()).then(|| failures.join("; "));
+    MappedRecord {
+        status,
+        operations,
+        warnings,
+        error,
+    }
+}
+
+/// The operations of one rule, all or nothing.
+fn apply_rule(
+    rule: &Rule,
+    scope: &mut Scope,
+    received_at: Timestamp,
+) -> Result<Vec<Operation>, String> {
+    let mut ops = Vec::new();
+    let mut user_identity: Option<(&str, Value)> = None;
+    if let Some(spec) = &rule.user {
+        let body = user_body(spec, scope)?;
+        user_identity = identity(&body);
+        ops.push(op(rule, OperationKind::User, body));
+    }
+    for spec in &rule.events {
+        let body = event_body(spec, scope, user_identity.as_ref(), received_at)?;
+        ops.push(op(rule, OperationKind::Event, body));
+    }
+    if let Some(spec) = &rule.transaction {
+        let body = transaction_body(spec, scope, user_identity.as_ref())?;
+        ops.push(op(rule, OperationKind::Transaction, body));
+    }
+    Ok(ops)
+}
+
+fn op(rule: &Rule, kind: OperationKind, body: Map<String, Value>) -> Operation {
+    Operation {
+        rule: rule.name.clone(),
+        kind,
+        body: Value::Object(body),
+    }
+}
+
+fn identity(body: &Map<String, Value>) -> Option<(&'static str, Value)> {
+    ["userId", "anonymousId"]
+        .into_iter()
+        .find_map(|k| body.get(k).map(|v| (k, v.clone())))
+}
+
+fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>, String> {
+    let raw = spec.eval(scope, "user")?.unwrap_or_default();
+    let mut body = Map::new();
+    for (key, value) in raw {
+        if key == "attributes" {
+            body.insert(key, value);
+            continue;
+        }
+        let value = if key == "birthDate" {
+            normalise_time(scope, "user.birthDate", value)
+        } else {
+            Some(value)
+        };
+        match value.map(|v| rules::check_user_field(&key, v)) {
+            Some(Ok(v)) => {
+                body.insert(key, v);
+            }
+            Some(Err(e)) if key == "userId" || key == "anonymousId" => {
+                return Err(format!("user.{key}: {e}"));
+            }
+            Some(Err(e)) => scope.warn(&format!("user.{key}"), e),
+            None => {}
+        }
+    }
+    if identity(&body).is_none() {
+        return Err("user has neither userId nor anonymousId for this record".to_owned());
+    }
+    Ok(body)
+}
+
+fn event_body(
+    spec: &ObjectSpec,
+    scope: &mut Scope,
+    user: Option<&(&str, Value)>,
+    received_at: Timestamp,
+) -> Result<Map<String, Value>, String> {
+    let mut body = spec.eval(scope, "event")?.unwrap_or_default();
+    let name = match body.get("eventName") {
+        Some(Value::String(n)) => n.clone(),
+        Some(other) => return Err(format!("event.eventName must be text, got {}", show(other))),
+        None => return Err("event.eventName has no value for this record".to_owned()),
+    };
+    rules::check_name(&name).map_err(|e| format!("event.eventName: {e}"))?;
+    if identity(&body).is_none() {
+        let (key, id) = user.ok_or("event has no userId (and the rule has no user with one)")?;
+        body.shift_insert(0, (*key).to_owned(), id.clone());
+    }
+    let time = body
+        .shift_remove("eventTime")
+        .and_then(|t| normalise_time(scope, "event.eventTime", t))
+        .unwrap_or_else(|| Value::String(webengage_time(received_at)));
+    body.insert("eventTime".to_owned(), time);
+    if let Some(data) = body.shift_remove("eventData") {
+        body.insert("eventData".to_owned(), data);
+    }
+    Ok(body)
+}
+
+fn transaction_body(
+    spec: &ObjectSpec,
+    scope: &mut Scope,
+    user: Option<&(&str, Value)>,
+) -> Result<Map<String, Value>, String> {
+    let mut body = spec.eval(scope, "transaction")?.unwrap_or_default();
+    if !matches!(body.get("campaignId"), Some(Value::String(_))) {
+        return Err("transaction.campaignId has no value for this record".to_owned());
+    }
+    if !body.contains_key("userId") {
+        match user {
+            Some(("userId", id)) => {
+                body.insert("userId".to_owned(), id.clone());
+            }
+            _ => {
+                return Err(
+                    "transaction has no userId (and the rule has no user with one)".to_owned(),
+                );
+            }
+        }
+    }
+    Ok(body)
+}
+
+/// Dates must reach WebEngage as `yyyy-MM-ddTHH:mm:ss+0000`; anything the datetime
+/// transform understands is converted, anything else is dropped with a warning.
+fn normalise_time(scope: &mut Scope, field: &str, value: Value) -> Option<Value> {
+    let text = value.as_str().map(str::to_owned);
+    match text
+        .as_deref()
+        .map(|t| parse_datetime(t, None, &TimeZone::UTC))
+    {
+        Some(Ok(ts)) => Some(Value::String(webengage_time(ts))),
+        _ => {
+            scope.warn(field, format!("{} is not a date/time", show(&value)));
+            None
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! JSONPaths, compiled once at load time.
+//!
+//! Most mapping paths are plain member chains (`$.sObject.Email`); those are walked
+//! directly over `serde_json`, because jsonpath-rust builds a normalized path string for
+//! every node it visits, which would make mapping cost more than parsing the JSON.
+
+use jsonpath_rust::parser::model::JpQuery;
+use jsonpath_rust::parser::parse_json_path;
+use jsonpath_rust::query::js_path_process;
+use serde_json::Value;
+
+#[derive(Debug, Clone)]
+pub enum CompiledPath {
+    /// `$` followed by `.name` segments only.
+    Members(Vec<String>),
+    Query(Box<JpQuery>),
+}
+
+impl CompiledPath {
+    /// Compiles a path; the error says what is wrong in words an admin can act on.
+    pub fn compile(text: &str) -> Result<CompiledPath, String> {
+        let text = text.trim();
+        if !text.starts_with('$') {
+            return Err(format!(
+                "`{text}` is not a JSONPath: paths start with `$`, e.g. `$.Email`"
+            ));
+        }
+        // Every path goes through the real parser, so fast and slow paths accept the same syntax.
+        let query = parse_json_path(text).map_err(|e| format!("invalid JSONPath `{text}`: {e}"))?;
+        match members(text) {
+            Some(names) => Ok(CompiledPath::Members(names)),
+            None => Ok(CompiledPath::Query(Box::new(query))),
+        }
+    }
+
+    /// The first node the path selects, if any.
+    pub fn first<'v>(&self, root: &'v Value) -> Option<&'v Value> {
+        match self {
+            CompiledPath::Members(names) => {
+                names.iter().try_fold(root, |v, name| v.get(name.as_str()))
+            }
+            CompiledPath::Query(q) => js_path_process(q, root)
+                .ok()?
+                .into_iter()
+                .next()
+                .map(|r| r.val),
+        }
+    }
+}
+
+/// The member names of a `$.a.b.c` path, or `None` when it uses anything else.
+fn members(text: &str) -> Option<Vec<String>> {
+    let rest = text.strip_prefix('$')?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    let rest = rest.strip_prefix('.')?;
+    rest.split('.')
+        .map(|name| {
+            let mut chars = name.chars();
+            let first_ok = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+            (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                .then(|| name.to_owned())
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn member_paths_take_the_fast_route_and_agree_with_jsonpath() {
+        let v = json!({"a": {"b": {"c": 1}}, "list": [{"x": 2}, {"x": 3}]});
+        let fast = CompiledPath::compile("$.a.b.c").expect("compiles");
+        assert!(matches!(fast, CompiledPath::Members(_)));
+        assert_eq!(fast.first(&v), Some(&json!(1)));
+        let slow = CompiledPath::compile("$['a'].b.c").expect("compiles");
+        assert!(matches!(slow, CompiledPath::Query(_)));
+        assert_eq!(slow.first(&v), Some(&json!(1)));
+        let list = CompiledPath::compile("$.list[*].x").expect("compiles");
+        assert_eq!(list.first(&v), Some(&json!(2)));
+        assert_eq!(
+            CompiledPath::compile("$.a.missing")
+                .expect("compiles")
+                .first(&v),
+            None
+        );
+        assert_eq!(
+            CompiledPath::compile("$").expect("compiles").first(&v),
+            Some(&v)
+        );
+    }
+
+    #[test]
+    fn bad_paths_are_explained() {
+        assert!(
+            CompiledPath::compile("sObject.Email")
+                .unwrap_err()
+                .contains("start with `$`")
+        );
+        assert!(
+            CompiledPath::compile("$.a[")
+                .unwrap_err()
+                .contains("invalid JSONPath")
+        );
+    }
+}

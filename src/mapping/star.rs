@@ -1,0 +1,234 @@
+//! The `"*"` key: copy many fields of a record object into attributes or eventData at once.
+
+use serde_json::{Map, Value};
+
+use super::check::Ctx;
+use super::model::{Node, Pos, SNode, get};
+use super::path::CompiledPath;
+use super::value::{Scope, ValueSpec, show};
+
+const KEYS: &[&str] = &[
+    "from",
+    "include",
+    "exclude",
+    "strip_prefix",
+    "strip_suffix",
+    "prefix",
+    "rename",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rename {
+    Keep,
+    SnakeCase,
+    CamelCase,
+}
+
+#[derive(Debug, Clone)]
+pub struct StarCopy {
+    from: CompiledPath,
+    include: Vec<String>,
+    exclude: Vec<String>,
+    strip_prefix: Option<String>,
+    strip_suffix: Option<String>,
+    prefix: Option<String>,
+    rename: Rename,
+}
+
+impl StarCopy {
+    pub fn compile(ctx: &mut Ctx, node: &SNode) -> Option<StarCopy> {
+        let entries = ctx.map(node, "\"*\" (copy many fields)")?;
+        ctx.check_keys(entries, KEYS, "\"*\"");
+        let from = match get(entries, "from") {
+            Some(f) => {
+                let text = ctx.string(f, "from")?;
+                CompiledPath::compile(text)
+                    .map_err(|e| ctx.err(Pos::of(f), e))
+                    .ok()?
+            }
+            None => CompiledPath::Members(Vec::new()),
+        };
+        let mut text = |key: &str| {
+            get(entries, key)
+                .and_then(|n| ctx.string(n, key))
+                .map(str::to_owned)
+        };
+        let (strip_prefix, strip_suffix, prefix) =
+            (text("strip_prefix"), text("strip_suffix"), text("prefix"));
+        let rename = match get(entries, "rename").map(|n| (n.value.as_str(), Pos::of(n))) {
+            None | Some((Some("keep"), _)) => Rename::Keep,
+            Some((Some("snake_case"), _)) => Rename::SnakeCase,
+            Some((Some("camelCase"), _)) => Rename::CamelCase,
+            Some((_, p)) => {
+                ctx.err(p, "`rename` is one of `snake_case`, `camelCase`, `keep`");
+                Rename::Keep
+            }
+        };
+        Some(StarCopy {
+            from,
+            include: globs(ctx, get(entries, "include")),
+            exclude: globs(ctx, get(entries, "exclude")),
+            strip_prefix,
+            strip_suffix,
+            prefix,
+            rename,
+        })
+    }
+
+    /// Copies the matching fields into `out`, skipping names an explicit key defines.
+    pub fn copy_into(
+        &self,
+        scope: &mut Scope,
+        field: &str,
+        explicit: &[(String, ValueSpec)],
+        out: &mut Map<String, Value>,
+    ) {
+        let Some(Value::Object(source)) = self.from.first(scope.record) else {
+            return;
+        };
+        for (name, value) in source {
+            let blank = value.is_null() || value.as_str() == Some("");
+            if blank || !self.selects(name) {
+                continue;
+            }
+            let target = self.rename(name);
+            if explicit.iter().any(|(k, _)| *k == target) {
+                continue;
+            }
+            match crate::webengage::rules::check_name(&target) {
+                Ok(()) => {
+                    out.insert(target, value.clone());
+                }
+                Err(e) => scope.warn(
+                    &format!("{field}.{target}"),
+                    format!("{e} (copied from `{name}` = {})", show(value)),
+                ),
+            }
+        }
+    }
+
+    fn selects(&self, name: &str) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|g| glob(g, name)))
+            && !self.exclude.iter().any(|g| glob(g, name))
+    }
+
+    fn rename(&self, name: &str) -> String {
+        let mut n = name;
+        if let Some(p) = self.strip_prefix.as_deref() {
+            n = n.strip_prefix(p).unwrap_or(n);
+        }
+        if let Some(s) = self.strip_suffix.as_deref() {
+            n = n.strip_suffix(s).unwrap_or(n);
+        }
+        let cased = match self.rename {
+            Rename::Keep => n.to_owned(),
+            Rename::SnakeCase => words(n).join("_"),
+            Rename::CamelCase => camel(&words(n)),
+        };
+        format!("{}{cased}", self.prefix.as_deref().unwrap_or(""))
+    }
+}
+
+fn globs(ctx: &mut Ctx, node: Option<&SNode>) -> Vec<String> {
+    match node.map(|n| &n.value) {
+        None => Vec::new(),
+        Some(Node::String(s)) => vec![s.clone()],
+        Some(Node::Seq(items)) => items
+            .iter()
+            .filter_map(|i| ctx.string(i, "a glob pattern").map(str::to_owned))
+            .collect(),
+        Some(_) => {
+            if let Some(n) = node {
+                ctx.err(
+                    Pos::of(n),
+                    "write a list of name patterns, e.g. `[\"mx_*\", \"*__c\"]`",
+                );
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// `*` matches any run of characters, `?` one character; everything else literally.
+pub fn glob(pattern: &str, name: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
+    while ni < n.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+            pi += 1;
+            ni += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ni;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ni = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Lowercase words of a name: split at `_`, `-`, spaces and lower→upper case changes.
+fn words(name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if c == '_' || c == '-' || c.is_whitespace() {
+            out.extend((!current.is_empty()).then(|| std::mem::take(&mut current)));
+            prev_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && prev_lower {
+            out.push(std::mem::take(&mut current));
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        current.extend(c.to_lowercase());
+    }
+    out.extend((!current.is_empty()).then_some(current));
+    out
+}
+
+fn camel(words: &[String]) -> String {
+    let mut out = String::new();
+    for (i, w) in words.iter().enumerate() {
+        let mut chars = w.chars();
+        match chars.next() {
+            Some(first) if i > 0 => {
+                out.extend(first.to_uppercase());
+                out.push_str(chars.as_str());
+            }
+            _ => out.push_str(w),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_a_shell() {
+        assert!(glob("mx_*", "mx_City"));
+        assert!(glob("*__c", "Product_Interest__c"));
+        assert!(!glob("*__c", "Product_Interest"));
+        assert!(glob("a?c", "abc"));
+        assert!(glob("*", ""));
+        assert!(!glob("mx_*", "ProspectID"));
+    }
+
+    #[test]
+    fn names_are_recased() {
+        assert_eq!(words("Course_Interest").join("_"), "course_interest");
+        assert_eq!(words("WhatsApp_Number").join("_"), "whats_app_number");
+        assert_eq!(words("ProductInterest").join("_"), "product_interest");
+        assert_eq!(camel(&words("Preferred_Batch")), "preferredBatch");
+        assert_eq!(words("Custom_1").join("_"), "custom_1");
+    }
+}

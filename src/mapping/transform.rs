@@ -1,0 +1,498 @@
+//! Transforms: small, named conversions applied to a value in order.
+//!
+//! A transform that cannot convert its input returns `Err(reason)`; the caller drops
+//! the field with a warning (or fails the rule when the field is required).
+
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use regex::Regex;
+use serde_json::{Number, Value};
+use sha2::{Digest, Sha256};
+
+use super::check::Ctx;
+use super::model::{Node, Pos, SNode, get};
+
+pub const NAMES: &[&str] = &[
+    "trim",
+    "lowercase",
+    "uppercase",
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "not",
+    "email",
+    "phone",
+    "datetime",
+    "date",
+    "split",
+    "join",
+    "truncate",
+    "replace",
+    "sha256",
+];
+
+#[derive(Debug, Clone)]
+pub enum Transform {
+    Trim,
+    Lowercase,
+    Uppercase,
+    String,
+    Number,
+    Integer,
+    Boolean,
+    Not,
+    Email,
+    Phone(phonenumber::country::Id),
+    DateTime {
+        format: Option<String>,
+        tz: TimeZone,
+    },
+    Date {
+        format: Option<String>,
+        tz: TimeZone,
+    },
+    Split(String),
+    Join(String),
+    Truncate(usize),
+    Replace(Regex, String),
+    Sha256,
+}
+
+impl Transform {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transform::Trim => "trim",
+            Transform::Lowercase => "lowercase",
+            Transform::Uppercase => "uppercase",
+            Transform::String => "string",
+            Transform::Number => "number",
+            Transform::Integer => "integer",
+            Transform::Boolean => "boolean",
+            Transform::Not => "not",
+            Transform::Email => "email",
+            Transform::Phone(_) => "phone",
+            Transform::DateTime { .. } => "datetime",
+            Transform::Date { .. } => "date",
+            Transform::Split(_) => "split",
+            Transform::Join(_) => "join",
+            Transform::Truncate(_) => "truncate",
+            Transform::Replace(..) => "replace",
+            Transform::Sha256 => "sha256",
+        }
+    }
+
+    /// Applies the transform to a non-null value.
+    pub fn apply(&self, v: Value) -> Result<Value, String> {
+        match self {
+            Transform::Trim => Ok(map_text(v, |s| s.trim().to_owned())),
+            Transform::Lowercase => Ok(map_text(v, |s| s.to_lowercase())),
+            Transform::Uppercase => Ok(map_text(v, |s| s.to_uppercase())),
+            Transform::String => Ok(Value::String(
+                text_of(&v).ok_or("a list or map is not text")?,
+            )),
+            Transform::Number => to_number(&v),
+            Transform::Integer => to_integer(&v),
+            Transform::Boolean => to_bool(&v).map(Value::Bool),
+            Transform::Not => to_bool(&v).map(|b| Value::Bool(!b)),
+            Transform::Email => to_email(&v),
+            Transform::Phone(region) => to_phone(&v, *region),
+            Transform::DateTime { format, tz } => {
+                let ts = parse_datetime(&need_text(&v)?, format.as_deref(), tz)?;
+                Ok(Value::String(webengage_time(ts)))
+            }
+            Transform::Date { format, tz } => {
+                let ts = parse_datetime(&need_text(&v)?, format.as_deref(), tz)?;
+                Ok(Value::String(
+                    ts.to_zoned_datetime(tz.clone()).date().to_string(),
+                ))
+            }
+            Transform::Split(sep) => Ok(split(&need_text(&v)?, sep)),
+            Transform::Join(sep) => join(v, sep),
+            Transform::Truncate(n) => Ok(map_text(v, |s| s.chars().take(*n).collect())),
+            Transform::Replace(re, with) => Ok(map_text(v, |s| {
+                re.replace_all(s, with.as_str()).into_owned()
+            })),
+            Transform::Sha256 => Ok(Value::String(hex::encode(Sha256::digest(
+                need_text(&v)?.as_bytes(),
+            )))),
+        }
+    }
+}
+
+/// A value as text: strings as they are, numbers and booleans printed; null, lists and maps have none.
+pub fn text_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn need_text(v: &Value) -> Result<String, String> {
+    text_of(v).ok_or_else(|| "a list or map is not text".to_owned())
+}
+
+/// Text transforms apply to strings, and to each string of a list (e.g. after `split`).
+fn map_text(v: Value, f: impl Fn(&str) -> String + Copy) -> Value {
+    match v {
+        Value::String(s) => Value::String(f(&s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(|i| map_text(i, f)).collect()),
+        other => other,
+    }
+}
+
+fn to_number(v: &Value) -> Result<Value, String> {
+    let text = need_text(v)?;
+    let t = text.trim();
+    if let Ok(i) = t.parse::<i64>() {
+        return Ok(Value::Number(i.into()));
+    }
+    t.parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .map(Value::Number)
+        .ok_or_else(|| "not a number".to_owned())
+}
+
+fn to_integer(v: &Value) -> Result<Value, String> {
+    match to_number(v)? {
+        Value::Number(n) if n.is_i64() || n.is_u64() => Ok(Value::Number(n)),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(Value::Number((f as i64).into())),
+            _ => Err("not a whole number".to_owned()),
+        },
+        _ => Err("not a number".to_owned()),
+    }
+}
+
+fn to_bool(v: &Value) -> Result<bool, String> {
+    if let Value::Bool(b) = v {
+        return Ok(*b);
+    }
+    match need_text(v)?.trim().to_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" | "on" => Ok(true),
+        "false" | "no" | "n" | "0" | "off" => Ok(false),
+        _ => Err("not a yes/no value (true/false, yes/no, y/n, 1/0, on/off)".to_owned()),
+    }
+}
+
+fn to_email(v: &Value) -> Result<Value, String> {
+    let email = need_text(v)?.trim().to_lowercase();
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+                && !email.chars().any(char::is_whitespace)
+        }
+        None => false,
+    };
+    if valid {
+        Ok(Value::String(email))
+    } else {
+        Err("not an e-mail address".to_owned())
+    }
+}
+
+fn to_phone(v: &Value, region: phonenumber::country::Id) -> Result<Value, String> {
+    let text = need_text(v)?;
+    let number = phonenumber::parse(Some(region), text.trim())
+        .map_err(|_| "not a phone number".to_owned())?;
+    if !phonenumber::is_valid(&number) {
+        return Err("not a valid phone number".to_owned());
+    }
+    Ok(Value::String(
+        number.format().mode(phonenumber::Mode::E164).to_string(),
+    ))
+}
+
+/// WebEngage's timestamp format: `yyyy-MM-ddTHH:mm:ss+0000`, always in UTC.
+pub fn webengage_time(ts: Timestamp) -> String {
+    ts.strftime("%Y-%m-%dT%H:%M:%S+0000").to_string()
+}
+
+/// Parses the datetime forms CRMs send. Times without an offset are read in `tz`.
+pub fn parse_datetime(
+    text: &str,
+    format: Option<&str>,
+    tz: &TimeZone,
+) -> Result<Timestamp, String> {
+    let text = text.trim();
+    let fail = || {
+        format!(
+            "not a date/time{}",
+            format
+                .map(|f| format!(" in format `{f}`"))
+                .unwrap_or_default()
+        )
+    };
+    if let Some(format) = format {
+        let parsed = jiff::fmt::strtime::parse(format, text).map_err(|_| fail())?;
+        if parsed.offset().is_some() {
+            return parsed.to_timestamp().map_err(|_| fail());
+        }
+        let dt = parsed
+            .to_datetime()
+            .or_else(|_| {
+                parsed
+                    .to_date()
+                    .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+            })
+            .map_err(|_| fail())?;
+        return tz
+            .to_ambiguous_timestamp(dt)
+            .compatible()
+            .map_err(|_| fail());
+    }
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    // Salesforce writes `+0000`, which RFC 3339 parsers may refuse: add the colon.
+    if let Some(fixed) = colon_offset(text)
+        && let Ok(ts) = fixed.parse::<Timestamp>()
+    {
+        return Ok(ts);
+    }
+    let naive = text
+        .parse::<DateTime>()
+        .or_else(|_| {
+            text.parse::<Date>()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        })
+        .map_err(|_| fail())?;
+    tz.to_ambiguous_timestamp(naive)
+        .compatible()
+        .map_err(|_| fail())
+}
+
+fn colon_offset(text: &str) -> Option<String> {
+    let n = text.len();
+    let bytes = text.as_bytes();
+    if n < 5
+        || !matches!(bytes[n - 5], b'+' | b'-')
+        || !text[n - 4..].bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    Some(format!("{}:{}", &text[..n - 2], &text[n - 2..]))
+}
+
+fn split(text: &str, sep: &str) -> Value {
+    Value::Array(
+        text.split(sep)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| Value::String(s.to_owned()))
+            .collect(),
+    )
+}
+
+fn join(v: Value, sep: &str) -> Result<Value, String> {
+    match v {
+        Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .filter_map(text_of)
+                .filter(|s| !s.is_empty())
+                .collect();
+            Ok(Value::String(parts.join(sep)))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Compiles one transform (`name` or `{ name: args }`), reporting bad names and arguments.
+pub fn compile(ctx: &mut Ctx, node: &SNode) -> Option<Transform> {
+    match &node.value {
+        Node::String(name) => compile_named(ctx, Pos::of(node), name, None),
+        Node::Map(entries) if entries.len() == 1 => {
+            let (key, args) = &entries[0];
+            compile_named(ctx, Pos::of(key), &key.value, Some(args))
+        }
+        other => {
+            ctx.err(
+                Pos::of(node),
+                format!("a transform is a name like `trim` or a one-key map like `truncate: 100`, not {}", other.kind()),
+            );
+            None
+        }
+    }
+}
+
+fn compile_named(ctx: &mut Ctx, pos: Pos, name: &str, args: Option<&SNode>) -> Option<Transform> {
+    let simple = match name {
+        "trim" => Some(Transform::Trim),
+        "lowercase" => Some(Transform::Lowercase),
+        "uppercase" => Some(Transform::Uppercase),
+        "string" => Some(Transform::String),
+        "number" => Some(Transform::Number),
+        "integer" => Some(Transform::Integer),
+        "boolean" => Some(Transform::Boolean),
+        "not" => Some(Transform::Not),
+        "email" => Some(Transform::Email),
+        "sha256" => Some(Transform::Sha256),
+        _ => None,
+    };
+    if let Some(t) = simple {
+        if let Some(a) = args.filter(|a| !matches!(a.value, Node::Null)) {
+            ctx.err(
+                Pos::of(a),
+                format!("transform `{name}` takes no arguments: write just `{name}`"),
+            );
+        }
+        return Some(t);
+    }
+    match name {
+        "phone" => compile_phone(ctx, pos, args),
+        "datetime" | "date" => compile_datetime(ctx, name, args),
+        "split" | "join" => {
+            let sep = text_arg(ctx, pos, name, args, "split: \",\"")?;
+            Some(if name == "split" {
+                Transform::Split(sep)
+            } else {
+                Transform::Join(sep)
+            })
+        }
+        "truncate" => compile_truncate(ctx, pos, args),
+        "replace" => compile_replace(ctx, pos, args),
+        _ => {
+            let hint = super::check::nearest(name, NAMES)
+                .map(|n| format!("did you mean `{n}`?"))
+                .unwrap_or_else(|| format!("known transforms: {}", NAMES.join(", ")));
+            ctx.err(pos, format!("unknown transform `{name}`; {hint}"));
+            None
+        }
+    }
+}
+
+fn text_arg(
+    ctx: &mut Ctx,
+    pos: Pos,
+    name: &str,
+    args: Option<&SNode>,
+    example: &str,
+) -> Option<String> {
+    match args.map(|a| (&a.value, Pos::of(a))) {
+        Some((Node::String(s), _)) => Some(s.clone()),
+        Some((_, p)) => {
+            ctx.err(
+                p,
+                format!("transform `{name}` needs a text argument, e.g. `{example}`"),
+            );
+            None
+        }
+        None => {
+            ctx.err(
+                pos,
+                format!("transform `{name}` needs an argument, e.g. `{example}`"),
+            );
+            None
+        }
+    }
+}
+
+fn compile_phone(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Transform> {
+    const EXAMPLE: &str = "write `phone: { default_region: IN }`";
+    let Some(entries) = args.and_then(|a| a.value.as_map()) else {
+        ctx.err(
+            pos,
+            format!(
+                "transform `phone` needs the country of numbers without a `+` prefix: {EXAMPLE}"
+            ),
+        );
+        return None;
+    };
+    ctx.check_keys(entries, &["default_region"], "phone");
+    let region = ctx.required(entries, pos, "default_region", "transform `phone`")?;
+    let code = ctx.string(region, "default_region")?;
+    match code
+        .trim()
+        .to_uppercase()
+        .parse::<phonenumber::country::Id>()
+    {
+        Ok(id) => Some(Transform::Phone(id)),
+        Err(_) => {
+            ctx.err(
+                Pos::of(region),
+                format!("`{code}` is not a two-letter country code (ISO 3166), e.g. IN, US, GB"),
+            );
+            None
+        }
+    }
+}
+
+fn compile_datetime(ctx: &mut Ctx, name: &str, args: Option<&SNode>) -> Option<Transform> {
+    let mut format = None;
+    let mut tz = TimeZone::UTC;
+    if let Some(args) = args.filter(|a| !matches!(a.value, Node::Null)) {
+        let entries = ctx.map(args, &format!("the arguments of `{name}`"))?;
+        ctx.check_keys(entries, &["format", "timezone"], name);
+        if let Some(f) = get(entries, "format") {
+            format = ctx.string(f, "format").map(str::to_owned);
+        }
+        if let Some(z) = get(entries, "timezone") {
+            let zone = ctx.string(z, "timezone")?;
+            match TimeZone::get(zone) {
+                Ok(t) => tz = t,
+                Err(_) => ctx.err(Pos::of(z), format!("unknown time zone `{zone}`; write an IANA name such as `Asia/Kolkata` or `UTC`")),
+            }
+        }
+    }
+    Some(if name == "date" {
+        Transform::Date { format, tz }
+    } else {
+        Transform::DateTime { format, tz }
+    })
+}
+
+fn compile_truncate(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Transform> {
+    match args.map(|a| &a.value) {
+        Some(Node::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
+            Some(Transform::Truncate(n.as_u64()? as usize))
+        }
+        _ => {
+            ctx.err(pos, "transform `truncate` needs a positive whole number of characters, e.g. `truncate: 100`");
+            None
+        }
+    }
+}
+
+fn compile_replace(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Transform> {
+    const EXAMPLE: &str = "replace: { pattern: \"[^0-9]\", with: \"\" }";
+    let Some(entries) = args.and_then(|a| a.value.as_map()) else {
+        ctx.err(
+            pos,
+            format!("transform `replace` needs a pattern and a replacement: `{EXAMPLE}`"),
+        );
+        return None;
+    };
+    ctx.check_keys(entries, &["pattern", "with"], "replace");
+    let pattern_node = ctx.required(entries, pos, "pattern", "transform `replace`")?;
+    let pattern = ctx.string(pattern_node, "pattern")?;
+    let with = match get(entries, "with") {
+        Some(w) => ctx.string(w, "with")?.to_owned(),
+        None => String::new(),
+    };
+    match Regex::new(pattern) {
+        Ok(re) => Some(Transform::Replace(re, with)),
+        Err(e) => {
+            ctx.err(
+                Pos::of(pattern_node),
+                format!("invalid regular expression: {}", one_line(&e.to_string())),
+            );
+            None
+        }
+    }
+}
+
+pub fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests;

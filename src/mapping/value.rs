@@ -1,0 +1,412 @@
+//! Values: how a mapping computes one field from a record (literal, path, template,
+//! object, array, plus transform/map/default/required), compiled once and evaluated per record.
+
+use serde_json::{Map, Value};
+
+use super::check::Ctx;
+use super::model::{Entries, Node, Pos, SNode, get};
+use super::path::CompiledPath;
+use super::star::StarCopy;
+use super::transform::{self, Transform, text_of};
+
+const SOURCE_KEYS: &[&str] = &["path", "template", "const", "object", "array"];
+const ALL_KEYS: &[&str] = &[
+    "path",
+    "template",
+    "const",
+    "object",
+    "array",
+    "transform",
+    "map",
+    "default",
+    "required",
+];
+
+#[derive(Debug, Clone)]
+pub enum Source {
+    Literal(Value),
+    /// The first non-null of these paths.
+    Paths(Vec<CompiledPath>),
+    Template(Template),
+    Object(ObjectSpec),
+    Array(Vec<ValueSpec>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ValueSpec {
+    pub source: Source,
+    pub transforms: Vec<Transform>,
+    pub map: Option<Vec<(String, Value)>>,
+    pub default: Option<Value>,
+    pub required: bool,
+}
+
+/// `{{ path }}` placeholders between literal text.
+#[derive(Debug, Clone)]
+pub struct Template(Vec<Part>);
+
+#[derive(Debug, Clone)]
+enum Part {
+    Text(String),
+    Path(CompiledPath),
+}
+
+/// A map of named values, optionally with a `"*"` copy of many fields.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectSpec {
+    pub fields: Vec<(String, ValueSpec)>,
+    pub star: Option<StarCopy>,
+}
+
+/// What evaluation needs besides the record: where to put warnings.
+pub struct Scope<'a> {
+    pub record: &'a Value,
+    pub warnings: &'a mut Vec<String>,
+    /// `rule `x`: ` — prefixes every warning so support staff know where to look.
+    pub rule: &'a str,
+}
+
+impl Scope<'_> {
+    pub fn warn(&mut self, field: &str, message: String) {
+        self.warnings
+            .push(format!("rule `{}`: {field} dropped: {message}", self.rule));
+    }
+}
+
+/// Null and empty text count as "no value": an empty CRM field never blanks an attribute.
+fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        _ => false,
+    }
+}
+
+/// A value shown in a warning: short, so one odd record cannot flood the log.
+pub fn show(v: &Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 80 {
+        format!("{}…", text.chars().take(80).collect::<String>())
+    } else {
+        text
+    }
+}
+
+impl ValueSpec {
+    pub fn literal(v: Value) -> ValueSpec {
+        ValueSpec {
+            source: Source::Literal(v),
+            transforms: Vec::new(),
+            map: None,
+            default: None,
+            required: false,
+        }
+    }
+
+    pub fn literal_value(&self) -> Option<&Value> {
+        match &self.source {
+            Source::Literal(v) if self.transforms.is_empty() && self.map.is_none() => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The field's value, `None` when it is left out. `Err` means the rule fails (a
+    /// required field has no value); other problems drop the field with a warning.
+    pub fn eval(&self, scope: &mut Scope, field: &str) -> Result<Option<Value>, String> {
+        // An empty CRM field is "no value": it is not converted (and warned about), only defaulted.
+        let mut value = self.source.eval(scope, field)?.filter(|v| !is_blank(v));
+        for t in &self.transforms {
+            let Some(v) = value.take() else { break };
+            match t.apply(v.clone()) {
+                Ok(out) => value = Some(out),
+                Err(reason) if self.required => {
+                    return Err(format!(
+                        "{field}: {} is {reason} (transform {})",
+                        show(&v),
+                        t.name()
+                    ));
+                }
+                Err(reason) => scope.warn(
+                    field,
+                    format!("{} is {reason} (transform {})", show(&v), t.name()),
+                ),
+            }
+        }
+        if let (Some(map), Some(v)) = (&self.map, &value) {
+            let key = text_of(v);
+            value = map
+                .iter()
+                .find(|(from, _)| Some(from) == key.as_ref())
+                .map(|(_, to)| to.clone());
+        }
+        let value = value
+            .filter(|v| !is_blank(v))
+            .or_else(|| self.default.clone());
+        if self.required && value.is_none() {
+            return Err(format!(
+                "{field} is required but the record has no value for it"
+            ));
+        }
+        Ok(value)
+    }
+}
+
+impl Source {
+    fn eval(&self, scope: &mut Scope, field: &str) -> Result<Option<Value>, String> {
+        Ok(match self {
+            Source::Literal(v) => Some(v.clone()),
+            Source::Paths(paths) => paths
+                .iter()
+                .find_map(|p| p.first(scope.record).filter(|v| !v.is_null()))
+                .cloned(),
+            Source::Template(t) => t.render(scope.record).map(Value::String),
+            Source::Object(o) => o.eval(scope, field)?.map(Value::Object),
+            Source::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    out.extend(item.eval(scope, &format!("{field}[{i}]"))?);
+                }
+                (!out.is_empty()).then_some(Value::Array(out))
+            }
+        })
+    }
+}
+
+impl ObjectSpec {
+    /// The object, `None` when every field was left out.
+    pub fn eval(
+        &self,
+        scope: &mut Scope,
+        field: &str,
+    ) -> Result<Option<Map<String, Value>>, String> {
+        let mut out = Map::new();
+        for (key, spec) in &self.fields {
+            if let Some(v) = spec.eval(scope, &format!("{field}.{key}"))? {
+                out.insert(key.clone(), v);
+            }
+        }
+        // Copies skip every explicit key, even one that produced no value: explicit keys win.
+        if let Some(star) = &self.star {
+            star.copy_into(scope, field, &self.fields, &mut out);
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+}
+
+impl Template {
+    /// The rendered text; `None` when every placeholder was null.
+    pub fn render(&self, record: &Value) -> Option<String> {
+        let mut out = String::new();
+        let mut any = false;
+        let mut has_paths = false;
+        for part in &self.0 {
+            match part {
+                Part::Text(t) => out.push_str(t),
+                Part::Path(p) => {
+                    has_paths = true;
+                    if let Some(text) = p.first(record).and_then(text_of) {
+                        any = true;
+                        out.push_str(&text);
+                    }
+                }
+            }
+        }
+        (any || !has_paths).then_some(out)
+    }
+
+    pub fn compile(ctx: &mut Ctx, pos: Pos, text: &str) -> Option<Template> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        let mut ok = true;
+        while let Some(start) = rest.find("{{") {
+            if start > 0 {
+                parts.push(Part::Text(rest[..start].to_owned()));
+            }
+            let Some(len) = rest[start..].find("}}") else {
+                ctx.err(
+                    pos,
+                    format!("template `{text}` opens `{{{{` without closing `}}}}`"),
+                );
+                return None;
+            };
+            match CompiledPath::compile(rest[start + 2..start + len].trim()) {
+                Ok(p) => parts.push(Part::Path(p)),
+                Err(e) => {
+                    ctx.err(pos, format!("in template: {e}"));
+                    ok = false;
+                }
+            }
+            rest = &rest[start + len + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(Part::Text(rest.to_owned()));
+        }
+        ok.then_some(Template(parts))
+    }
+}
+
+/// Compiles any value form. `what` names the field in messages.
+pub fn compile(ctx: &mut Ctx, node: &SNode, what: &str) -> Option<ValueSpec> {
+    let pos = Pos::of(node);
+    match &node.value {
+        Node::Null | Node::Bool(_) | Node::Number(_) => {
+            Some(ValueSpec::literal(node.value.to_json()))
+        }
+        Node::String(s) => compile_string(ctx, pos, s).map(|source| ValueSpec {
+            source,
+            ..ValueSpec::literal(Value::Null)
+        }),
+        Node::Seq(_) => {
+            ctx.err(pos, format!("{what}: a list value is written `{{ array: [ ... ] }}`; for the first non-null of several paths write `{{ path: [$.a, $.b] }}`"));
+            None
+        }
+        Node::Map(entries) => compile_map(ctx, pos, entries, what),
+    }
+}
+
+fn compile_string(ctx: &mut Ctx, pos: Pos, s: &str) -> Option<Source> {
+    if s.starts_with('$') {
+        return match CompiledPath::compile(s) {
+            Ok(p) => Some(Source::Paths(vec![p])),
+            Err(e) => {
+                ctx.err(pos, e);
+                None
+            }
+        };
+    }
+    if s.contains("{{") {
+        return Template::compile(ctx, pos, s).map(Source::Template);
+    }
+    Some(Source::Literal(Value::String(s.to_owned())))
+}
+
+fn compile_map(ctx: &mut Ctx, pos: Pos, entries: &Entries, what: &str) -> Option<ValueSpec> {
+    ctx.check_keys(entries, ALL_KEYS, &format!("the value of {what}"));
+    let sources: Vec<&(serde_saphyr::Spanned<String>, SNode)> = entries
+        .iter()
+        .filter(|(k, _)| SOURCE_KEYS.contains(&k.value.as_str()))
+        .collect();
+    let [(key, node)] = sources.as_slice() else {
+        ctx.err(pos, format!("{what}: a value map needs exactly one of `path`, `template`, `const`, `object`, `array` (found {})", sources.len()));
+        return None;
+    };
+    let source = compile_source(ctx, &key.value, node, what);
+    let transforms = get(entries, "transform")
+        .map(|t| compile_transforms(ctx, t))
+        .unwrap_or_default();
+    let map = get(entries, "map").and_then(|m| compile_lookup(ctx, m));
+    let default = get(entries, "default").map(|d| d.value.to_json());
+    let required = match get(entries, "required").map(|r| (&r.value, Pos::of(r))) {
+        None => false,
+        Some((Node::Bool(b), _)) => *b,
+        Some((_, p)) => {
+            ctx.err(p, "`required` takes `true` or `false`");
+            false
+        }
+    };
+    Some(ValueSpec {
+        source: source?,
+        transforms,
+        map,
+        default,
+        required,
+    })
+}
+
+fn compile_source(ctx: &mut Ctx, key: &str, node: &SNode, what: &str) -> Option<Source> {
+    let pos = Pos::of(node);
+    match (key, &node.value) {
+        ("path", Node::String(_)) | ("path", Node::Seq(_)) => {
+            let items: Vec<&SNode> = match &node.value {
+                Node::Seq(items) => items.iter().collect(),
+                _ => vec![node],
+            };
+            let mut paths = Vec::new();
+            for item in items {
+                let text = ctx.string(item, "a path")?;
+                match CompiledPath::compile(text) {
+                    Ok(p) => paths.push(p),
+                    Err(e) => ctx.err(Pos::of(item), e),
+                }
+            }
+            Some(Source::Paths(paths))
+        }
+        ("path", _) => {
+            ctx.err(
+                pos,
+                "`path` takes a JSONPath like `$.Email` or a list of them",
+            );
+            None
+        }
+        ("template", Node::String(s)) => Template::compile(ctx, pos, s).map(Source::Template),
+        ("template", _) => {
+            ctx.err(
+                pos,
+                "`template` takes text with `{{ $.path }}` placeholders",
+            );
+            None
+        }
+        ("const", v) => Some(Source::Literal(v.to_json())),
+        ("object", _) => compile_object(ctx, node, what, true).map(Source::Object),
+        ("array", Node::Seq(items)) => {
+            let compiled: Vec<Option<ValueSpec>> =
+                items.iter().map(|i| compile(ctx, i, what)).collect();
+            compiled
+                .into_iter()
+                .collect::<Option<Vec<_>>>()
+                .map(Source::Array)
+        }
+        _ => {
+            ctx.err(
+                pos,
+                "`array` takes a list of values, e.g. `array: [$.a, $.b]`",
+            );
+            None
+        }
+    }
+}
+
+fn compile_transforms(ctx: &mut Ctx, node: &SNode) -> Vec<Transform> {
+    match &node.value {
+        Node::Seq(items) => items
+            .iter()
+            .filter_map(|i| transform::compile(ctx, i))
+            .collect(),
+        _ => transform::compile(ctx, node).into_iter().collect(),
+    }
+}
+
+fn compile_lookup(ctx: &mut Ctx, node: &SNode) -> Option<Vec<(String, Value)>> {
+    let entries = ctx.map(node, "`map`")?;
+    Some(
+        entries
+            .iter()
+            .map(|(k, v)| (k.value.clone(), v.value.to_json()))
+            .collect(),
+    )
+}
+
+/// Compiles a map of named values (`attributes`, `eventData`, `object`); `"*"` is a copy
+/// when `allow_star`. Names are checked against WebEngage's rules.
+pub fn compile_object(
+    ctx: &mut Ctx,
+    node: &SNode,
+    what: &str,
+    allow_star: bool,
+) -> Option<ObjectSpec> {
+    let entries = ctx.map(node, what)?;
+    let mut spec = ObjectSpec::default();
+    for (key, value) in entries {
+        if key.value == "*" && allow_star {
+            spec.star = StarCopy::compile(ctx, value);
+            continue;
+        }
+        if let Err(e) = crate::webengage::rules::check_name(&key.value) {
+            ctx.err(Pos::of(key), format!("{what}: {e}"));
+        }
+        if let Some(v) = compile(ctx, value, &format!("{what}.{}", key.value)) {
+            spec.fields.push((key.value.clone(), v));
+        }
+    }
+    Some(spec)
+}
