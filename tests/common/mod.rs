@@ -80,7 +80,12 @@ pub struct AppOptions {
     pub with_worker: bool,
     pub credentials: bool,
     pub max_body: usize,
+    pub admin_token: Option<String>,
+    pub viewer_token: Option<String>,
 }
+
+pub const ADMIN_TOKEN: &str = "admin-token-5f1c";
+pub const VIEWER_TOKEN: &str = "viewer-token-9a7e";
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -89,6 +94,8 @@ impl Default for AppOptions {
             with_worker: true,
             credentials: true,
             max_body: 5 * 1024 * 1024,
+            admin_token: Some(ADMIN_TOKEN.to_owned()),
+            viewer_token: Some(VIEWER_TOKEN.to_owned()),
         }
     }
 }
@@ -104,8 +111,8 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
         http: HttpSettings {
             listen: "127.0.0.1:0".into(),
             max_body: options.max_body,
-            admin_token: None,
-            viewer_token: None,
+            admin_token: options.admin_token.clone().map(Into::into),
+            viewer_token: options.viewer_token.clone().map(Into::into),
             spool_dir: None,
         },
         webengage: WebEngageSettings {
