@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 use webengage_bridge::store::attempts::{self, NewAttempt};
 use webengage_bridge::store::outbox::{self, Lease};
@@ -57,9 +58,15 @@ async fn a_claim_takes_only_the_first_open_row_of_each_user() {
     );
     let a1_lease = claimed[0].lease();
     assert!(
-        outbox::schedule_retry(&db.pool, a1_lease, Duration::from_secs(3600), "boom", true)
-            .await
-            .unwrap()
+        outbox::schedule_retry(
+            &db.pool,
+            a1_lease,
+            OffsetDateTime::now_utc() + Duration::from_secs(3600),
+            "boom",
+            true
+        )
+        .await
+        .unwrap()
     );
     assert!(
         outbox::claim_due(&db.pool, 10, LEASE)
@@ -141,15 +148,11 @@ async fn a_stale_lease_token_settles_nothing() {
     assert!(!outbox::mark_delivered(&db.pool, stale).await.unwrap());
     assert!(!outbox::mark_dead(&db.pool, stale, "late").await.unwrap());
     assert!(
-        !outbox::schedule_retry(&db.pool, stale, Duration::ZERO, "late", true)
+        !outbox::schedule_retry(&db.pool, stale, OffsetDateTime::now_utc(), "late", true)
             .await
             .unwrap()
     );
-    assert!(
-        !outbox::release(&db.pool, stale, Duration::ZERO)
-            .await
-            .unwrap()
-    );
+    assert!(!outbox::release(&db.pool, stale, None).await.unwrap());
     let row = outbox::get(&db.pool, id).await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("in_flight", 0));
     assert_eq!(row.lease_token, Some(second.lease_token));

@@ -4,6 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
+use time::OffsetDateTime;
 
 use crate::config::DeliverySettings;
 
@@ -38,6 +39,14 @@ pub fn until_next_minute() -> Duration {
         .unwrap_or_default();
     let into_minute = Duration::from_millis((since_epoch.as_millis() % 60_000) as u64);
     Duration::from_secs(60) - into_minute
+}
+
+/// When the next minute starts, as a row's `next_attempt_at`.
+pub fn next_minute() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    let into_minute = time::Duration::seconds(i64::from(now.second()))
+        + time::Duration::nanoseconds(i64::from(now.nanosecond()));
+    now - into_minute + time::Duration::MINUTE
 }
 
 #[cfg(test)]
@@ -85,5 +94,8 @@ mod tests {
     fn next_minute_is_within_a_minute() {
         let d = until_next_minute();
         assert!(d > Duration::ZERO && d <= Duration::from_secs(60));
+        let at = next_minute();
+        assert_eq!((at.second(), at.nanosecond()), (0, 0));
+        assert!(at > OffsetDateTime::now_utc());
     }
 }

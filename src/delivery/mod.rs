@@ -1,10 +1,13 @@
 //! Delivery: drains the outbox into WebEngage, within its rate limits, with retries.
 //!
-//! `worker` (the loop: wake-ups, claims, pause and probe), `send` (one row: call,
-//! record, settle), `client` (the HTTP call and its classification), `backoff`.
+//! `worker` (the loop: wake-ups, claims, pause and probe), `bulk` (grouping rows into
+//! bulk calls, splitting on 400), `send` (one row: call, record, settle), `client` (the
+//! HTTP call and its classification), `limiter` (per-endpoint quotas), `backoff`.
 
 pub mod backoff;
+pub mod bulk;
 pub mod client;
+pub mod limiter;
 pub mod send;
 pub mod worker;
 

@@ -1,26 +1,43 @@
 //! Delivering claimed rows: build the request, call WebEngage, record the attempt,
 //! settle the row with its lease. No database transaction is open during the call.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::PgPool;
 use time::OffsetDateTime;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::backoff;
 use super::client::{CallResult, Endpoint, Outcome, WebEngageClient};
+use super::limiter::Limiter;
 use crate::config::DeliverySettings;
 use crate::store::attempts::{self, NewAttempt};
 use crate::store::destination;
 use crate::store::outbox::{self, ClaimedRow};
 
-/// What the jobs share: the pool, the client, the settings.
+/// What the jobs share: the pool, the client, the settings, the limits.
 pub struct Shared {
     pub pool: PgPool,
     pub client: WebEngageClient,
     pub settings: DeliverySettings,
+    pub limiter: Limiter,
+    /// One permit per WebEngage call in flight (`BRIDGE_WORKER_CONCURRENCY`).
+    pub calls: Semaphore,
+}
+
+impl Shared {
+    /// One call, within the concurrency and the endpoint's quota.
+    pub async fn call(&self, endpoint: &Endpoint, request_id: Uuid, body: &Value) -> CallResult {
+        // The semaphore is never closed, so acquiring cannot fail.
+        let _permit = self.calls.acquire().await.ok();
+        self.limiter.ready(endpoint).await;
+        let result = self.client.send(endpoint, request_id, body).await;
+        self.limiter.observe(endpoint, &result);
+        tracing::debug!(endpoint = endpoint.name(), %request_id, response = ?result.excerpt, "WebEngage answer");
+        result
+    }
 }
 
 /// What a finished job tells the worker about the destination.
@@ -62,15 +79,16 @@ pub fn request_for(row: &ClaimedRow) -> Result<(Endpoint, Value), String> {
 
 /// Sends one row and settles it. Database errors are logged, not returned: the row's
 /// lease then expires and the row is tried again.
-pub async fn deliver_row(shared: &Arc<Shared>, row: ClaimedRow) -> Verdict {
+pub async fn deliver_row(shared: &Shared, row: ClaimedRow) -> Verdict {
     let (endpoint, body) = match request_for(&row) {
         Ok(request) => request,
         Err(problem) => return settle_unsendable(shared, &row, &problem).await,
     };
-    let result = shared.client.send(&endpoint, row.request_id, &body).await;
-    tracing::debug!(outbox_id = row.id, response = ?result.excerpt, "WebEngage answer");
+    let result = shared.call(&endpoint, row.request_id, &body).await;
     record(&shared.pool, &row, row.request_id, &result).await;
-    match settle(shared, &row, &result.outcome).await {
+    let retry_at =
+        OffsetDateTime::now_utc() + backoff::retry_delay(&shared.settings, row.attempts + 1);
+    match settle(shared, &row, &result.outcome, retry_at).await {
         Ok(verdict) => verdict,
         Err(e) => {
             tracing::warn!(outbox_id = row.id, error = %e, "could not settle a row; its lease will expire");
@@ -113,11 +131,13 @@ async fn settle_unsendable(shared: &Shared, row: &ClaimedRow, problem: &str) -> 
     Verdict::Inconclusive
 }
 
-/// Settles one row according to WebEngage's answer.
+/// Settles one row according to WebEngage's answer; a transient failure is retried
+/// at `retry_at` (the rows of one bulk call share it, so they come back together).
 pub async fn settle(
     shared: &Shared,
     row: &ClaimedRow,
     outcome: &Outcome,
+    retry_at: OffsetDateTime,
 ) -> Result<Verdict, sqlx::Error> {
     let (pool, lease) = (&shared.pool, row.lease());
     let (settled, verdict) = match outcome {
@@ -134,24 +154,20 @@ pub async fn settle(
         }
         Outcome::Unauthorized(message) | Outcome::NotFound(message) => {
             pause_destination(shared, outcome, message).await?;
-            (
-                outbox::release(pool, lease, Duration::ZERO).await?,
-                Verdict::Refused,
-            )
+            (outbox::release(pool, lease, None).await?, Verdict::Refused)
         }
         Outcome::RateLimited => {
             tracing::info!(
                 outbox_id = row.id,
                 "WebEngage rate limit reached; waiting for the next minute"
             );
-            let wait = backoff::until_next_minute();
             (
-                outbox::release(pool, lease, wait).await?,
+                outbox::release(pool, lease, Some(backoff::next_minute())).await?,
                 Verdict::Inconclusive,
             )
         }
         Outcome::Transient(message) => (
-            retry_or_give_up(shared, row, message).await?,
+            retry_or_give_up(shared, row, message, retry_at).await?,
             Verdict::Inconclusive,
         ),
     };
@@ -169,6 +185,7 @@ async fn retry_or_give_up(
     shared: &Shared,
     row: &ClaimedRow,
     message: &str,
+    retry_at: OffsetDateTime,
 ) -> Result<bool, sqlx::Error> {
     let settings = &shared.settings;
     let age = OffsetDateTime::now_utc() - row.created_at;
@@ -185,14 +202,13 @@ async fn retry_or_give_up(
         );
         return outbox::mark_dead(&shared.pool, row.lease(), &why).await;
     }
-    let delay = backoff::retry_delay(settings, row.attempts + 1);
     tracing::info!(
         outbox_id = row.id,
         attempts = row.attempts + 1,
-        retry_in_ms = delay.as_millis() as u64,
+        retry_at = %retry_at,
         "delivery failed; will retry"
     );
-    outbox::schedule_retry(&shared.pool, row.lease(), delay, message, true).await
+    outbox::schedule_retry(&shared.pool, row.lease(), retry_at, message, true).await
 }
 
 /// 401/404: nothing can be delivered until someone fixes the settings.

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::bulk::{self, Job};
 use super::client::WebEngageClient;
+use super::limiter::Limiter;
 use super::send::{self, Shared, Verdict};
 use crate::config::{DeliverySettings, WebEngageSettings};
 use crate::store::outbox::{self, Lease};
@@ -47,9 +50,11 @@ pub async fn run(
     let shared = Arc::new(Shared {
         pool,
         client,
+        limiter: Limiter::new(&webengage),
+        calls: Semaphore::new(settings.concurrency.max(1)),
         settings,
     });
-    let mut worker = Worker::new(shared).await;
+    let mut worker = Worker::new(shared, webengage.bulk).await;
     while !shutdown.is_cancelled() {
         let wait = worker.step().await;
         worker.wait(wait, &shutdown).await;
@@ -93,6 +98,8 @@ impl Wait {
 
 struct Worker {
     shared: Arc<Shared>,
+    /// Whether users and events go through the bulk endpoints.
+    bulk: bool,
     jobs: JoinSet<Verdict>,
     /// The leases each running job holds, released if the job dies or is aborted.
     leases: HashMap<Id, Vec<Lease>>,
@@ -104,13 +111,14 @@ struct Worker {
 }
 
 impl Worker {
-    async fn new(shared: Arc<Shared>) -> Worker {
+    async fn new(shared: Arc<Shared>, bulk: bool) -> Worker {
         // New credentials may have fixed an earlier pause: find out at once.
         if let Err(e) = destination::probe_now(&shared.pool).await {
             tracing::warn!(error = %e, "could not schedule a probe");
         }
         let mut worker = Worker {
             shared,
+            bulk,
             jobs: JoinSet::new(),
             leases: HashMap::new(),
             listener: None,
@@ -171,7 +179,14 @@ impl Worker {
                 on_notify: false,
             };
         }
-        let rows = match outbox::claim_due(&self.shared.pool, free as i64, LEASE).await {
+        // With bulk on, a slot can carry a whole batch. Rows that turn out not to batch
+        // (transactions) wait for a call permit, well within their lease.
+        let want = if self.bulk {
+            free * bulk::MAX_BATCH
+        } else {
+            free
+        };
+        let rows = match outbox::claim_due(&self.shared.pool, want as i64, LEASE).await {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim outbox rows");
@@ -179,10 +194,10 @@ impl Worker {
             }
         };
         let claimed = rows.len();
-        for row in rows {
-            self.spawn(row);
+        for job in bulk::plan(rows, self.bulk) {
+            self.spawn(job);
         }
-        if claimed == free {
+        if claimed == want {
             // Every slot is busy and more may be due: the next finished job wakes us.
             return Wait {
                 at_most: POLL,
@@ -248,13 +263,16 @@ impl Worker {
         Ok(true)
     }
 
-    fn spawn(&mut self, row: ClaimedRow) {
-        let lease = row.lease();
+    fn spawn(&mut self, job: Job) {
+        let leases = match &job {
+            Job::Single(row) => vec![row.lease()],
+            Job::Batch(rows) => rows.iter().map(ClaimedRow::lease).collect(),
+        };
         let shared = Arc::clone(&self.shared);
         let handle = self
             .jobs
-            .spawn(async move { send::deliver_row(&shared, row).await });
-        self.leases.insert(handle.id(), vec![lease]);
+            .spawn(async move { bulk::deliver(&shared, job).await });
+        self.leases.insert(handle.id(), leases);
     }
 
     /// Waits for the first of: shutdown, a job finishing, a NOTIFY, the timer.
@@ -361,7 +379,7 @@ fn finished_id(done: &Result<(Id, Verdict), JoinError>) -> Id {
 /// Back to pending now, uncharged. A lease already settled is simply not matched.
 async fn release_all(pool: &PgPool, leases: &[Lease]) {
     for lease in leases {
-        if let Err(e) = outbox::release(pool, *lease, Duration::ZERO).await {
+        if let Err(e) = outbox::release(pool, *lease, None).await {
             tracing::warn!(outbox_id = lease.id, error = %e, "could not release a row; its lease will expire");
         }
     }

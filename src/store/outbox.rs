@@ -140,23 +140,25 @@ pub async fn mark_delivered(pool: &PgPool, lease: Lease) -> Result<bool, sqlx::E
     Ok(done.rows_affected() == 1)
 }
 
-/// Back to pending, due after `delay`; `charge_attempt` counts this try against the row.
+/// Back to pending, due at `next_attempt_at`; `charge_attempt` counts this try against
+/// the row. An absolute time (not a delay) lets the rows of one bulk call come due
+/// together, and so be batched together, with the same request id, again.
 pub async fn schedule_retry(
     pool: &PgPool,
     lease: Lease,
-    delay: Duration,
+    next_attempt_at: OffsetDateTime,
     error: &str,
     charge_attempt: bool,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now() + $3, last_error = $4,
+        "UPDATE outbox SET status = 'pending', next_attempt_at = $3, last_error = $4,
              attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,
              lease_until = NULL, lease_token = NULL, updated_at = now()
          WHERE id = $1 AND lease_token = $2 AND status = 'in_flight'",
     )
     .bind(lease.id)
     .bind(lease.token)
-    .bind(interval(delay))
+    .bind(next_attempt_at)
     .bind(error)
     .bind(charge_attempt)
     .execute(pool)
@@ -164,17 +166,22 @@ pub async fn schedule_retry(
     Ok(done.rows_affected() == 1)
 }
 
-/// Back to pending after `delay` without charging an attempt: the row was not at
-/// fault (destination paused, rate limit, shutdown). `last_error` is kept.
-pub async fn release(pool: &PgPool, lease: Lease, delay: Duration) -> Result<bool, sqlx::Error> {
+/// Back to pending without charging an attempt: the row was not at fault (destination
+/// paused, rate limit, shutdown). Due at `not_before`, or at once when None.
+/// `last_error` is kept.
+pub async fn release(
+    pool: &PgPool,
+    lease: Lease,
+    not_before: Option<OffsetDateTime>,
+) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now() + $3,
+        "UPDATE outbox SET status = 'pending', next_attempt_at = COALESCE($3, now()),
              lease_until = NULL, lease_token = NULL, updated_at = now()
          WHERE id = $1 AND lease_token = $2 AND status = 'in_flight'",
     )
     .bind(lease.id)
     .bind(lease.token)
-    .bind(interval(delay))
+    .bind(not_before)
     .execute(pool)
     .await?;
     Ok(done.rows_affected() == 1)
