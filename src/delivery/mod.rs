@@ -1,4 +1,15 @@
 //! Delivery: drains the outbox into WebEngage, within its rate limits, with retries.
+//!
+//! `worker` (the loop: wake-ups, claims, pause and probe), `bulk` (grouping rows into
+//! bulk calls, splitting on 400), `send` (one row: call, record, settle), `client` (the
+//! HTTP call and its classification), `limiter` (per-endpoint quotas), `backoff`.
+
+pub mod backoff;
+pub mod bulk;
+pub mod client;
+pub mod limiter;
+pub mod send;
+pub mod worker;
 
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
@@ -6,13 +17,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{DeliverySettings, WebEngageSettings};
 
-/// Starts the delivery worker; it stops when `shutdown` is cancelled.
+/// Starts the delivery worker; it stops when `shutdown` is cancelled, after handing
+/// its unfinished rows back to pending.
 pub fn spawn_worker(
     pool: PgPool,
     webengage: WebEngageSettings,
     delivery: DeliverySettings,
     shutdown: CancellationToken,
 ) -> JoinHandle<()> {
-    let _ = (pool, webengage, delivery);
-    tokio::spawn(async move { shutdown.cancelled().await })
+    tokio::spawn(worker::run(pool, webengage, delivery, shutdown))
 }

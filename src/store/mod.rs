@@ -3,8 +3,10 @@
 //! `inbound` (raw records and the ingest transaction), `outbox` (claim, settle, support
 //! queries), `attempts` (the history of each delivery), `destination` (paused or running).
 
+pub mod attempts;
 pub mod destination;
 pub mod inbound;
+pub mod outbox;
 pub mod stats;
 pub mod support;
 

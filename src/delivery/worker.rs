@@ -1,0 +1,386 @@
+//! The worker loop: wake up (NOTIFY, a due retry, or the slow poll), claim due rows up to
+//! the free concurrency, deliver each in its own task, and keep the shared destination
+//! state (paused by 401/404, probed while paused) honest.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tokio::sync::Semaphore;
+use tokio::task::{Id, JoinError, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::bulk::{self, Job};
+use super::client::WebEngageClient;
+use super::limiter::Limiter;
+use super::send::{self, Shared, Verdict};
+use crate::config::{DeliverySettings, WebEngageSettings};
+use crate::store::outbox::{self, Lease};
+use crate::store::{destination, outbox::ClaimedRow};
+
+/// How long a claim lasts: longer than a call (30 s timeout) plus settling, with room.
+pub const LEASE: Duration = Duration::from_secs(10 * 60);
+/// The slow poll behind LISTEN/NOTIFY: also how soon another process's settle is seen.
+const POLL: Duration = Duration::from_secs(2);
+/// After a database error, before trying again.
+const ERROR_PAUSE: Duration = Duration::from_secs(2);
+/// How often expired leases go back to pending.
+const LEASE_SWEEP: Duration = Duration::from_secs(30);
+/// How often delivered rows past retention are purged.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
+const PURGE_BATCH: i64 = 500;
+/// On shutdown, calls in progress may finish this long: their answer settles the row
+/// better than a resend would.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown` is cancelled.
+pub async fn run(
+    pool: PgPool,
+    webengage: WebEngageSettings,
+    settings: DeliverySettings,
+    shutdown: CancellationToken,
+) {
+    let client = match WebEngageClient::new(&webengage) {
+        Ok(client) => client,
+        Err(e) => return idle(&pool, &e.to_string(), &shutdown).await,
+    };
+    let shared = Arc::new(Shared {
+        pool,
+        client,
+        limiter: Limiter::new(&webengage),
+        calls: Semaphore::new(settings.concurrency.max(1)),
+        settings,
+    });
+    let mut worker = Worker::new(shared, webengage.bulk).await;
+    while !shutdown.is_cancelled() {
+        let wait = worker.step().await;
+        worker.wait(wait, &shutdown).await;
+    }
+    worker.stop().await;
+}
+
+/// Without credentials nothing can be sent: say so once, record it where the admin
+/// page and `/readyz` read it, and wait for shutdown (accepting goes on elsewhere).
+async fn idle(pool: &PgPool, reason: &str, shutdown: &CancellationToken) {
+    tracing::warn!("{reason}");
+    while !shutdown.is_cancelled() {
+        match destination::pause(pool, reason, None).await {
+            Ok(()) => break,
+            Err(e) => tracing::debug!(error = %e, "could not record the pause yet"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = tokio::time::sleep(ERROR_PAUSE) => {}
+        }
+    }
+    shutdown.cancelled().await;
+}
+
+/// What to wait for before the next step.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    at_most: Duration,
+    /// Whether a NOTIFY should wake us (not while every slot is busy).
+    on_notify: bool,
+}
+
+impl Wait {
+    fn for_notify(at_most: Duration) -> Wait {
+        Wait {
+            at_most: at_most.min(POLL),
+            on_notify: true,
+        }
+    }
+}
+
+struct Worker {
+    shared: Arc<Shared>,
+    /// Whether users and events go through the bulk endpoints.
+    bulk: bool,
+    jobs: JoinSet<Verdict>,
+    /// The leases each running job holds, released if the job dies or is aborted.
+    leases: HashMap<Id, Vec<Lease>>,
+    listener: Option<PgListener>,
+    /// The pause reason last logged, so a pause is announced once.
+    paused: Option<String>,
+    next_sweep: Instant,
+    next_purge: Instant,
+}
+
+impl Worker {
+    async fn new(shared: Arc<Shared>, bulk: bool) -> Worker {
+        // New credentials may have fixed an earlier pause: find out at once.
+        if let Err(e) = destination::probe_now(&shared.pool).await {
+            tracing::warn!(error = %e, "could not schedule a probe");
+        }
+        let mut worker = Worker {
+            shared,
+            bulk,
+            jobs: JoinSet::new(),
+            leases: HashMap::new(),
+            listener: None,
+            paused: None,
+            next_sweep: Instant::now(),
+            next_purge: Instant::now(),
+        };
+        worker.listener = worker.listen().await;
+        worker
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let connected = async {
+            let mut listener = PgListener::connect_with(&self.shared.pool).await?;
+            listener.listen("outbox_ready").await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match connected.await {
+            Ok(listener) => Some(listener),
+            Err(e) => {
+                tracing::warn!(error = %e, "LISTEN outbox_ready failed; polling every {POLL:?}");
+                None
+            }
+        }
+    }
+
+    /// One round: housekeeping, then either probe (paused) or claim and spawn.
+    async fn step(&mut self) -> Wait {
+        self.housekeeping().await;
+        let state = match destination::load(&self.shared.pool).await {
+            Ok(state) => state,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the destination state");
+                return Wait::for_notify(ERROR_PAUSE);
+            }
+        };
+        match state.paused_reason {
+            Some(reason) => self.step_paused(reason).await,
+            None => {
+                if self.paused.take().is_some() {
+                    tracing::info!("delivery resumed");
+                }
+                self.step_running().await
+            }
+        }
+    }
+
+    async fn step_running(&mut self) -> Wait {
+        let free = self
+            .shared
+            .settings
+            .concurrency
+            .max(1)
+            .saturating_sub(self.jobs.len());
+        if free == 0 {
+            return Wait {
+                at_most: POLL,
+                on_notify: false,
+            };
+        }
+        // With bulk on, a slot can carry a whole batch. Rows that turn out not to batch
+        // (transactions) wait for a call permit, well within their lease.
+        let want = if self.bulk {
+            free * bulk::MAX_BATCH
+        } else {
+            free
+        };
+        let rows = match outbox::claim_due(&self.shared.pool, want as i64, LEASE).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim outbox rows");
+                return Wait::for_notify(ERROR_PAUSE);
+            }
+        };
+        let claimed = rows.len();
+        for job in bulk::plan(rows, self.bulk) {
+            self.spawn(job);
+        }
+        if claimed == want {
+            // Every slot is busy and more may be due: the next finished job wakes us.
+            return Wait {
+                at_most: POLL,
+                on_notify: false,
+            };
+        }
+        self.until_next_due().await
+    }
+
+    /// Sleep until the earliest retry is due, bounded by the poll; a little at least,
+    /// so a row locked by another worker's claim in progress does not make us spin.
+    async fn until_next_due(&self) -> Wait {
+        match outbox::next_due_in(&self.shared.pool).await {
+            Ok(Some(due)) => Wait::for_notify(due.max(Duration::from_millis(10))),
+            Ok(None) => Wait::for_notify(POLL),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the next due time");
+                Wait::for_notify(ERROR_PAUSE)
+            }
+        }
+    }
+
+    /// Paused by a 401/404: only a probe, one row every `pause_probe`, by one worker.
+    async fn step_paused(&mut self, reason: String) -> Wait {
+        if self.paused.as_deref() != Some(reason.as_str()) {
+            tracing::warn!("delivery paused: {reason}");
+            self.paused = Some(reason);
+        }
+        // Let calls already under way settle first; they will likely be refused too.
+        if !self.jobs.is_empty() {
+            return Wait::for_notify(POLL);
+        }
+        match self.probe().await {
+            Ok(true) => Wait::for_notify(Duration::ZERO),
+            Ok(false) => Wait::for_notify(POLL.min(self.shared.settings.pause_probe)),
+            Err(e) => {
+                tracing::warn!(error = %e, "probe failed on the database side");
+                Wait::for_notify(ERROR_PAUSE)
+            }
+        }
+    }
+
+    /// Tries one due row when the probe is due; resumes delivery if WebEngage took it.
+    /// Returns whether delivery resumed.
+    async fn probe(&mut self) -> Result<bool, sqlx::Error> {
+        let pool = &self.shared.pool;
+        if !destination::take_probe(pool, self.shared.settings.pause_probe).await? {
+            return Ok(false);
+        }
+        let Some(row) = outbox::claim_due(pool, 1, LEASE).await?.into_iter().next() else {
+            return Ok(false);
+        };
+        tracing::info!(
+            outbox_id = row.id,
+            "probing WebEngage while delivery is paused"
+        );
+        if send::deliver_row(&self.shared, row).await != Verdict::Accepted {
+            return Ok(false);
+        }
+        destination::resume(pool).await?;
+        self.paused = None;
+        tracing::info!("delivery resumed: WebEngage accepted the probe");
+        Ok(true)
+    }
+
+    fn spawn(&mut self, job: Job) {
+        let leases = match &job {
+            Job::Single(row) => vec![row.lease()],
+            Job::Batch(rows) => rows.iter().map(ClaimedRow::lease).collect(),
+        };
+        let shared = Arc::clone(&self.shared);
+        let handle = self
+            .jobs
+            .spawn(async move { bulk::deliver(&shared, job).await });
+        self.leases.insert(handle.id(), leases);
+    }
+
+    /// Waits for the first of: shutdown, a job finishing, a NOTIFY, the timer.
+    async fn wait(&mut self, wait: Wait, shutdown: &CancellationToken) {
+        let Worker {
+            shared,
+            jobs,
+            listener,
+            leases,
+            ..
+        } = self;
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) if wait.on_notify => l.recv().await.map(|_| ()),
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => {}
+            Some(done) = jobs.join_next_with_id(), if !jobs.is_empty() => {
+                let finished = finished_id(&done);
+                let held = leases.remove(&finished).unwrap_or_default();
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a delivery task failed");
+                    release_all(&shared.pool, &held).await;
+                }
+            }
+            heard = notified => {
+                if let Err(e) = heard {
+                    tracing::warn!(error = %e, "lost the LISTEN connection; polling until it is back");
+                    *listener = None;
+                }
+            }
+            _ = tokio::time::sleep(wait.at_most) => {}
+        }
+    }
+
+    /// Expired leases back to pending, retention purge, LISTEN reconnect: on their timers.
+    async fn housekeeping(&mut self) {
+        let now = Instant::now();
+        if now >= self.next_sweep {
+            self.next_sweep = now + LEASE_SWEEP;
+            match outbox::release_expired_leases(&self.shared.pool).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "released expired leases"),
+                Err(e) => tracing::warn!(error = %e, "cannot release expired leases"),
+            }
+            if self.listener.is_none() {
+                self.listener = self.listen().await;
+            }
+        }
+        if now >= self.next_purge {
+            self.next_purge = now + PURGE_EVERY;
+            match outbox::purge_delivered(
+                &self.shared.pool,
+                self.shared.settings.retention,
+                PURGE_BATCH,
+            )
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(rows = n, "purged delivered rows past retention"),
+                Err(e) => tracing::warn!(error = %e, "retention purge failed"),
+            }
+        }
+    }
+
+    /// Lets calls in progress finish briefly, aborts the rest, and hands their rows
+    /// back to pending so another worker can take them at once.
+    async fn stop(mut self) {
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while let Some(done) = self.jobs.join_next_with_id().await {
+                let id = finished_id(&done);
+                if done.is_ok() {
+                    self.leases.remove(&id);
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            self.jobs.abort_all();
+            while let Some(done) = self.jobs.join_next_with_id().await {
+                if done.is_ok() {
+                    self.leases.remove(&finished_id(&done));
+                }
+            }
+        }
+        let held: Vec<Lease> = self.leases.drain().flat_map(|(_, l)| l).collect();
+        release_all(&self.shared.pool, &held).await;
+        if !held.is_empty() {
+            tracing::info!(rows = held.len(), "released unfinished rows on shutdown");
+        }
+    }
+}
+
+fn finished_id(done: &Result<(Id, Verdict), JoinError>) -> Id {
+    match done {
+        Ok((id, _)) => *id,
+        Err(e) => e.id(),
+    }
+}
+
+/// Back to pending now, uncharged. A lease already settled is simply not matched.
+async fn release_all(pool: &PgPool, leases: &[Lease]) {
+    for lease in leases {
+        if let Err(e) = outbox::release(pool, *lease, None).await {
+            tracing::warn!(outbox_id = lease.id, error = %e, "could not release a row; its lease will expire");
+        }
+    }
+}
