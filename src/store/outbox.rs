@@ -96,7 +96,9 @@ pub async fn claim_due(
              ORDER BY o.id
              FOR UPDATE SKIP LOCKED
              LIMIT $1)
-         RETURNING id, request_id, kind, user_id, body, attempts, created_at, lease_token",
+         RETURNING id, request_id, kind, user_id, body, attempts,
+                   -- A replayed row gets a fresh BRIDGE_RETRY_MAX_AGE budget.
+                   COALESCE(replayed_at, created_at) AS created_at, lease_token",
     )
     .bind(limit)
     .bind(interval(lease))
