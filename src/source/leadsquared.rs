@@ -5,7 +5,11 @@ use serde_json::Value;
 
 use super::{BodyError, ParsedBody};
 
-pub fn parse_body(content_type: Option<&str>, body: &[u8], records: Option<&JpQuery>) -> Result<ParsedBody, BodyError> {
+pub fn parse_body(
+    content_type: Option<&str>,
+    body: &[u8],
+    records: Option<&JpQuery>,
+) -> Result<ParsedBody, BodyError> {
     let _ = (content_type, body, records);
     todo!("leadsquared parser")
 }

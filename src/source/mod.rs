@@ -56,7 +56,9 @@ pub struct InboundRequest {
 
 impl InboundRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     pub fn content_type(&self) -> Option<&str> {
@@ -87,7 +89,9 @@ pub fn parse_body(
 ) -> Result<ParsedBody, BodyError> {
     match format {
         SourceFormat::SalesforceOutbound => salesforce::parse_notifications(&request.body),
-        SourceFormat::LeadSquared => leadsquared::parse_body(request.content_type(), &request.body, records),
+        SourceFormat::LeadSquared => {
+            leadsquared::parse_body(request.content_type(), &request.body, records)
+        }
         SourceFormat::Json => json::parse_body(&request.body, records),
     }
 }
@@ -100,5 +104,15 @@ pub fn default_dedupe_key(format: SourceFormat, record: &Value) -> String {
         SourceFormat::SalesforceOutbound => salesforce::dedupe_key(record),
         SourceFormat::LeadSquared => leadsquared::dedupe_key(record),
         SourceFormat::Json => json::content_hash(record),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Reads a shared fixture at test time: `CARGO_MANIFEST_DIR/../shared` resolves to
+    /// `/work/shared` from the main checkout and from every worktree alike.
+    pub(crate) fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
     }
 }
