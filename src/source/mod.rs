@@ -108,6 +108,9 @@ pub fn default_dedupe_key(format: SourceFormat, record: &Value) -> String {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 pub(crate) mod test_support {
     /// Reads a shared fixture at test time: `CARGO_MANIFEST_DIR/../shared` resolves to
     /// `/work/shared` from the main checkout and from every worktree alike.
