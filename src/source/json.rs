@@ -1,17 +1,244 @@
 //! Generic JSON sources (Salesforce Flow and Apex callouts, anything else that posts JSON).
+//!
+//! The record rules live here and `leadsquared` reuses them: without a `records` path the
+//! body itself is the record, or each element of a top-level array; with one, every node
+//! the path selects is one record (an array node is one record too, and then fails the
+//! object check: a path that should fan out says so itself, e.g. `$.records[*]`).
+//! Every record must be a JSON object. An empty selection is not an error: a batch can
+//! legitimately be empty (`{"totalSize": 0, "records": []}`).
+
+use std::fmt::Write as _;
 
 use jsonpath_rust::parser::model::JpQuery;
+use jsonpath_rust::query::js_path_process;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::{BodyError, ParsedBody};
 
 pub fn parse_body(body: &[u8], records: Option<&JpQuery>) -> Result<ParsedBody, BodyError> {
-    let _ = (body, records);
-    todo!("json parser")
+    let value = parse_value(body)?;
+    Ok(ParsedBody {
+        records: select_records(value, records)?,
+        organization_id: None,
+    })
+}
+
+/// Parses a JSON document. serde_json's recursion limit (128) turns hostile nesting into an
+/// ordinary error rather than a stack overflow; a UTF-8 byte order mark is tolerated
+/// because some senders (Windows tooling) prepend one and serde_json would refuse it.
+pub(crate) fn parse_value(body: &[u8]) -> Result<Value, BodyError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(BodyError("the body is empty".into()));
+    }
+    serde_json::from_slice(body).map_err(|e| BodyError(format!("JSON is malformed: {e}")))
+}
+
+/// Applies the record rules described in the module documentation.
+pub(crate) fn select_records(
+    value: Value,
+    records: Option<&JpQuery>,
+) -> Result<Vec<Value>, BodyError> {
+    let selected = match records {
+        None => match value {
+            Value::Array(items) => items,
+            other => vec![other],
+        },
+        Some(query) => js_path_process(query, &value)
+            .map_err(|e| {
+                BodyError(one_line(&format!(
+                    "the records path could not be evaluated: {e}"
+                )))
+            })?
+            .into_iter()
+            .map(|hit| hit.val().clone())
+            .collect(),
+    };
+    for (i, record) in selected.iter().enumerate() {
+        if !record.is_object() {
+            return Err(BodyError(format!(
+                "record {} is not a JSON object but {}",
+                i + 1,
+                kind(record)
+            )));
+        }
+    }
+    Ok(selected)
 }
 
 /// SHA-256 (hex) of the record's canonical JSON (object keys sorted).
+///
+/// serde_json is built with `preserve_order`, so its own serialisation follows the
+/// sender's key order; the same record re-sent with reordered keys must hash the same,
+/// hence the explicit sort.
 pub fn content_hash(record: &Value) -> String {
-    let _ = record;
-    todo!("content hash")
+    let mut canonical = String::new();
+    write_canonical(record, &mut canonical);
+    hex::encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push('{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                write_canonical(item, out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        Value::String(s) => write_string(s, out),
+        // Scalars serialise the same whatever the key order; Display is serde_json's own form.
+        other => {
+            let _ = write!(out, "{other}");
+        }
+    }
+}
+
+fn write_string(s: &str, out: &mut String) {
+    // Value's Display for a string is its JSON encoding, escapes included.
+    let _ = write!(out, "{}", Value::String(s.to_owned()));
+}
+
+pub(crate) fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Error messages must stay on one line and short: they end up in responses and logs.
+pub(crate) fn one_line(message: &str) -> String {
+    let mut line: String = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    if message.chars().count() > 300 {
+        line.push('…');
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonpath_rust::parser::parse_json_path;
+    use serde_json::json;
+
+    use super::*;
+    use crate::source::test_support::fixture;
+
+    #[test]
+    fn object_body_is_one_record() {
+        let body = fixture("sf_flow_lead.json");
+        let parsed = parse_body(&body, None).unwrap();
+        assert_eq!(parsed.records.len(), 1);
+        assert_eq!(parsed.organization_id, None);
+        let r = &parsed.records[0];
+        assert_eq!(r["Id"], "00Q5j00000Hk5WdEAJ");
+        assert_eq!(r["MobilePhone"], Value::Null);
+        assert_eq!(r["CreatedDate"], "2024-01-15T10:30:00.000+0000");
+        assert_eq!(r["attributes"]["type"], "Lead");
+    }
+
+    #[test]
+    fn array_body_is_one_record_per_element() {
+        let parsed = parse_body(br#"[{"a":1},{"a":2}]"#, None).unwrap();
+        assert_eq!(parsed.records, vec![json!({"a":1}), json!({"a":2})]);
+        assert!(parse_body(b" [] ", None).unwrap().records.is_empty());
+    }
+
+    #[test]
+    fn records_path_selects_records() {
+        let q = parse_json_path("$.records[*]").unwrap();
+        let body = br#"{"totalSize":2,"done":true,"records":[{"Id":"1"},{"Id":"2"}]}"#;
+        let parsed = parse_body(body, Some(&q)).unwrap();
+        assert_eq!(parsed.records, vec![json!({"Id":"1"}), json!({"Id":"2"})]);
+
+        // A node that is an array is one record, and not an object.
+        let q = parse_json_path("$.records").unwrap();
+        let err = parse_body(body, Some(&q)).unwrap_err();
+        assert_eq!(err.0, "record 1 is not a JSON object but an array");
+
+        let q = parse_json_path("$.nothing[*]").unwrap();
+        assert!(parse_body(body, Some(&q)).unwrap().records.is_empty());
+    }
+
+    #[test]
+    fn non_objects_are_refused() {
+        assert_eq!(
+            parse_body(b"42", None).unwrap_err().0,
+            "record 1 is not a JSON object but a number"
+        );
+        assert_eq!(
+            parse_body(br#"[{}, "x"]"#, None).unwrap_err().0,
+            "record 2 is not a JSON object but a string"
+        );
+    }
+
+    #[test]
+    fn malformed_and_hostile_json_are_clean_errors() {
+        let err = parse_body(&fixture("lsq_malformed.json"), None).unwrap_err();
+        assert!(err.0.starts_with("JSON is malformed: "), "{err}");
+        assert!(!err.0.contains('\n'));
+
+        let deep = "[".repeat(100_000);
+        let err = parse_body(deep.as_bytes(), None).unwrap_err();
+        assert!(err.0.contains("recursion limit"), "{err}");
+
+        assert_eq!(
+            parse_body(b"  \n", None).unwrap_err().0,
+            "the body is empty"
+        );
+        assert!(parse_body(b"\xff\xfe{}", None).is_err());
+        assert!(parse_body(b"\xEF\xBB\xBF{\"a\":1}", None).is_ok());
+    }
+
+    #[test]
+    fn content_hash_ignores_key_order_only() {
+        let a = json!({"b": 1, "a": {"y": [1, "x"], "x": null}});
+        let b: Value = serde_json::from_str(r#"{"a":{"x":null,"y":[1,"x"]},"b":1}"#).unwrap();
+        assert_eq!(content_hash(&a), content_hash(&b));
+        assert_ne!(
+            content_hash(&a),
+            content_hash(&json!({"b": 2, "a": {"y": [1, "x"], "x": null}}))
+        );
+        assert_ne!(
+            content_hash(&json!({"a": [1, 2]})),
+            content_hash(&json!({"a": [2, 1]}))
+        );
+        // Canonical form is compact JSON with sorted keys: checkable by hand.
+        assert_eq!(
+            content_hash(&json!({"b": "é\"", "a": 1})),
+            hex::encode(Sha256::digest(r#"{"a":1,"b":"é\""}"#.as_bytes()))
+        );
+        assert_eq!(content_hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn one_line_strips_controls_and_caps_length() {
+        assert_eq!(one_line("a\nb\tc"), "a b c");
+        assert_eq!(one_line(&"x".repeat(400)).chars().count(), 301);
+    }
 }
