@@ -99,6 +99,17 @@ fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
     })?;
     let set = registry.current();
     tracing::info!(sources = ?set.source_ids().collect::<Vec<_>>(), dir = %dir.display(), "mappings loaded");
+    for id in set.source_ids() {
+        if set
+            .get(id)
+            .is_some_and(|m| crate::source::auth::is_open(&m.auth))
+        {
+            tracing::warn!(
+                source = id,
+                "source accepts unauthenticated webhooks (`auth: none`); configure a secret before production"
+            );
+        }
+    }
     Ok(registry)
 }
 
