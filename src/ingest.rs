@@ -6,6 +6,7 @@ use sqlx::PgPool;
 
 use crate::mapping::{MappingSet, SourceMapping};
 use crate::source::{self, AuthError, BodyError, InboundRequest, SourceFormat, auth};
+use crate::store::group_commit::GroupCommit;
 use crate::store::inbound::{self, IngestCounts, NewRecord, RequestMeta};
 
 /// What became of an accepted request.
@@ -38,7 +39,7 @@ pub enum IngestError {
 
 /// Authenticates, parses, maps and durably stores one webhook request.
 pub async fn accept_webhook(
-    pool: &PgPool,
+    store: &GroupCommit,
     mappings: &MappingSet,
     source_id: &str,
     request: &InboundRequest,
@@ -56,14 +57,14 @@ pub async fn accept_webhook(
     };
     let parsed = match source::parse_body(mapping.format, request, mapping.records.as_ref()) {
         Ok(parsed) => parsed,
-        Err(error) => return keep_malformed(pool, mapping, &meta, request, error).await,
+        Err(error) => return keep_malformed(store.pool(), mapping, &meta, request, error).await,
     };
     auth::verify_organization(
         &mapping.auth,
         parsed.organization_id.as_deref().unwrap_or(""),
     )?;
     let records = map_records(mapping, parsed.records, jiff::Timestamp::now());
-    let counts = inbound::ingest(pool, &meta, &records).await?;
+    let counts = store.ingest(&meta, records).await?;
     Ok(Accepted::Stored {
         format: mapping.format,
         counts,

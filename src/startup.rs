@@ -16,6 +16,7 @@ use crate::delivery;
 use crate::http::{self, AppState};
 use crate::mapping::Registry;
 use crate::store;
+use crate::store::group_commit::{GroupCommit, GroupCommitConfig};
 
 /// A running service: the HTTP server and, unless disabled, the delivery worker.
 pub struct Application {
@@ -124,6 +125,7 @@ fn build_server(
     // Install the metrics recorder before the first request counts anything.
     http::metrics::handle();
     let state = web::Data::new(AppState {
+        committer: GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
         pool,
         registry,
         max_body: settings.http.max_body,

@@ -12,10 +12,13 @@ use actix_web::web;
 use sqlx::PgPool;
 
 use crate::mapping::Registry;
+use crate::store::group_commit::GroupCommit;
 
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
+    /// Webhook records commit through here, many requests per transaction.
+    pub committer: GroupCommit,
     pub registry: Arc<Registry>,
     pub max_body: usize,
     pub has_credentials: bool,

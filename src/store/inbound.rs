@@ -1,6 +1,9 @@
 //! Inbound records and the ingest transaction: every record of a webhook request and
 //! its outbox rows are committed together, before the CRM is answered.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -43,6 +46,13 @@ pub struct RequestMeta<'a> {
     pub request_id: &'a str,
 }
 
+/// One request's records, as handed to a group commit.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestJob<'a> {
+    pub meta: &'a RequestMeta<'a>,
+    pub records: &'a [NewRecord],
+}
+
 /// Stores every record of one request, and the outbox rows of the new ones, in one
 /// transaction. Returns only after `COMMIT`.
 pub async fn ingest(
@@ -50,35 +60,145 @@ pub async fn ingest(
     meta: &RequestMeta<'_>,
     records: &[NewRecord],
 ) -> Result<IngestCounts, sqlx::Error> {
+    let counts = ingest_batch(pool, &[IngestJob { meta, records }]).await?;
+    Ok(counts.into_iter().next().unwrap_or_default())
+}
+
+/// Stores the records of many requests in one transaction with one multi-row insert
+/// per table: the group commit. Answers per request, in order. Dedupe and the stale
+/// fence work across requests of the batch as they do across batches.
+pub async fn ingest_batch(
+    pool: &PgPool,
+    jobs: &[IngestJob<'_>],
+) -> Result<Vec<IngestCounts>, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let mut counts = IngestCounts::default();
-    for record in records {
-        let stale = match &record.version {
-            Some(version) => !advance_version(&mut tx, meta.source, version).await?,
-            None => false,
-        };
-        let status = if stale {
-            "stale"
-        } else {
-            record.mapped.status.as_str()
-        };
-        let Some(inbound_id) = insert_inbound(&mut tx, meta, record, status).await? else {
-            counts.duplicates += 1;
-            continue;
-        };
-        if stale {
-            counts.stale += 1;
-            continue;
-        }
-        insert_outbox(&mut tx, meta, inbound_id, &record.mapped.operations).await?;
-        match record.mapped.status {
-            RecordStatus::Mapped => counts.accepted += 1,
-            RecordStatus::Ignored => counts.ignored += 1,
-            RecordStatus::Failed => counts.failed += 1,
+    let mut rows = Vec::new();
+    for job in jobs {
+        for record in job.records {
+            let stale = match &record.version {
+                Some(version) => !advance_version(&mut tx, job.meta.source, version).await?,
+                None => false,
+            };
+            rows.push(InboundRow {
+                meta: job.meta,
+                record,
+                stale,
+            });
         }
     }
+    let mut inserted = insert_inbound_many(&mut tx, &rows).await?;
+    let mut counts = vec![IngestCounts::default(); jobs.len()];
+    let mut operations = Vec::new();
+    let mut row = rows.iter();
+    for (job_counts, job) in counts.iter_mut().zip(jobs) {
+        for row in row.by_ref().take(job.records.len()) {
+            // The first occurrence of a key in the batch is the one inserted (rows go in in order).
+            let Some(inbound_id) =
+                inserted.remove(&(row.meta.source, row.record.dedupe_key.as_str()))
+            else {
+                job_counts.duplicates += 1;
+                continue;
+            };
+            if row.stale {
+                job_counts.stale += 1;
+                continue;
+            }
+            operations.extend(
+                row.record
+                    .mapped
+                    .operations
+                    .iter()
+                    .map(|op| (row.meta, inbound_id, op)),
+            );
+            match row.record.mapped.status {
+                RecordStatus::Mapped => job_counts.accepted += 1,
+                RecordStatus::Ignored => job_counts.ignored += 1,
+                RecordStatus::Failed => job_counts.failed += 1,
+            }
+        }
+    }
+    insert_outbox_many(&mut tx, &operations).await?;
     tx.commit().await?;
     Ok(counts)
+}
+
+struct InboundRow<'a> {
+    meta: &'a RequestMeta<'a>,
+    record: &'a NewRecord,
+    stale: bool,
+}
+
+/// One `INSERT … SELECT FROM UNNEST` for every record of the batch; returns the ids of
+/// the rows that were new, keyed by (source, dedupe key).
+async fn insert_inbound_many<'a>(
+    conn: &mut PgConnection,
+    rows: &'a [InboundRow<'a>],
+) -> Result<HashMap<(&'a str, &'a str), i64>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let sources: Vec<&str> = rows.iter().map(|r| r.meta.source).collect();
+    let keys: Vec<&str> = rows.iter().map(|r| r.record.dedupe_key.as_str()).collect();
+    let statuses: Vec<&str> = rows
+        .iter()
+        .map(|r| {
+            if r.stale {
+                "stale"
+            } else {
+                r.record.mapped.status.as_str()
+            }
+        })
+        .collect();
+    let payloads: Vec<Cow<'_, Value>> = rows
+        .iter()
+        .map(|r| without_nul(&r.record.payload))
+        .collect();
+    let payloads: Vec<&Value> = payloads.iter().map(AsRef::as_ref).collect();
+    let content_types: Vec<Option<&str>> = rows.iter().map(|r| r.meta.content_type).collect();
+    let warnings: Vec<Value> = rows
+        .iter()
+        .map(|r| serde_json::json!(r.record.mapped.warnings))
+        .collect();
+    let errors: Vec<Option<&str>> = rows
+        .iter()
+        .map(|r| r.record.mapped.error.as_deref())
+        .collect();
+    let hashes: Vec<&str> = rows.iter().map(|r| r.meta.mapping_hash).collect();
+    let request_ids: Vec<&str> = rows.iter().map(|r| r.meta.request_id).collect();
+    let inserted: Vec<(i64, String, String)> = sqlx::query_as(
+        "INSERT INTO inbound_records
+           (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id)
+         SELECT s, k, st, p, ct, w, e, h, r
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[])
+              WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, ord)
+         ORDER BY ord
+         ON CONFLICT (source, dedupe_key) DO NOTHING
+         RETURNING id, source, dedupe_key",
+    )
+    .bind(&sources)
+    .bind(&keys)
+    .bind(&statuses)
+    .bind(&payloads)
+    .bind(&content_types)
+    .bind(&warnings)
+    .bind(&errors)
+    .bind(&hashes)
+    .bind(&request_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    // Key the ids by strings borrowed from the batch, so callers need no copies.
+    let keys_in_batch: HashMap<(&str, &str), (&str, &str)> = sources
+        .iter()
+        .zip(&keys)
+        .map(|(s, k)| ((*s, *k), (*s, *k)))
+        .collect();
+    let mut ids = HashMap::with_capacity(inserted.len());
+    for (id, source, key) in inserted {
+        if let Some(&borrowed) = keys_in_batch.get(&(source.as_str(), key.as_str())) {
+            ids.insert(borrowed, id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Moves the fence forward when `version` is not older than the newest accepted one.
@@ -103,63 +223,41 @@ async fn advance_version(
     Ok(advanced.is_some())
 }
 
-/// Inserts the raw record; `None` when it is a duplicate.
-async fn insert_inbound(
+/// One multi-row insert for all operations of the batch; ids follow the CRM's order.
+async fn insert_outbox_many(
     conn: &mut PgConnection,
-    meta: &RequestMeta<'_>,
-    record: &NewRecord,
-    status: &str,
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "INSERT INTO inbound_records
-           (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-         ON CONFLICT (source, dedupe_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(meta.source)
-    .bind(&record.dedupe_key)
-    .bind(status)
-    .bind(&record.payload)
-    .bind(meta.content_type)
-    .bind(serde_json::json!(record.mapped.warnings))
-    .bind(&record.mapped.error)
-    .bind(meta.mapping_hash)
-    .bind(meta.request_id)
-    .fetch_optional(&mut *conn)
-    .await
-}
-
-/// One multi-row insert for all operations of a record; ids follow the CRM's order.
-async fn insert_outbox(
-    conn: &mut PgConnection,
-    meta: &RequestMeta<'_>,
-    inbound_id: i64,
-    operations: &[Operation],
+    operations: &[(&RequestMeta<'_>, i64, &Operation)],
 ) -> Result<(), sqlx::Error> {
     if operations.is_empty() {
         return Ok(());
     }
     let request_ids: Vec<Uuid> = operations.iter().map(|_| Uuid::now_v7()).collect();
-    let rules: Vec<&str> = operations.iter().map(|o| o.rule.as_str()).collect();
-    let kinds: Vec<&str> = operations.iter().map(|o| o.kind.as_str()).collect();
-    let users: Vec<Option<String>> = operations.iter().map(Operation::user_key).collect();
-    let bodies: Vec<Value> = operations.iter().map(|o| o.body.clone()).collect();
+    let inbound_ids: Vec<i64> = operations.iter().map(|(_, id, _)| *id).collect();
+    let sources: Vec<&str> = operations.iter().map(|(m, _, _)| m.source).collect();
+    let hashes: Vec<&str> = operations.iter().map(|(m, _, _)| m.mapping_hash).collect();
+    let rules: Vec<&str> = operations.iter().map(|(_, _, o)| o.rule.as_str()).collect();
+    let kinds: Vec<&str> = operations.iter().map(|(_, _, o)| o.kind.as_str()).collect();
+    let users: Vec<Option<String>> = operations.iter().map(|(_, _, o)| o.user_key()).collect();
+    let bodies: Vec<Cow<'_, Value>> = operations
+        .iter()
+        .map(|(_, _, o)| without_nul(&o.body))
+        .collect();
+    let bodies: Vec<&Value> = bodies.iter().map(AsRef::as_ref).collect();
     sqlx::query(
         "INSERT INTO outbox (request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash)
-         SELECT r, $2, $3, ru, k, u, b, $4
-         FROM UNNEST($1::uuid[], $5::text[], $6::text[], $7::text[], $8::jsonb[])
-              WITH ORDINALITY AS t(r, ru, k, u, b, ord)
+         SELECT r, i, s, ru, k, u, b, h
+         FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[])
+              WITH ORDINALITY AS t(r, i, s, ru, k, u, b, h, ord)
          ORDER BY ord",
     )
     .bind(&request_ids)
-    .bind(inbound_id)
-    .bind(meta.source)
-    .bind(meta.mapping_hash)
+    .bind(&inbound_ids)
+    .bind(&sources)
     .bind(&rules)
     .bind(&kinds)
     .bind(&users)
     .bind(&bodies)
+    .bind(&hashes)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -231,7 +329,8 @@ pub async fn replace_operations(
         content_type: None,
         request_id: "",
     };
-    insert_outbox(&mut tx, &meta, inbound_id, &fresh).await?;
+    let operations: Vec<_> = fresh.iter().map(|op| (&meta, inbound_id, op)).collect();
+    insert_outbox_many(&mut tx, &operations).await?;
     sqlx::query("UPDATE inbound_records SET status = $2, warnings = $3, error = $4, mapping_hash = $5 WHERE id = $1")
         .bind(inbound_id)
         .bind(mapped.status.as_str())
@@ -261,4 +360,35 @@ pub async fn ids_for_remap(
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+/// Postgres' `jsonb` cannot hold U+0000. A CRM that sends one must not be refused
+/// forever (it would retry until it gives up), so the character becomes U+FFFD.
+/// Copies only when there is something to replace.
+fn without_nul(value: &Value) -> Cow<'_, Value> {
+    fn has_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().any(has_nul),
+            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+            _ => false,
+        }
+    }
+    fn replace(v: &Value) -> Value {
+        match v {
+            Value::String(s) => Value::String(s.replace('\0', "\u{FFFD}")),
+            Value::Array(items) => Value::Array(items.iter().map(replace).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), replace(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    if has_nul(value) {
+        Cow::Owned(replace(value))
+    } else {
+        Cow::Borrowed(value)
+    }
 }

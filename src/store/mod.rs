@@ -5,6 +5,7 @@
 
 pub mod attempts;
 pub mod destination;
+pub mod group_commit;
 pub mod inbound;
 pub mod outbox;
 pub mod stats;

@@ -1,0 +1,167 @@
+//! Group commit: concurrent webhook requests share one transaction. Each request is
+//! answered only after the commit that holds its records, so "2xx means committed"
+//! holds, while Postgres makes one WAL flush for many requests instead of one each.
+//!
+//! Batching needs no timer: while one flusher commits, requests queue up, and the next
+//! flusher takes everything queued (up to `max_records`). An idle service commits a
+//! lone request at once.
+
+use std::sync::Arc;
+
+use sqlx::PgPool;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+use super::inbound::{self, IngestCounts, IngestJob, NewRecord, RequestMeta};
+
+/// A request's records with owned metadata, waiting for a commit.
+struct Pending {
+    source: String,
+    mapping_hash: String,
+    content_type: Option<String>,
+    request_id: String,
+    records: Vec<NewRecord>,
+    reply: oneshot::Sender<Result<IngestCounts, sqlx::Error>>,
+}
+
+impl Pending {
+    fn meta(&self) -> RequestMeta<'_> {
+        RequestMeta {
+            source: &self.source,
+            mapping_hash: &self.mapping_hash,
+            content_type: self.content_type.as_deref(),
+            request_id: &self.request_id,
+        }
+    }
+}
+
+/// The handle requests commit through; cheap to clone.
+#[derive(Clone)]
+pub struct GroupCommit {
+    pool: PgPool,
+    queue: mpsc::Sender<Pending>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct GroupCommitConfig {
+    /// Transactions in flight at once: one commits while the next collects.
+    pub flushers: usize,
+    /// Records per transaction at most.
+    pub max_records: usize,
+}
+
+impl Default for GroupCommitConfig {
+    fn default() -> Self {
+        GroupCommitConfig {
+            flushers: 3,
+            max_records: 512,
+        }
+    }
+}
+
+impl GroupCommit {
+    /// Starts the flushers on the current tokio runtime.
+    pub fn spawn(pool: PgPool, config: GroupCommitConfig) -> Self {
+        let (queue, receiver) = mpsc::channel(4096);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for _ in 0..config.flushers.max(1) {
+            tokio::spawn(flush_loop(
+                pool.clone(),
+                receiver.clone(),
+                config.max_records.max(1),
+            ));
+        }
+        GroupCommit { pool, queue }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Stores one request's records; returns after the commit that holds them.
+    pub async fn ingest(
+        &self,
+        meta: &RequestMeta<'_>,
+        records: Vec<NewRecord>,
+    ) -> Result<IngestCounts, sqlx::Error> {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            source: meta.source.to_owned(),
+            mapping_hash: meta.mapping_hash.to_owned(),
+            content_type: meta.content_type.map(str::to_owned),
+            request_id: meta.request_id.to_owned(),
+            records,
+            reply,
+        };
+        if let Err(mpsc::error::SendError(pending)) = self.queue.send(pending).await {
+            // No flusher runs (the runtime is shutting down): commit directly.
+            return inbound::ingest(&self.pool, &pending.meta(), &pending.records).await;
+        }
+        answer.await.unwrap_or(Err(sqlx::Error::PoolClosed))
+    }
+}
+
+async fn flush_loop(
+    pool: PgPool,
+    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+    max_records: usize,
+) {
+    while let Some(batch) = collect(&receiver, max_records).await {
+        flush(&pool, batch).await;
+    }
+}
+
+/// Waits for one request, then takes whatever else is already queued.
+async fn collect(
+    receiver: &Mutex<mpsc::Receiver<Pending>>,
+    max_records: usize,
+) -> Option<Vec<Pending>> {
+    let mut receiver = receiver.lock().await;
+    let first = receiver.recv().await?;
+    let mut records = first.records.len();
+    let mut batch = vec![first];
+    while records < max_records {
+        match receiver.try_recv() {
+            Ok(next) => {
+                records += next.records.len();
+                batch.push(next);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
+/// Commits a batch; if the shared transaction fails, each request is retried alone so
+/// one request's problem cannot fail its neighbours.
+async fn flush(pool: &PgPool, batch: Vec<Pending>) {
+    metrics::histogram!("bridge_group_commit_requests").record(batch.len() as f64);
+    let metas: Vec<RequestMeta<'_>> = batch.iter().map(Pending::meta).collect();
+    let jobs: Vec<IngestJob<'_>> = metas
+        .iter()
+        .zip(&batch)
+        .map(|(meta, p)| IngestJob {
+            meta,
+            records: &p.records,
+        })
+        .collect();
+    let result = inbound::ingest_batch(pool, &jobs).await;
+    drop(jobs);
+    drop(metas);
+    match result {
+        Ok(counts) => {
+            for (pending, counts) in batch.into_iter().zip(counts) {
+                let _ = pending.reply.send(Ok(counts));
+            }
+        }
+        Err(e) if batch.len() == 1 => {
+            let _ = batch.into_iter().next().map(|p| p.reply.send(Err(e)));
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, requests = batch.len(), "group commit failed; committing its requests one by one");
+            for pending in batch {
+                let result = inbound::ingest(pool, &pending.meta(), &pending.records).await;
+                let _ = pending.reply.send(result);
+            }
+        }
+    }
+}
