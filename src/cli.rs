@@ -1,5 +1,7 @@
 //! Command line: clap commands, each calling one function elsewhere.
 
+mod support;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -49,6 +51,10 @@ pub enum Command {
         #[command(subcommand)]
         command: MappingsCommand,
     },
+    /// Support actions on the outbox: stats, list, show, retry, cancel, replay.
+    Outbox(support::OutboxArgs),
+    /// Stored CRM records: list, and re-map through today's mappings.
+    Inbound(support::InboundArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +93,8 @@ pub fn run() -> ExitCode {
         Command::Worker { settings } => serve(*settings, false, true),
         Command::Migrate { database } => migrate(&database),
         Command::Mappings { command } => mappings(command),
+        Command::Outbox(args) => support::outbox(args),
+        Command::Inbound(args) => support::inbound(args),
     }
 }
 

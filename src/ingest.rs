@@ -190,3 +190,36 @@ pub async fn remap_record(
     )
     .await?)
 }
+
+/// What re-mapping many records did: records re-mapped, outbox rows produced, and why
+/// the others could not be (one line each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RemapSummary {
+    pub remapped: u64,
+    pub operations: u64,
+    pub errors: Vec<String>,
+}
+
+/// Re-maps every stored record of `status` (and `source`, when given), at most `limit`.
+/// A record that cannot be mapped is reported and skipped; a database error stops all.
+pub async fn remap_matching(
+    pool: &PgPool,
+    mappings: &MappingSet,
+    status: &str,
+    source: Option<&str>,
+    limit: i64,
+) -> Result<RemapSummary, sqlx::Error> {
+    let ids = inbound::ids_for_remap(pool, Some(status), source, limit).await?;
+    let mut summary = RemapSummary::default();
+    for id in ids {
+        match remap_record(pool, mappings, id).await {
+            Ok(n) => {
+                summary.remapped += 1;
+                summary.operations += n;
+            }
+            Err(RemapError::Storage(e)) => return Err(e),
+            Err(e) => summary.errors.push(e.to_string()),
+        }
+    }
+    Ok(summary)
+}

@@ -1,7 +1,7 @@
 //! The one place where errors become HTTP answers: `{"error": {"code", "message"}}`.
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_TYPE, RETRY_AFTER};
+use actix_web::http::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use actix_web::{HttpResponse, ResponseError};
 
 use crate::ingest::IngestError;
@@ -18,6 +18,14 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A page asked for without a session: the browser is sent to the login form.
+    #[error("log in first")]
+    LoginRequired,
+    #[error("too many login attempts; wait a minute")]
+    TooManyRequests,
+    /// A bug (e.g. a template that does not render); details go to the log only.
+    #[error("internal error")]
+    Internal,
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
     #[error("the database is unavailable; retry later")]
@@ -35,6 +43,9 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::LoginRequired => "login_required",
+            ApiError::TooManyRequests => "too_many_requests",
+            ApiError::Internal => "internal",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::Unavailable | ApiError::SoapFault => "unavailable",
         }
@@ -75,6 +86,13 @@ impl From<crate::ingest::RemapError> for ApiError {
     }
 }
 
+impl From<askama::Error> for ApiError {
+    fn from(e: askama::Error) -> Self {
+        tracing::error!(error = %e, "an admin page did not render");
+        ApiError::Internal
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -83,6 +101,9 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::LoginRequired => StatusCode::SEE_OTHER,
+            ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::SoapFault => StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,6 +120,12 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((RETRY_AFTER, "30"));
+            }
+            ApiError::LoginRequired => {
+                return response.insert_header((LOCATION, "/admin/login")).finish();
+            }
+            ApiError::TooManyRequests => {
+                response.insert_header((RETRY_AFTER, "60"));
             }
             _ => {}
         }

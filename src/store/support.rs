@@ -48,7 +48,7 @@ pub struct Page<T> {
     pub next: Option<i64>,
 }
 
-const ITEM_COLUMNS: &str = "o.id, o.request_id, o.inbound_id, o.source, o.rule, o.kind, o.user_id, o.status, o.attempts, \
+pub(crate) const ITEM_COLUMNS: &str = "o.id, o.request_id, o.inbound_id, o.source, o.rule, o.kind, o.user_id, o.status, o.attempts, \
      o.next_attempt_at, o.last_error, o.created_at, o.delivered_at";
 
 pub async fn list_outbox(
@@ -151,7 +151,7 @@ pub struct InboundItem {
     pub received_at: OffsetDateTime,
 }
 
-const INBOUND_COLUMNS: &str = "id, source, dedupe_key, status, payload, raw_body, content_type, warnings, error, mapping_hash, request_id, received_at";
+pub(crate) const INBOUND_COLUMNS: &str = "id, source, dedupe_key, status, payload, raw_body, content_type, warnings, error, mapping_hash, request_id, received_at";
 
 pub async fn outbox_detail(pool: &PgPool, id: i64) -> Result<Option<OutboxDetail>, sqlx::Error> {
     let Some(item) = sqlx::query_as::<_, OutboxItem>(&format!(

@@ -143,28 +143,27 @@ pub async fn remap_many(
     filter: web::Json<support::InboundFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let status = filter.status.as_deref().unwrap_or("failed");
-    let ids =
-        store::inbound::ids_for_remap(&state.pool, Some(status), filter.source.as_deref(), 10_000)
-            .await?;
-    let mappings = state.registry.current();
-    let (mut records, mut operations, mut errors) = (0u64, 0u64, Vec::new());
-    for id in ids {
-        match ingest::remap_record(&state.pool, &mappings, id).await {
-            Ok(n) => {
-                records += 1;
-                operations += n;
-            }
-            Err(ingest::RemapError::Storage(e)) => return Err(e.into()),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
+    let summary = ingest::remap_matching(
+        &state.pool,
+        &state.registry.current(),
+        status,
+        filter.source.as_deref(),
+        10_000,
+    )
+    .await?;
     let target = format!(
         "status={status} source={}",
         filter.source.as_deref().unwrap_or("*")
     );
-    support::audit(&state.pool, caller.0.as_str(), "remap", &target, records).await?;
-    Ok(HttpResponse::Ok()
-        .json(json!({ "remapped": records, "operations": operations, "errors": errors })))
+    support::audit(
+        &state.pool,
+        caller.0.as_str(),
+        "remap",
+        &target,
+        summary.remapped,
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(summary))
 }
 
 pub async fn audit_log(_: Caller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {

@@ -2,8 +2,12 @@
 //! only reads. No admin token configured means the surface is off (404), never open.
 
 use std::future::{Ready, ready};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::Method, web};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -26,11 +30,30 @@ impl Role {
     }
 }
 
-/// The configured tokens; empty strings count as unset.
+/// The configured tokens; empty strings count as unset. Also holds the login rate
+/// limit, so that every server worker of one app shares it.
 #[derive(Debug, Clone, Default)]
 pub struct AdminTokens {
     admin: Option<SecretString>,
     viewer: Option<SecretString>,
+    logins: Arc<LoginLimiter>,
+}
+
+/// Login attempts per client address: enough for a person who mistypes, too few to
+/// guess a token.
+pub struct LoginLimiter(DefaultKeyedRateLimiter<IpAddr>);
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        let per_minute = NonZeroU32::new(10).expect("non-zero");
+        LoginLimiter(RateLimiter::keyed(Quota::per_minute(per_minute)))
+    }
+}
+
+impl std::fmt::Debug for LoginLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LoginLimiter")
+    }
 }
 
 impl AdminTokens {
@@ -39,7 +62,15 @@ impl AdminTokens {
         AdminTokens {
             admin: set(admin),
             viewer: set(viewer),
+            logins: Arc::default(),
         }
+    }
+
+    /// Counts one login attempt from `client`; false once it made too many this minute.
+    pub fn allow_login_attempt(&self, client: IpAddr) -> bool {
+        let allowed = self.logins.0.check_key(&client).is_ok();
+        self.logins.0.retain_recent();
+        allowed
     }
 
     /// The key that signs session cookies: derived from the admin token, so rotating
@@ -97,6 +128,27 @@ impl FromRequest for Caller {
     }
 }
 
+/// A caller of the pages: like [`Caller`], but someone not logged in is sent to the
+/// login form instead of getting a JSON 401.
+#[derive(Debug, Clone, Copy)]
+pub struct PageCaller(pub Role);
+
+impl FromRequest for PageCaller {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            authorize(req)
+                .map(|c| PageCaller(c.0))
+                .map_err(|e| match e {
+                    ApiError::Unauthorized(_) => ApiError::LoginRequired,
+                    other => other,
+                }),
+        )
+    }
+}
+
 fn authorize(req: &HttpRequest) -> Result<Caller, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
@@ -118,7 +170,8 @@ fn authorize(req: &HttpRequest) -> Result<Caller, ApiError> {
     Ok(Caller(role))
 }
 
-fn bearer(req: &HttpRequest) -> Option<String> {
+/// The Bearer token of a request, if it carries one (scripts and tests; browsers use the cookie).
+pub(super) fn bearer(req: &HttpRequest) -> Option<String> {
     let value = req.headers().get("authorization")?.to_str().ok()?;
     let token = value
         .strip_prefix("Bearer ")

@@ -2,11 +2,15 @@
 
 pub mod api;
 pub mod auth;
+mod login;
+pub mod mask;
+mod pages;
 pub mod session;
+mod views;
 
 use actix_web::web;
 
-pub use auth::{AdminTokens, Caller, Role};
+pub use auth::{AdminTokens, Caller, PageCaller, Role};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -22,4 +26,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/inbound/{id}/remap", web::post().to(api::remap_one))
             .route("/audit", web::get().to(api::audit_log)),
     );
+    cfg.service(
+        web::resource("/admin/login")
+            .route(web::get().to(login::form))
+            .route(web::post().to(login::login)),
+    )
+    .service(
+        web::resource("/admin/logout")
+            .route(web::get().to(login::logout))
+            .route(web::post().to(login::logout)),
+    )
+    .route("/admin", web::get().to(pages::dashboard))
+    .route("/admin/", web::get().to(pages::dashboard))
+    .route("/admin/outbox", web::get().to(pages::outbox))
+    .route("/admin/outbox/{id}", web::get().to(pages::row))
+    .route("/admin/outbox/{id}/retry", web::post().to(pages::retry))
+    .route("/admin/outbox/{id}/cancel", web::post().to(pages::cancel))
+    .route("/admin/inbound/{id}", web::get().to(pages::inbound))
+    .route("/admin/inbound/{id}/remap", web::post().to(pages::remap))
+    .route("/admin/issues", web::get().to(pages::issues))
+    .route("/admin/issues/rows", web::get().to(pages::issue_rows))
+    .route("/admin/issues/replay", web::post().to(pages::replay_issue));
 }

@@ -1,0 +1,419 @@
+//! What the pages show: askama templates and the view models they read, built from
+//! store types with personal data already masked for the caller. No SQL, no HTTP here.
+
+use askama::Template;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::auth::Role;
+use super::mask::{self, Reveal};
+use crate::store::console::{Issue, IssueKind, LastHour};
+use crate::store::support::{AttemptItem, AuditEntry, InboundItem, OutboxDetail, OutboxItem};
+
+pub const STATUSES: [&str; 5] = ["pending", "in_flight", "delivered", "dead", "cancelled"];
+
+/// The header every page shares: who is logged in and the CSRF token its forms echo.
+pub struct Nav {
+    pub role: &'static str,
+    pub is_admin: bool,
+    /// Empty for Bearer callers, who need none.
+    pub csrf: String,
+    pub notice: Option<String>,
+}
+
+impl Nav {
+    pub fn new(role: Role, csrf: Option<String>, notice: Option<String>) -> Self {
+        Nav {
+            role: role.as_str(),
+            is_admin: role == Role::Admin,
+            csrf: csrf.unwrap_or_default(),
+            notice,
+        }
+    }
+}
+
+/// `2026-11-26 04:40:44Z`: UTC, to the second, the same everywhere on the console.
+pub fn when(t: OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `3h 12m`, `45s`: an age at a glance.
+pub fn age(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_default()
+}
+
+fn query(pairs: &[(&str, &str)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+pub struct LoginPage {
+    pub error: Option<String>,
+}
+
+pub struct AuditRow {
+    pub at: String,
+    pub role: String,
+    pub action: String,
+    pub target: String,
+    pub rows: i64,
+}
+
+impl From<&AuditEntry> for AuditRow {
+    fn from(a: &AuditEntry) -> Self {
+        AuditRow {
+            at: when(a.at),
+            role: a.role.clone(),
+            action: a.action.clone(),
+            target: a.target.clone(),
+            rows: a.rows,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/dashboard.html")]
+pub struct DashboardPage {
+    pub nav: Nav,
+    /// Every status, zeros included, in the order a row moves through them.
+    pub counts: Vec<(&'static str, i64)>,
+    pub inbound: Vec<(String, i64)>,
+    pub oldest_pending: String,
+    pub delivery_state: String,
+    pub delivery_reason: Option<String>,
+    pub sources: Vec<String>,
+    pub mappings_error: Option<String>,
+    pub last_hour: LastHour,
+    pub audit: Vec<AuditRow>,
+}
+
+/// One outbox row in a list.
+pub struct RowView {
+    pub id: i64,
+    pub href: String,
+    pub source: String,
+    pub rule: String,
+    pub kind: String,
+    pub user_id: String,
+    pub status: String,
+    pub attempts: i32,
+    pub created: String,
+    pub next_attempt: String,
+    pub delivered: String,
+    pub last_error: String,
+}
+
+impl RowView {
+    pub fn new(item: &OutboxItem, reveal: &Reveal) -> Self {
+        RowView {
+            id: item.id,
+            href: format!("/admin/outbox/{}", item.id),
+            source: item.source.clone(),
+            rule: item.rule.clone(),
+            kind: item.kind.clone(),
+            user_id: mask::text_for(item.user_id.as_deref().unwrap_or(""), reveal),
+            status: item.status.clone(),
+            attempts: item.attempts,
+            created: when(item.created_at),
+            next_attempt: when(item.next_attempt_at),
+            delivered: item.delivered_at.map(when).unwrap_or_default(),
+            last_error: mask::text_for(item.last_error.as_deref().unwrap_or(""), reveal),
+        }
+    }
+}
+
+/// One inbound record: the CRM's data as received, masked for viewers.
+pub struct RecordView {
+    pub id: i64,
+    pub href: String,
+    pub source: String,
+    pub dedupe_key: String,
+    pub status: String,
+    pub received: String,
+    pub content_type: String,
+    /// The parsed record, or the raw body of one that could not be parsed.
+    pub record: String,
+    pub warnings: Vec<String>,
+    pub error: String,
+    pub request_id: String,
+    pub masked_fields: Vec<String>,
+}
+
+impl RecordView {
+    pub fn new(item: &InboundItem, reveal: &Reveal) -> Self {
+        let record = match (&item.payload, &item.raw_body) {
+            (Some(payload), _) => pretty(&mask::mask_json(payload, reveal)),
+            (None, Some(raw)) => mask::text_for(raw, reveal),
+            (None, None) => String::new(),
+        };
+        let warnings = item
+            .warnings
+            .as_array()
+            .map(|w| w.iter().filter_map(Value::as_str).collect::<Vec<_>>())
+            .unwrap_or_default();
+        RecordView {
+            id: item.id,
+            href: format!("/admin/inbound/{}", item.id),
+            source: item.source.clone(),
+            dedupe_key: mask::text_for(&item.dedupe_key, reveal),
+            status: item.status.clone(),
+            received: when(item.received_at),
+            content_type: item.content_type.clone().unwrap_or_default(),
+            record,
+            warnings: warnings
+                .into_iter()
+                .map(|w| mask::text_for(w, reveal))
+                .collect(),
+            error: mask::text_for(item.error.as_deref().unwrap_or(""), reveal),
+            request_id: item.request_id.clone().unwrap_or_default(),
+            masked_fields: match (&item.payload, reveal) {
+                (Some(payload), Reveal::Fields(_)) => mask::masked_fields(payload),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/outbox.html")]
+pub struct OutboxPage {
+    pub nav: Nav,
+    pub q: String,
+    pub status: String,
+    pub source: String,
+    pub user_id: String,
+    pub statuses: [&'static str; 5],
+    pub sources: Vec<String>,
+    pub rows: Vec<RowView>,
+    pub older: Option<String>,
+    /// Records matching `q` that produced nothing to deliver.
+    pub undelivered: Vec<RecordView>,
+}
+
+impl OutboxPage {
+    /// The link to the next (older) page, keeping the filters.
+    pub fn older_href(
+        q: &str,
+        status: &str,
+        source: &str,
+        user_id: &str,
+        before: Option<i64>,
+    ) -> Option<String> {
+        let before = before?.to_string();
+        Some(format!(
+            "/admin/outbox?{}",
+            query(&[
+                ("q", q),
+                ("status", status),
+                ("source", source),
+                ("user_id", user_id),
+                ("before", &before),
+            ])
+        ))
+    }
+}
+
+pub struct AttemptView {
+    pub at: String,
+    pub http_status: String,
+    pub outcome: String,
+    pub latency_ms: i32,
+    pub response: String,
+}
+
+impl AttemptView {
+    fn new(a: &AttemptItem, reveal: &Reveal) -> Self {
+        AttemptView {
+            at: when(a.attempted_at),
+            http_status: a.http_status.map(|s| s.to_string()).unwrap_or_default(),
+            outcome: a.outcome.clone(),
+            latency_ms: a.latency_ms,
+            response: mask::text_for(a.response_excerpt.as_deref().unwrap_or(""), reveal),
+        }
+    }
+}
+
+/// A "reveal" link for one masked field.
+pub struct RevealLink {
+    pub field: String,
+    pub href: String,
+}
+
+fn reveal_links(base: &str, fields: &[String], revealed: &[String]) -> Vec<RevealLink> {
+    fields
+        .iter()
+        .filter(|f| !revealed.contains(f))
+        .map(|f| {
+            let mut list = revealed.to_vec();
+            list.push(f.clone());
+            RevealLink {
+                field: f.clone(),
+                href: format!("{base}?{}", query(&[("reveal", &list.join(","))])),
+            }
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "admin/row.html")]
+pub struct RowPage {
+    pub nav: Nav,
+    pub row: RowView,
+    pub request_id: String,
+    pub body: String,
+    pub mapping_hash: String,
+    pub attempts: Vec<AttemptView>,
+    pub inbound: Option<RecordView>,
+    pub masked: bool,
+    pub reveal_all_href: String,
+    pub reveal_links: Vec<RevealLink>,
+    pub can_retry: bool,
+    pub can_cancel: bool,
+}
+
+impl RowPage {
+    pub fn new(nav: Nav, detail: &OutboxDetail, reveal: &Reveal) -> Self {
+        let base = format!("/admin/outbox/{}", detail.item.id);
+        let mut fields = mask::masked_fields(&detail.body);
+        if let Some(payload) = detail.inbound.as_ref().and_then(|i| i.payload.as_ref()) {
+            for f in mask::masked_fields(payload) {
+                if !fields.contains(&f) {
+                    fields.push(f);
+                }
+            }
+        }
+        let revealed = match reveal {
+            Reveal::All => Vec::new(),
+            Reveal::Fields(f) => f.clone(),
+        };
+        let status = detail.item.status.as_str();
+        RowPage {
+            can_retry: nav.is_admin && matches!(status, "pending" | "dead" | "cancelled"),
+            can_cancel: nav.is_admin && matches!(status, "pending" | "dead"),
+            nav,
+            row: RowView::new(&detail.item, reveal),
+            request_id: detail.item.request_id.to_string(),
+            body: pretty(&mask::mask_json(&detail.body, reveal)),
+            mapping_hash: detail.mapping_hash.clone().unwrap_or_default(),
+            attempts: detail
+                .attempts_log
+                .iter()
+                .map(|a| AttemptView::new(a, reveal))
+                .collect(),
+            inbound: detail.inbound.as_ref().map(|i| RecordView::new(i, reveal)),
+            masked: !reveal.is_all(),
+            reveal_all_href: format!("{base}?reveal=all"),
+            reveal_links: if reveal.is_all() {
+                Vec::new()
+            } else {
+                reveal_links(&base, &fields, &revealed)
+            },
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/inbound.html")]
+pub struct InboundPage {
+    pub nav: Nav,
+    pub record: RecordView,
+    pub rows: Vec<RowView>,
+    pub masked: bool,
+    pub reveal_all_href: String,
+    pub reveal_links: Vec<RevealLink>,
+    pub can_remap: bool,
+}
+
+impl InboundPage {
+    pub fn new(nav: Nav, item: &InboundItem, rows: &[OutboxItem], reveal: &Reveal) -> Self {
+        let record = RecordView::new(item, reveal);
+        let revealed = match reveal {
+            Reveal::All => Vec::new(),
+            Reveal::Fields(f) => f.clone(),
+        };
+        InboundPage {
+            can_remap: nav.is_admin && item.payload.is_some(),
+            nav,
+            rows: rows.iter().map(|r| RowView::new(r, reveal)).collect(),
+            masked: !reveal.is_all(),
+            reveal_all_href: format!("{}?reveal=all", record.href),
+            reveal_links: reveal_links(&record.href, &record.masked_fields, &revealed),
+            record,
+        }
+    }
+}
+
+/// One issue: a group of failures with one cause.
+pub struct IssueView {
+    pub source: String,
+    pub cause: String,
+    pub count: i64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub rows_href: String,
+}
+
+impl IssueView {
+    pub fn new(kind: IssueKind, issue: &Issue) -> Self {
+        IssueView {
+            source: issue.source.clone(),
+            cause: issue.cause.clone(),
+            count: issue.count,
+            first_seen: when(issue.first_seen),
+            last_seen: when(issue.last_seen),
+            rows_href: format!(
+                "/admin/issues/rows?{}",
+                query(&[
+                    ("kind", kind.as_str()),
+                    ("source", &issue.source),
+                    ("cause", &issue.cause),
+                ])
+            ),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/issues.html")]
+pub struct IssuesPage {
+    pub nav: Nav,
+    pub dead: Vec<IssueView>,
+    pub inbound: Vec<IssueView>,
+    pub warnings: Vec<IssueView>,
+}
+
+#[derive(Template)]
+#[template(path = "admin/issue_rows.html")]
+pub struct IssueRowsPage {
+    pub nav: Nav,
+    pub kind: &'static str,
+    pub source: String,
+    pub cause: String,
+    pub rows: Vec<RowView>,
+    pub records: Vec<RecordView>,
+    pub can_replay: bool,
+}
