@@ -14,9 +14,9 @@ use super::value::{self, ObjectSpec, Source, Template, ValueSpec};
 use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::rules;
 
-const TOP_KEYS: &[&str] = &["source", "rules"];
-const SOURCE_KEYS: &[&str] = &["format", "auth", "records", "dedupe_key", "version"];
-const RULE_KEYS: &[&str] = &[
+pub(super) const TOP_KEYS: &[&str] = &["source", "rules"];
+pub(super) const SOURCE_KEYS: &[&str] = &["format", "auth", "records", "dedupe_key", "version"];
+pub(super) const RULE_KEYS: &[&str] = &[
     "name",
     "when",
     "stop",
@@ -25,14 +25,15 @@ const RULE_KEYS: &[&str] = &[
     "events",
     "transaction",
 ];
-const EVENT_KEYS: &[&str] = &[
+pub(super) const EVENT_KEYS: &[&str] = &[
     "userId",
     "anonymousId",
     "eventName",
     "eventTime",
     "eventData",
 ];
-const TXN_KEYS: &[&str] = &["campaignId", "userId", "ttl", "txnId", "overrideData"];
+pub(super) const VERSION_KEYS: &[&str] = &["key", "at"];
+pub(super) const TXN_KEYS: &[&str] = &["campaignId", "userId", "ttl", "txnId", "overrideData"];
 
 /// One compiled rule.
 #[derive(Debug, Clone)]
@@ -151,7 +152,7 @@ fn compile_records(
 
 fn compile_version(ctx: &mut Ctx, node: &SNode) -> Option<(CompiledPath, CompiledPath)> {
     let entries = ctx.map(node, "`version`")?;
-    ctx.check_keys(entries, &["key", "at"], "version");
+    ctx.check_keys(entries, VERSION_KEYS, "version");
     let mut path = |key: &str| {
         let n = ctx.required(entries, Pos::of(node), key, "`version`")?;
         let text = ctx.string(n, key)?;

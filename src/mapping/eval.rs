@@ -10,11 +10,17 @@ use serde_json::{Map, Value};
 use super::compile::Rule;
 use super::transform::{parse_datetime, webengage_time};
 use super::value::{ObjectSpec, Scope, show};
-use super::{MappedRecord, RecordStatus};
+use super::{MappedRecord, Provenance, RecordStatus};
 use crate::webengage::rules;
 use crate::webengage::{Operation, OperationKind};
 
-pub fn map_record(rules: &[Rule], record: &Value, received_at: Timestamp) -> MappedRecord {
+/// Runs every rule on one record; with `explain`, also records where each field came from.
+pub fn map_record(
+    rules: &[Rule],
+    record: &Value,
+    received_at: Timestamp,
+    mut explain: Option<&mut Vec<Provenance>>,
+) -> MappedRecord {
     let mut operations = Vec::new();
     let mut warnings = Vec::new();
     let mut failures = Vec::new();
@@ -28,6 +34,8 @@ pub fn map_record(rules: &[Rule], record: &Value, received_at: Timestamp) -> Map
             record,
             warnings: &mut warnings,
             rule: &rule.name,
+            explain: explain.as_deref_mut(),
+            limit_strings: true,
         };
         match apply_rule(rule, &mut scope, received_at) {
             Ok(ops) => operations.extend(ops),
@@ -69,6 +77,7 @@ fn apply_rule(
         ops.push(op(rule, OperationKind::Event, body));
     }
     if let Some(spec) = &rule.transaction {
+        scope.limit_strings = false;
         let body = transaction_body(spec, scope, user_identity.as_ref())?;
         ops.push(op(rule, OperationKind::Transaction, body));
     }
@@ -134,12 +143,21 @@ fn event_body(
     rules::check_name(&name).map_err(|e| format!("event.eventName: {e}"))?;
     if identity(&body).is_none() {
         let (key, id) = user.ok_or("event has no userId (and the rule has no user with one)")?;
+        scope.explain(&format!("event.{key}"), id, || {
+            format!("the rule's user.{key}")
+        });
         body.shift_insert(0, (*key).to_owned(), id.clone());
     }
     let time = body
         .shift_remove("eventTime")
         .and_then(|t| normalise_time(scope, "event.eventTime", t))
-        .unwrap_or_else(|| Value::String(webengage_time(received_at)));
+        .unwrap_or_else(|| {
+            let t = Value::String(webengage_time(received_at));
+            scope.explain("event.eventTime", &t, || {
+                "the time the webhook was received".to_owned()
+            });
+            t
+        });
     body.insert("eventTime".to_owned(), time);
     if let Some(data) = body.shift_remove("eventData") {
         body.insert("eventData".to_owned(), data);
@@ -159,6 +177,9 @@ fn transaction_body(
     if !body.contains_key("userId") {
         match user {
             Some(("userId", id)) => {
+                scope.explain("transaction.userId", id, || {
+                    "the rule's user.userId".to_owned()
+                });
                 body.insert("userId".to_owned(), id.clone());
             }
             _ => {

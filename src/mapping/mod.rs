@@ -14,6 +14,7 @@ mod loader;
 pub mod model;
 mod path;
 pub mod registry;
+pub mod schema;
 mod star;
 pub mod testing;
 mod transform;
@@ -125,7 +126,18 @@ impl SourceMapping {
     /// Runs every rule on one record. Never panics on data; problems become
     /// warnings or a failed status.
     pub fn map_record(&self, record: &Value, received_at: jiff::Timestamp) -> MappedRecord {
-        eval::map_record(&self.plan.rules, record, received_at)
+        eval::map_record(&self.plan.rules, record, received_at, None)
+    }
+
+    /// `map_record`, also saying where each output field came from (`preview --explain`).
+    pub fn map_record_explained(
+        &self,
+        record: &Value,
+        received_at: jiff::Timestamp,
+    ) -> (MappedRecord, Vec<Provenance>) {
+        let mut explain = Vec::new();
+        let mapped = eval::map_record(&self.plan.rules, record, received_at, Some(&mut explain));
+        (mapped, explain)
     }
 
     /// Compiles one mapping file's text (tests, previews); `file` is used in errors and
@@ -174,6 +186,18 @@ pub struct MappedRecord {
     pub error: Option<String>,
 }
 
+/// Where one output field's value came from (`mappings preview --explain`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Provenance {
+    pub rule: String,
+    /// `user.attributes.lead_score`, `event.eventData.stage`, …
+    pub field: String,
+    pub value: Value,
+    /// The path that produced it (`$.Score | integer`), `literal`, `template "…"`,
+    /// `default (…)`, `"*" copy of `mx_City``, or the fallback used.
+    pub from: String,
+}
+
 /// One problem in a mapping file, positioned for an editor: `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
@@ -216,3 +240,5 @@ impl std::error::Error for LoadErrors {}
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_runtime;

@@ -7,7 +7,7 @@ use super::model::{Node, Pos, SNode, get};
 use super::path::CompiledPath;
 use super::value::{Scope, ValueSpec, show};
 
-const KEYS: &[&str] = &[
+pub(super) const KEYS: &[&str] = &[
     "from",
     "include",
     "exclude",
@@ -16,6 +16,9 @@ const KEYS: &[&str] = &[
     "prefix",
     "rename",
 ];
+
+/// The values of `rename`.
+pub(super) const RENAMES: &[&str] = &["snake_case", "camelCase", "keep"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rename {
@@ -97,6 +100,12 @@ impl StarCopy {
             }
             match crate::webengage::rules::check_name(&target) {
                 Ok(()) => {
+                    let at = format!("{field}.{target}");
+                    if let Err(reason) = scope.check_length(value) {
+                        scope.warn(&at, format!("{reason} (copied from `{name}`)"));
+                        continue;
+                    }
+                    scope.explain(&at, value, || format!("\"*\" copy of `{name}`"));
                     out.insert(target, value.clone());
                 }
                 Err(e) => scope.warn(

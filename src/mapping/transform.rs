@@ -33,6 +33,23 @@ pub const NAMES: &[&str] = &[
     "sha256",
 ];
 
+/// Transforms written as a bare name (no arguments).
+pub const NO_ARGS: &[&str] = &[
+    "trim",
+    "lowercase",
+    "uppercase",
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "not",
+    "email",
+    "sha256",
+];
+pub const PHONE_ARGS: &[&str] = &["default_region"];
+pub const DATETIME_ARGS: &[&str] = &["format", "timezone"];
+pub const REPLACE_ARGS: &[&str] = &["pattern", "with"];
+
 #[derive(Debug, Clone)]
 pub enum Transform {
     Trim,
@@ -407,7 +424,7 @@ fn compile_phone(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Transf
         );
         return None;
     };
-    ctx.check_keys(entries, &["default_region"], "phone");
+    ctx.check_keys(entries, PHONE_ARGS, "phone");
     let region = ctx.required(entries, pos, "default_region", "transform `phone`")?;
     let code = ctx.string(region, "default_region")?;
     match code
@@ -431,7 +448,7 @@ fn compile_datetime(ctx: &mut Ctx, name: &str, args: Option<&SNode>) -> Option<T
     let mut tz = TimeZone::UTC;
     if let Some(args) = args.filter(|a| !matches!(a.value, Node::Null)) {
         let entries = ctx.map(args, &format!("the arguments of `{name}`"))?;
-        ctx.check_keys(entries, &["format", "timezone"], name);
+        ctx.check_keys(entries, DATETIME_ARGS, name);
         if let Some(f) = get(entries, "format") {
             format = ctx.string(f, "format").map(str::to_owned);
         }
@@ -471,7 +488,7 @@ fn compile_replace(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Tran
         );
         return None;
     };
-    ctx.check_keys(entries, &["pattern", "with"], "replace");
+    ctx.check_keys(entries, REPLACE_ARGS, "replace");
     let pattern_node = ctx.required(entries, pos, "pattern", "transform `replace`")?;
     let pattern = ctx.string(pattern_node, "pattern")?;
     let with = match get(entries, "with") {
