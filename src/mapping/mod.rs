@@ -31,7 +31,7 @@ use serde_json::Value;
 use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::Operation;
 
-pub use registry::Registry;
+pub use registry::{Registry, ReloadError};
 
 /// Every source's mapping, loaded and checked as a whole.
 #[derive(Debug, Default)]
