@@ -32,6 +32,7 @@ use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::Operation;
 
 pub use registry::{Registry, ReloadError};
+pub(crate) use value::show as show_value;
 
 /// Every source's mapping, loaded and checked as a whole.
 #[derive(Debug, Default)]

@@ -3,6 +3,7 @@
 //! `inbound` (raw records and the ingest transaction), `outbox` (claim, settle, support
 //! queries), `attempts` (the history of each delivery), `destination` (paused or running).
 
+pub mod attribute_types;
 pub mod destination;
 pub mod inbound;
 pub mod stats;
