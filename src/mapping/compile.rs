@@ -8,6 +8,7 @@ use std::path::Path;
 use super::auth;
 use super::check::Ctx;
 use super::condition::{self, Condition};
+use super::limits::AttributeCounter;
 use super::model::{Entries, Node, Pos, SNode, get};
 use super::path::CompiledPath;
 use super::value::{self, ObjectSpec, Source, Template, ValueSpec};
@@ -174,8 +175,9 @@ fn compile_rules(ctx: &mut Ctx, node: &SNode) -> Vec<Rule> {
     };
     let mut names: Vec<(String, Pos)> = Vec::new();
     let mut rules = Vec::new();
+    let mut counter = AttributeCounter::default();
     for item in items {
-        let Some(rule) = compile_rule(ctx, item) else {
+        let Some(rule) = compile_rule(ctx, item, &mut counter) else {
             continue;
         };
         match names.iter().find(|(n, _)| *n == rule.name) {
@@ -187,10 +189,11 @@ fn compile_rules(ctx: &mut Ctx, node: &SNode) -> Vec<Rule> {
         }
         rules.push(rule);
     }
+    counter.report(ctx);
     rules
 }
 
-fn compile_rule(ctx: &mut Ctx, node: &SNode) -> Option<Rule> {
+fn compile_rule(ctx: &mut Ctx, node: &SNode, counter: &mut AttributeCounter) -> Option<Rule> {
     let entries = ctx.map(node, "a rule")?;
     ctx.check_keys(entries, RULE_KEYS, "rule");
     let pos = Pos::of(node);
@@ -207,14 +210,16 @@ fn compile_rule(ctx: &mut Ctx, node: &SNode) -> Option<Rule> {
             false
         }
     };
-    let user = get(entries, "user").and_then(|u| compile_user(ctx, u));
+    let user = get(entries, "user").and_then(|u| compile_user(ctx, u, counter));
     let mut events: Vec<ObjectSpec> = get(entries, "event")
-        .and_then(|e| compile_event(ctx, e))
+        .and_then(|e| compile_event(ctx, e, counter))
         .into_iter()
         .collect();
     if let Some(list) = get(entries, "events") {
         match &list.value {
-            Node::Seq(items) => events.extend(items.iter().filter_map(|e| compile_event(ctx, e))),
+            Node::Seq(items) => {
+                events.extend(items.iter().filter_map(|e| compile_event(ctx, e, counter)))
+            }
             _ => ctx.err(
                 Pos::of(list),
                 "`events` is a list of events; for one event write `event:`",
@@ -272,7 +277,26 @@ fn compile_payload(
     spec
 }
 
-fn compile_user(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
+/// The compiled map of custom attributes under `key`, with its YAML node.
+fn nested<'s, 'n>(
+    spec: &'s ObjectSpec,
+    entries: &'n Entries,
+    key: &str,
+) -> Option<(&'n SNode, &'s ObjectSpec)> {
+    let node = get(entries, key)?;
+    match spec.fields.iter().find(|(k, _)| k == key) {
+        Some((
+            _,
+            ValueSpec {
+                source: Source::Object(o),
+                ..
+            },
+        )) => Some((node, o)),
+        _ => None,
+    }
+}
+
+fn compile_user(ctx: &mut Ctx, node: &SNode, counter: &mut AttributeCounter) -> Option<ObjectSpec> {
     let entries = ctx.map(node, "`user`")?;
     let mut allowed: Vec<&str> = rules::USER_FIELDS.to_vec();
     allowed.push("attributes");
@@ -287,10 +311,17 @@ fn compile_user(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
             ctx.err(Pos::of(k), e);
         }
     }
+    if let Some((n, attributes)) = nested(&spec, entries, "attributes") {
+        counter.add("users".to_owned(), n, attributes);
+    }
     Some(spec)
 }
 
-fn compile_event(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
+fn compile_event(
+    ctx: &mut Ctx,
+    node: &SNode,
+    counter: &mut AttributeCounter,
+) -> Option<ObjectSpec> {
     let entries = ctx.map(node, "an event")?;
     let spec = compile_payload(ctx, entries, "event", "eventData", EVENT_KEYS);
     let name = ctx.required(entries, Pos::of(node), "eventName", "an event");
@@ -301,6 +332,17 @@ fn compile_event(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
         && let Err(e) = rules::check_name(text)
     {
         ctx.err(Pos::of(n), format!("eventName: {e}"));
+    }
+    if let Some((n, data)) = nested(&spec, entries, "eventData") {
+        // Per event: a name computed from the record is its own scope.
+        let scope = match name.map(|n| (&n.value, Pos::of(n))) {
+            Some((Node::String(text), _)) if !text.starts_with('$') && !text.contains("{{") => {
+                format!("the event `{text}`")
+            }
+            Some((_, p)) => format!("the event named at line {}", p.line),
+            None => "an event".to_owned(),
+        };
+        counter.add(scope, n, data);
     }
     Some(spec)
 }

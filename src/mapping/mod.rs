@@ -10,6 +10,7 @@ mod check;
 mod compile;
 mod condition;
 mod eval;
+mod limits;
 mod loader;
 pub mod model;
 mod path;

@@ -139,3 +139,69 @@ rules:
 fn rules_max() -> usize {
     crate::webengage::rules::MAX_STRING_CHARS
 }
+
+fn many_attributes(n: usize, value: &str) -> String {
+    (0..n)
+        .map(|i| format!("        a{i:02}: {value}\n"))
+        .collect()
+}
+
+fn load_error_lines(text: &str) -> Vec<String> {
+    match SourceMapping::from_yaml_str(Path::new("t.yaml"), text) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn more_than_25_attributes_of_one_type_do_not_load() {
+    let numbers = many_attributes(26, "{ path: $.x, transform: [integer] }");
+    let text = format!(
+        "source: {{ format: json, auth: none }}\nrules:\n  - name: r\n    user:\n      userId: $.id\n      attributes:\n{numbers}"
+    );
+    let errors = load_error_lines(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    // `a25` is on line 7 + 25.
+    assert!(
+        errors[0].starts_with(
+            "t.yaml:32:9: `a25` is custom attribute number 26 of type number for users"
+        ),
+        "{errors:?}"
+    );
+    assert!(errors[0].contains("Remove some (a25)"), "{errors:?}");
+
+    // 25 numbers plus strings, booleans, dates and literals of other types load.
+    let mixed = format!(
+        "{}        s1: $.s\n        b1: {{ path: $.b, transform: [boolean] }}\n        d1: {{ path: $.d, transform: [datetime] }}\n        l1: 3\n",
+        many_attributes(24, "{ path: $.x, transform: [number] }")
+    );
+    let text = format!(
+        "source: {{ format: json, auth: none }}\nrules:\n  - name: r\n    user:\n      userId: $.id\n      attributes:\n{mixed}"
+    );
+    assert_eq!(load_error_lines(&text), Vec::<String>::new());
+}
+
+#[test]
+fn the_attribute_limit_counts_users_across_rules_and_events_apart() {
+    // 13 + 13 string user attributes in two rules: 26 for the account.
+    let text = format!(
+        "source: {{ format: json, auth: none }}\nrules:\n  - name: r1\n    user:\n      userId: $.id\n      attributes:\n{}  - name: r2\n    user:\n      userId: $.id\n      attributes:\n{}",
+        many_attributes(13, "$.x"),
+        (13..26)
+            .map(|i| format!("        a{i:02}: $.x\n"))
+            .collect::<String>()
+    );
+    let errors = load_error_lines(&text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].contains("`a25` is custom attribute number 26 of type string for users"));
+
+    // The same 26 names split over two events: 13 per event, fine. A mapped value's type
+    // is the type of its targets.
+    let text = format!(
+        "source: {{ format: json, auth: none }}\nrules:\n  - name: r\n    events:\n      - userId: $.id\n        eventName: One\n        eventData:\n{}      - userId: $.id\n        eventName: Two\n        eventData:\n{}",
+        many_attributes(13, "$.x").replace("        a", "          a"),
+        many_attributes(13, "{ path: $.x, map: { Hot: 3, Cold: 1 } }")
+            .replace("        a", "          a"),
+    );
+    assert_eq!(load_error_lines(&text), Vec::<String>::new());
+}

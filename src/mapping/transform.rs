@@ -100,6 +100,28 @@ impl Transform {
         }
     }
 
+    /// The WebEngage type of the output, when this transform fixes it; `None` when it
+    /// keeps its input's type (text clean-ups apply to each item of a list too).
+    pub fn output_type(&self) -> Option<crate::webengage::types::AttrType> {
+        use crate::webengage::types::AttrType;
+        match self {
+            Transform::Number | Transform::Integer => Some(AttrType::Number),
+            Transform::Boolean | Transform::Not => Some(AttrType::Boolean),
+            Transform::DateTime { .. } | Transform::Date { .. } => Some(AttrType::Date),
+            Transform::Split(_) => Some(AttrType::Array),
+            Transform::String
+            | Transform::Email
+            | Transform::Phone(_)
+            | Transform::Join(_)
+            | Transform::Sha256 => Some(AttrType::String),
+            Transform::Trim
+            | Transform::Lowercase
+            | Transform::Uppercase
+            | Transform::Truncate(_)
+            | Transform::Replace(..) => None,
+        }
+    }
+
     /// Applies the transform to a non-null value.
     pub fn apply(&self, v: Value) -> Result<Value, String> {
         match self {

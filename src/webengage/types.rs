@@ -23,7 +23,7 @@ pub fn event_scope(event_name: &str) -> String {
 }
 
 /// WebEngage's custom attribute types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AttrType {
     String,
     Number,
