@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::compile::Rule;
 use super::transform::{parse_datetime, webengage_time};
-use super::value::{ObjectSpec, Scope, show};
+use super::value::{FieldPath, ObjectSpec, Scope, show};
 use super::{MappedRecord, Provenance, RecordStatus};
 use crate::webengage::rules;
 use crate::webengage::{Operation, OperationKind};
@@ -99,8 +99,10 @@ fn identity(body: &Map<String, Value>) -> Option<(&'static str, Value)> {
 }
 
 fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>, String> {
-    let raw = spec.eval(scope, "user")?.unwrap_or_default();
-    let mut body = Map::new();
+    let raw = spec
+        .eval(scope, &FieldPath::Root("user"))?
+        .unwrap_or_default();
+    let mut body = Map::with_capacity(raw.len());
     for (key, value) in raw {
         if key == "attributes" {
             body.insert(key, value);
@@ -118,7 +120,7 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
             Some(Err(e)) if key == "userId" || key == "anonymousId" => {
                 return Err(format!("user.{key}: {e}"));
             }
-            Some(Err(e)) => scope.warn(&format!("user.{key}"), e),
+            Some(Err(e)) => scope.warn(format!("user.{key}"), e),
             None => {}
         }
     }
@@ -134,7 +136,9 @@ fn event_body(
     user: Option<&(&str, Value)>,
     received_at: Timestamp,
 ) -> Result<Map<String, Value>, String> {
-    let mut body = spec.eval(scope, "event")?.unwrap_or_default();
+    let mut body = spec
+        .eval(scope, &FieldPath::Root("event"))?
+        .unwrap_or_default();
     let name = match body.get("eventName") {
         Some(Value::String(n)) => n.clone(),
         Some(other) => return Err(format!("event.eventName must be text, got {}", show(other))),
@@ -143,7 +147,7 @@ fn event_body(
     rules::check_name(&name).map_err(|e| format!("event.eventName: {e}"))?;
     if identity(&body).is_none() {
         let (key, id) = user.ok_or("event has no userId (and the rule has no user with one)")?;
-        scope.explain(&format!("event.{key}"), id, || {
+        scope.explain(format_args!("event.{key}"), id, || {
             format!("the rule's user.{key}")
         });
         body.shift_insert(0, (*key).to_owned(), id.clone());
@@ -170,7 +174,9 @@ fn transaction_body(
     scope: &mut Scope,
     user: Option<&(&str, Value)>,
 ) -> Result<Map<String, Value>, String> {
-    let mut body = spec.eval(scope, "transaction")?.unwrap_or_default();
+    let mut body = spec
+        .eval(scope, &FieldPath::Root("transaction"))?
+        .unwrap_or_default();
     if !matches!(body.get("campaignId"), Some(Value::String(_))) {
         return Err("transaction.campaignId has no value for this record".to_owned());
     }

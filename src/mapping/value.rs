@@ -1,6 +1,8 @@
 //! Values: how a mapping computes one field from a record (literal, path, template,
 //! object, array, plus transform/map/default/required), compiled once and evaluated per record.
 
+use std::fmt;
+
 use serde_json::{Map, Value};
 
 use super::Provenance;
@@ -75,17 +77,22 @@ pub struct Scope<'a> {
 }
 
 impl Scope<'_> {
-    pub fn warn(&mut self, field: &str, message: String) {
+    pub fn warn(&mut self, field: impl fmt::Display, message: String) {
         self.warnings
             .push(format!("rule `{}`: {field} dropped: {message}", self.rule));
     }
 
     /// Records where `field` came from, in explain mode only (`from` is not called otherwise).
-    pub fn explain(&mut self, field: &str, value: &Value, from: impl FnOnce() -> String) {
+    pub fn explain(
+        &mut self,
+        field: impl fmt::Display,
+        value: &Value,
+        from: impl FnOnce() -> String,
+    ) {
         if let Some(sink) = self.explain.as_deref_mut() {
             sink.push(Provenance {
                 rule: self.rule.to_owned(),
-                field: field.to_owned(),
+                field: field.to_string(),
                 value: value.clone(),
                 from: from(),
             });
@@ -115,6 +122,26 @@ fn longest_string(v: &Value) -> usize {
         Value::Array(items) => items.iter().map(longest_string).max().unwrap_or(0),
         Value::Object(m) => m.values().map(longest_string).max().unwrap_or(0),
         _ => 0,
+    }
+}
+
+/// A field's name in messages (`user.attributes.score`), only put together when a
+/// warning, error or explanation needs it: most records need none, and formatting every
+/// field's name would cost more than evaluating it.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldPath<'a> {
+    Root(&'a str),
+    Key(&'a FieldPath<'a>, &'a str),
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldPath::Root(name) => f.write_str(name),
+            FieldPath::Key(parent, key) => write!(f, "{parent}.{key}"),
+            FieldPath::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
 }
 
@@ -157,12 +184,12 @@ impl ValueSpec {
 
     /// The field's value, `None` when it is left out. `Err` means the rule fails (a
     /// required field has no value); other problems drop the field with a warning.
-    pub fn eval(&self, scope: &mut Scope, field: &str) -> Result<Option<Value>, String> {
+    pub fn eval(&self, scope: &mut Scope, field: &FieldPath) -> Result<Option<Value>, String> {
         // An empty CRM field is "no value": it is not converted (and warned about), only defaulted.
         let mut value = self.source.eval(scope, field)?.filter(|v| !is_blank(v));
         for t in &self.transforms {
             let Some(v) = value.take() else { break };
-            match t.apply(v.clone()) {
+            match t.apply(&v) {
                 Ok(out) => value = Some(out),
                 Err(reason) if self.required => {
                     return Err(format!(
@@ -268,7 +295,7 @@ impl Source {
         }
     }
 
-    fn eval(&self, scope: &mut Scope, field: &str) -> Result<Option<Value>, String> {
+    fn eval(&self, scope: &mut Scope, field: &FieldPath) -> Result<Option<Value>, String> {
         Ok(match self {
             Source::Literal(v) => Some(v.clone()),
             Source::Paths(paths) => paths
@@ -280,7 +307,7 @@ impl Source {
             Source::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    out.extend(item.eval(scope, &format!("{field}[{i}]"))?);
+                    out.extend(item.eval(scope, &FieldPath::Index(field, i))?);
                 }
                 (!out.is_empty()).then_some(Value::Array(out))
             }
@@ -293,11 +320,11 @@ impl ObjectSpec {
     pub fn eval(
         &self,
         scope: &mut Scope,
-        field: &str,
+        field: &FieldPath,
     ) -> Result<Option<Map<String, Value>>, String> {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(self.fields.len());
         for (key, spec) in &self.fields {
-            if let Some(v) = spec.eval(scope, &format!("{field}.{key}"))? {
+            if let Some(v) = spec.eval(scope, &FieldPath::Key(field, key))? {
                 out.insert(key.clone(), v);
             }
         }
