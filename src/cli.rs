@@ -64,6 +64,13 @@ pub enum MappingsCommand {
         #[arg(long, env = "BRIDGE_MAPPINGS_DIR", default_value = "mappings")]
         dir: PathBuf,
     },
+    /// Run the mapping test cases in `DIR/tests/*.yaml`; print a diff per failing case; exit 1 on any.
+    Test {
+        #[arg(long, env = "BRIDGE_MAPPINGS_DIR", default_value = "mappings")]
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of a mapping file (for editors' YAML language servers).
+    Schema,
     /// Map one body without a database and print the operations as JSON.
     Preview {
         /// The source id (mapping file stem).
@@ -77,6 +84,10 @@ pub enum MappingsCommand {
         /// The body's content type, for LeadSquared form or text bodies.
         #[arg(long)]
         content_type: Option<String>,
+        /// Also list, per record, each output field with the rule and the source path
+        /// (or literal, template, default) that produced it.
+        #[arg(long)]
+        explain: bool,
         /// The body file; `-` reads stdin.
         file: PathBuf,
     },
@@ -136,13 +147,50 @@ fn mappings(command: MappingsCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        MappingsCommand::Test { dir } => test_mappings(&dir),
+        MappingsCommand::Schema => {
+            let schema = crate::mapping::schema::mapping_file_schema();
+            match serde_json::to_string_pretty(&schema) {
+                Ok(text) => {
+                    println!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => report(Err(e.into())),
+            }
+        }
         MappingsCommand::Preview {
             source,
             dir,
             now,
             content_type,
+            explain,
             file,
-        } => report(preview(&source, &dir, now, content_type, &file)),
+        } => report(preview(&source, &dir, now, content_type, explain, &file)),
+    }
+}
+
+/// `mappings test`: every failing case with its diff, then `N passed, M failed`.
+fn test_mappings(dir: &Path) -> ExitCode {
+    let set = match MappingSet::load_dir(dir) {
+        Ok(set) => set,
+        Err(errors) => {
+            println!("{errors}");
+            eprintln!(
+                "the mappings do not load ({} error(s)); no test ran",
+                errors.0.len()
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let report = crate::mapping::testing::run_tests(&set, &dir.join("tests"));
+    for failure in &report.failures {
+        println!("FAIL {failure}");
+    }
+    println!("{} passed, {} failed", report.passed, report.failures.len());
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -151,16 +199,18 @@ fn preview(
     dir: &Path,
     now: Option<jiff::Timestamp>,
     content_type: Option<String>,
+    explain: bool,
     file: &Path,
 ) -> anyhow::Result<()> {
     let set = MappingSet::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let body = read_input(file)?;
-    let output = ingest::preview(
+    let output = ingest::preview_with(
         &set,
         source,
         body,
         content_type,
         now.unwrap_or_else(jiff::Timestamp::now),
+        explain,
     )?;
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())

@@ -8,7 +8,12 @@ use super::model::{Entries, Node, Pos, SNode, get};
 use crate::source::SourceFormat;
 use crate::source::auth::{AuthSpec, BasicAuth, HeaderAuth, HmacAuth, HmacEncoding, QueryAuth};
 
-const KEYS: &[&str] = &[
+pub(super) const HEADER_KEYS: &[&str] = &["name", "value_env"];
+pub(super) const BASIC_KEYS: &[&str] = &["username_env", "password_env"];
+pub(super) const HMAC_KEYS: &[&str] = &["header", "secret_env", "encoding", "prefix"];
+pub(super) const HMAC_ENCODINGS: &[&str] = &["hex", "base64"];
+pub(super) const QUERY_KEYS: &[&str] = &["name", "value_env"];
+pub(super) const KEYS: &[&str] = &[
     "bearer_env",
     "header",
     "basic",
@@ -41,14 +46,14 @@ pub fn compile(ctx: &mut Ctx, node: &SNode, format: SourceFormat) -> Option<Auth
         spec.bearer = secret(ctx, n, "bearer_env");
     }
     if let Some(n) = get(entries, "header") {
-        spec.header = sub(ctx, n, "header", &["name", "value_env"]).and_then(|e| {
+        spec.header = sub(ctx, n, "header", HEADER_KEYS).and_then(|e| {
             let name = text(ctx, e, n, "name", "header")?;
             let value = secret(ctx, get(e, "value_env")?, "value_env")?;
             Some(HeaderAuth { name, value })
         });
     }
     if let Some(n) = get(entries, "basic") {
-        spec.basic = sub(ctx, n, "basic", &["username_env", "password_env"]).and_then(|e| {
+        spec.basic = sub(ctx, n, "basic", BASIC_KEYS).and_then(|e| {
             let username = required_secret(ctx, e, n, "username_env", "basic");
             let password = required_secret(ctx, e, n, "password_env", "basic");
             Some(BasicAuth {
@@ -61,7 +66,7 @@ pub fn compile(ctx: &mut Ctx, node: &SNode, format: SourceFormat) -> Option<Auth
         spec.hmac_sha256 = hmac(ctx, n);
     }
     if let Some(n) = get(entries, "query") {
-        spec.query = sub(ctx, n, "query", &["name", "value_env"]).and_then(|e| {
+        spec.query = sub(ctx, n, "query", QUERY_KEYS).and_then(|e| {
             let name = text(ctx, e, n, "name", "query");
             let value = required_secret(ctx, e, n, "value_env", "query");
             Some(QueryAuth {
@@ -120,12 +125,7 @@ fn secret(ctx: &mut Ctx, node: &SNode, key: &str) -> Option<SecretString> {
 }
 
 fn hmac(ctx: &mut Ctx, node: &SNode) -> Option<HmacAuth> {
-    let e = sub(
-        ctx,
-        node,
-        "hmac_sha256",
-        &["header", "secret_env", "encoding", "prefix"],
-    )?;
+    let e = sub(ctx, node, "hmac_sha256", HMAC_KEYS)?;
     let header = text(ctx, e, node, "header", "hmac_sha256");
     let secret = required_secret(ctx, e, node, "secret_env", "hmac_sha256");
     let encoding = match get(e, "encoding").map(|n| (n.value.as_str(), Pos::of(n))) {

@@ -8,15 +8,16 @@ use std::path::Path;
 use super::auth;
 use super::check::Ctx;
 use super::condition::{self, Condition};
+use super::limits::AttributeCounter;
 use super::model::{Entries, Node, Pos, SNode, get};
 use super::path::CompiledPath;
 use super::value::{self, ObjectSpec, Source, Template, ValueSpec};
 use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::rules;
 
-const TOP_KEYS: &[&str] = &["source", "rules"];
-const SOURCE_KEYS: &[&str] = &["format", "auth", "records", "dedupe_key", "version"];
-const RULE_KEYS: &[&str] = &[
+pub(super) const TOP_KEYS: &[&str] = &["source", "rules"];
+pub(super) const SOURCE_KEYS: &[&str] = &["format", "auth", "records", "dedupe_key", "version"];
+pub(super) const RULE_KEYS: &[&str] = &[
     "name",
     "when",
     "stop",
@@ -25,14 +26,15 @@ const RULE_KEYS: &[&str] = &[
     "events",
     "transaction",
 ];
-const EVENT_KEYS: &[&str] = &[
+pub(super) const EVENT_KEYS: &[&str] = &[
     "userId",
     "anonymousId",
     "eventName",
     "eventTime",
     "eventData",
 ];
-const TXN_KEYS: &[&str] = &["campaignId", "userId", "ttl", "txnId", "overrideData"];
+pub(super) const VERSION_KEYS: &[&str] = &["key", "at"];
+pub(super) const TXN_KEYS: &[&str] = &["campaignId", "userId", "ttl", "txnId", "overrideData"];
 
 /// One compiled rule.
 #[derive(Debug, Clone)]
@@ -151,7 +153,7 @@ fn compile_records(
 
 fn compile_version(ctx: &mut Ctx, node: &SNode) -> Option<(CompiledPath, CompiledPath)> {
     let entries = ctx.map(node, "`version`")?;
-    ctx.check_keys(entries, &["key", "at"], "version");
+    ctx.check_keys(entries, VERSION_KEYS, "version");
     let mut path = |key: &str| {
         let n = ctx.required(entries, Pos::of(node), key, "`version`")?;
         let text = ctx.string(n, key)?;
@@ -173,8 +175,9 @@ fn compile_rules(ctx: &mut Ctx, node: &SNode) -> Vec<Rule> {
     };
     let mut names: Vec<(String, Pos)> = Vec::new();
     let mut rules = Vec::new();
+    let mut counter = AttributeCounter::default();
     for item in items {
-        let Some(rule) = compile_rule(ctx, item) else {
+        let Some(rule) = compile_rule(ctx, item, &mut counter) else {
             continue;
         };
         match names.iter().find(|(n, _)| *n == rule.name) {
@@ -186,10 +189,11 @@ fn compile_rules(ctx: &mut Ctx, node: &SNode) -> Vec<Rule> {
         }
         rules.push(rule);
     }
+    counter.report(ctx);
     rules
 }
 
-fn compile_rule(ctx: &mut Ctx, node: &SNode) -> Option<Rule> {
+fn compile_rule(ctx: &mut Ctx, node: &SNode, counter: &mut AttributeCounter) -> Option<Rule> {
     let entries = ctx.map(node, "a rule")?;
     ctx.check_keys(entries, RULE_KEYS, "rule");
     let pos = Pos::of(node);
@@ -206,14 +210,16 @@ fn compile_rule(ctx: &mut Ctx, node: &SNode) -> Option<Rule> {
             false
         }
     };
-    let user = get(entries, "user").and_then(|u| compile_user(ctx, u));
+    let user = get(entries, "user").and_then(|u| compile_user(ctx, u, counter));
     let mut events: Vec<ObjectSpec> = get(entries, "event")
-        .and_then(|e| compile_event(ctx, e))
+        .and_then(|e| compile_event(ctx, e, counter))
         .into_iter()
         .collect();
     if let Some(list) = get(entries, "events") {
         match &list.value {
-            Node::Seq(items) => events.extend(items.iter().filter_map(|e| compile_event(ctx, e))),
+            Node::Seq(items) => {
+                events.extend(items.iter().filter_map(|e| compile_event(ctx, e, counter)))
+            }
             _ => ctx.err(
                 Pos::of(list),
                 "`events` is a list of events; for one event write `event:`",
@@ -271,7 +277,26 @@ fn compile_payload(
     spec
 }
 
-fn compile_user(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
+/// The compiled map of custom attributes under `key`, with its YAML node.
+fn nested<'s, 'n>(
+    spec: &'s ObjectSpec,
+    entries: &'n Entries,
+    key: &str,
+) -> Option<(&'n SNode, &'s ObjectSpec)> {
+    let node = get(entries, key)?;
+    match spec.fields.iter().find(|(k, _)| k == key) {
+        Some((
+            _,
+            ValueSpec {
+                source: Source::Object(o),
+                ..
+            },
+        )) => Some((node, o)),
+        _ => None,
+    }
+}
+
+fn compile_user(ctx: &mut Ctx, node: &SNode, counter: &mut AttributeCounter) -> Option<ObjectSpec> {
     let entries = ctx.map(node, "`user`")?;
     let mut allowed: Vec<&str> = rules::USER_FIELDS.to_vec();
     allowed.push("attributes");
@@ -286,10 +311,17 @@ fn compile_user(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
             ctx.err(Pos::of(k), e);
         }
     }
+    if let Some((n, attributes)) = nested(&spec, entries, "attributes") {
+        counter.add("users".to_owned(), n, attributes);
+    }
     Some(spec)
 }
 
-fn compile_event(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
+fn compile_event(
+    ctx: &mut Ctx,
+    node: &SNode,
+    counter: &mut AttributeCounter,
+) -> Option<ObjectSpec> {
     let entries = ctx.map(node, "an event")?;
     let spec = compile_payload(ctx, entries, "event", "eventData", EVENT_KEYS);
     let name = ctx.required(entries, Pos::of(node), "eventName", "an event");
@@ -300,6 +332,17 @@ fn compile_event(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
         && let Err(e) = rules::check_name(text)
     {
         ctx.err(Pos::of(n), format!("eventName: {e}"));
+    }
+    if let Some((n, data)) = nested(&spec, entries, "eventData") {
+        // Per event: a name computed from the record is its own scope.
+        let scope = match name.map(|n| (&n.value, Pos::of(n))) {
+            Some((Node::String(text), _)) if !text.starts_with('$') && !text.contains("{{") => {
+                format!("the event `{text}`")
+            }
+            Some((_, p)) => format!("the event named at line {}", p.line),
+            None => "an event".to_owned(),
+        };
+        counter.add(scope, n, data);
     }
     Some(spec)
 }

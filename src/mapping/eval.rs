@@ -9,12 +9,18 @@ use serde_json::{Map, Value};
 
 use super::compile::Rule;
 use super::transform::{parse_datetime, webengage_time};
-use super::value::{ObjectSpec, Scope, show};
-use super::{MappedRecord, RecordStatus};
+use super::value::{FieldPath, ObjectSpec, Scope, show};
+use super::{MappedRecord, Provenance, RecordStatus};
 use crate::webengage::rules;
 use crate::webengage::{Operation, OperationKind};
 
-pub fn map_record(rules: &[Rule], record: &Value, received_at: Timestamp) -> MappedRecord {
+/// Runs every rule on one record; with `explain`, also records where each field came from.
+pub fn map_record(
+    rules: &[Rule],
+    record: &Value,
+    received_at: Timestamp,
+    mut explain: Option<&mut Vec<Provenance>>,
+) -> MappedRecord {
     let mut operations = Vec::new();
     let mut warnings = Vec::new();
     let mut failures = Vec::new();
@@ -28,6 +34,8 @@ pub fn map_record(rules: &[Rule], record: &Value, received_at: Timestamp) -> Map
             record,
             warnings: &mut warnings,
             rule: &rule.name,
+            explain: explain.as_deref_mut(),
+            limit_strings: true,
         };
         match apply_rule(rule, &mut scope, received_at) {
             Ok(ops) => operations.extend(ops),
@@ -69,6 +77,7 @@ fn apply_rule(
         ops.push(op(rule, OperationKind::Event, body));
     }
     if let Some(spec) = &rule.transaction {
+        scope.limit_strings = false;
         let body = transaction_body(spec, scope, user_identity.as_ref())?;
         ops.push(op(rule, OperationKind::Transaction, body));
     }
@@ -90,8 +99,10 @@ fn identity(body: &Map<String, Value>) -> Option<(&'static str, Value)> {
 }
 
 fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>, String> {
-    let raw = spec.eval(scope, "user")?.unwrap_or_default();
-    let mut body = Map::new();
+    let raw = spec
+        .eval(scope, &FieldPath::Root("user"))?
+        .unwrap_or_default();
+    let mut body = Map::with_capacity(raw.len());
     for (key, value) in raw {
         if key == "attributes" {
             body.insert(key, value);
@@ -109,7 +120,7 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
             Some(Err(e)) if key == "userId" || key == "anonymousId" => {
                 return Err(format!("user.{key}: {e}"));
             }
-            Some(Err(e)) => scope.warn(&format!("user.{key}"), e),
+            Some(Err(e)) => scope.warn(format!("user.{key}"), e),
             None => {}
         }
     }
@@ -125,7 +136,9 @@ fn event_body(
     user: Option<&(&str, Value)>,
     received_at: Timestamp,
 ) -> Result<Map<String, Value>, String> {
-    let mut body = spec.eval(scope, "event")?.unwrap_or_default();
+    let mut body = spec
+        .eval(scope, &FieldPath::Root("event"))?
+        .unwrap_or_default();
     let name = match body.get("eventName") {
         Some(Value::String(n)) => n.clone(),
         Some(other) => return Err(format!("event.eventName must be text, got {}", show(other))),
@@ -134,12 +147,21 @@ fn event_body(
     rules::check_name(&name).map_err(|e| format!("event.eventName: {e}"))?;
     if identity(&body).is_none() {
         let (key, id) = user.ok_or("event has no userId (and the rule has no user with one)")?;
+        scope.explain(format_args!("event.{key}"), id, || {
+            format!("the rule's user.{key}")
+        });
         body.shift_insert(0, (*key).to_owned(), id.clone());
     }
     let time = body
         .shift_remove("eventTime")
         .and_then(|t| normalise_time(scope, "event.eventTime", t))
-        .unwrap_or_else(|| Value::String(webengage_time(received_at)));
+        .unwrap_or_else(|| {
+            let t = Value::String(webengage_time(received_at));
+            scope.explain("event.eventTime", &t, || {
+                "the time the webhook was received".to_owned()
+            });
+            t
+        });
     body.insert("eventTime".to_owned(), time);
     if let Some(data) = body.shift_remove("eventData") {
         body.insert("eventData".to_owned(), data);
@@ -152,13 +174,18 @@ fn transaction_body(
     scope: &mut Scope,
     user: Option<&(&str, Value)>,
 ) -> Result<Map<String, Value>, String> {
-    let mut body = spec.eval(scope, "transaction")?.unwrap_or_default();
+    let mut body = spec
+        .eval(scope, &FieldPath::Root("transaction"))?
+        .unwrap_or_default();
     if !matches!(body.get("campaignId"), Some(Value::String(_))) {
         return Err("transaction.campaignId has no value for this record".to_owned());
     }
     if !body.contains_key("userId") {
         match user {
             Some(("userId", id)) => {
+                scope.explain("transaction.userId", id, || {
+                    "the rule's user.userId".to_owned()
+                });
                 body.insert("userId".to_owned(), id.clone());
             }
             _ => {

@@ -10,10 +10,12 @@ mod check;
 mod compile;
 mod condition;
 mod eval;
+mod limits;
 mod loader;
 pub mod model;
 mod path;
 pub mod registry;
+pub mod schema;
 mod star;
 pub mod testing;
 mod transform;
@@ -30,7 +32,8 @@ use serde_json::Value;
 use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::Operation;
 
-pub use registry::Registry;
+pub use registry::{Registry, ReloadError};
+pub(crate) use value::show as show_value;
 
 /// Every source's mapping, loaded and checked as a whole.
 #[derive(Debug, Default)]
@@ -125,7 +128,18 @@ impl SourceMapping {
     /// Runs every rule on one record. Never panics on data; problems become
     /// warnings or a failed status.
     pub fn map_record(&self, record: &Value, received_at: jiff::Timestamp) -> MappedRecord {
-        eval::map_record(&self.plan.rules, record, received_at)
+        eval::map_record(&self.plan.rules, record, received_at, None)
+    }
+
+    /// `map_record`, also saying where each output field came from (`preview --explain`).
+    pub fn map_record_explained(
+        &self,
+        record: &Value,
+        received_at: jiff::Timestamp,
+    ) -> (MappedRecord, Vec<Provenance>) {
+        let mut explain = Vec::new();
+        let mapped = eval::map_record(&self.plan.rules, record, received_at, Some(&mut explain));
+        (mapped, explain)
     }
 
     /// Compiles one mapping file's text (tests, previews); `file` is used in errors and
@@ -174,6 +188,18 @@ pub struct MappedRecord {
     pub error: Option<String>,
 }
 
+/// Where one output field's value came from (`mappings preview --explain`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Provenance {
+    pub rule: String,
+    /// `user.attributes.lead_score`, `event.eventData.stage`, …
+    pub field: String,
+    pub value: Value,
+    /// The path that produced it (`$.Score | integer`), `literal`, `template "…"`,
+    /// `default (…)`, `"*" copy of `mx_City``, or the fallback used.
+    pub from: String,
+}
+
 /// One problem in a mapping file, positioned for an editor: `file:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
@@ -216,3 +242,5 @@ impl std::error::Error for LoadErrors {}
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_runtime;

@@ -33,6 +33,15 @@ impl CompiledPath {
         }
     }
 
+    /// The path as an admin would write it (for `--explain`).
+    pub fn text(&self) -> String {
+        match self {
+            CompiledPath::Members(names) if names.is_empty() => "$".to_owned(),
+            CompiledPath::Members(names) => format!("$.{}", names.join(".")),
+            CompiledPath::Query(q) => q.to_string(),
+        }
+    }
+
     /// The first node the path selects, if any.
     pub fn first<'v>(&self, root: &'v Value) -> Option<&'v Value> {
         match self {

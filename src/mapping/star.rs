@@ -5,9 +5,9 @@ use serde_json::{Map, Value};
 use super::check::Ctx;
 use super::model::{Node, Pos, SNode, get};
 use super::path::CompiledPath;
-use super::value::{Scope, ValueSpec, show};
+use super::value::{FieldPath, Scope, ValueSpec, show};
 
-const KEYS: &[&str] = &[
+pub(super) const KEYS: &[&str] = &[
     "from",
     "include",
     "exclude",
@@ -16,6 +16,9 @@ const KEYS: &[&str] = &[
     "prefix",
     "rename",
 ];
+
+/// The values of `rename`.
+pub(super) const RENAMES: &[&str] = &["snake_case", "camelCase", "keep"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rename {
@@ -27,8 +30,8 @@ pub enum Rename {
 #[derive(Debug, Clone)]
 pub struct StarCopy {
     from: CompiledPath,
-    include: Vec<String>,
-    exclude: Vec<String>,
+    include: Vec<Glob>,
+    exclude: Vec<Glob>,
     strip_prefix: Option<String>,
     strip_suffix: Option<String>,
     prefix: Option<String>,
@@ -79,7 +82,7 @@ impl StarCopy {
     pub fn copy_into(
         &self,
         scope: &mut Scope,
-        field: &str,
+        field: &FieldPath,
         explicit: &[(String, ValueSpec)],
         out: &mut Map<String, Value>,
     ) {
@@ -97,10 +100,16 @@ impl StarCopy {
             }
             match crate::webengage::rules::check_name(&target) {
                 Ok(()) => {
+                    let at = FieldPath::Key(field, &target);
+                    if let Err(reason) = scope.check_length(value) {
+                        scope.warn(at, format!("{reason} (copied from `{name}`)"));
+                        continue;
+                    }
+                    scope.explain(at, value, || format!("\"*\" copy of `{name}`"));
                     out.insert(target, value.clone());
                 }
                 Err(e) => scope.warn(
-                    &format!("{field}.{target}"),
+                    FieldPath::Key(field, &target),
                     format!("{e} (copied from `{name}` = {})", show(value)),
                 ),
             }
@@ -108,8 +117,8 @@ impl StarCopy {
     }
 
     fn selects(&self, name: &str) -> bool {
-        (self.include.is_empty() || self.include.iter().any(|g| glob(g, name)))
-            && !self.exclude.iter().any(|g| glob(g, name))
+        (self.include.is_empty() || self.include.iter().any(|g| g.matches(name)))
+            && !self.exclude.iter().any(|g| g.matches(name))
     }
 
     fn rename(&self, name: &str) -> String {
@@ -129,13 +138,13 @@ impl StarCopy {
     }
 }
 
-fn globs(ctx: &mut Ctx, node: Option<&SNode>) -> Vec<String> {
+fn globs(ctx: &mut Ctx, node: Option<&SNode>) -> Vec<Glob> {
     match node.map(|n| &n.value) {
         None => Vec::new(),
-        Some(Node::String(s)) => vec![s.clone()],
+        Some(Node::String(s)) => vec![Glob::new(s)],
         Some(Node::Seq(items)) => items
             .iter()
-            .filter_map(|i| ctx.string(i, "a glob pattern").map(str::to_owned))
+            .filter_map(|i| ctx.string(i, "a glob pattern").map(Glob::new))
             .collect(),
         Some(_) => {
             if let Some(n) = node {
@@ -149,9 +158,66 @@ fn globs(ctx: &mut Ctx, node: Option<&SNode>) -> Vec<String> {
     }
 }
 
+/// A name pattern, compiled: every field of every record is tested against every
+/// pattern, so the common shapes are matched without allocating.
+#[derive(Debug, Clone)]
+enum Glob {
+    /// No `?` and at most one `*` (`mx_*`, `*__c`, `Email`): a prefix and a suffix.
+    Simple {
+        prefix: String,
+        suffix: String,
+        star: bool,
+    },
+    General(Vec<char>),
+}
+
+impl Glob {
+    fn new(pattern: &str) -> Glob {
+        if pattern.contains('?') || pattern.matches('*').count() > 1 {
+            return Glob::General(pattern.chars().collect());
+        }
+        match pattern.split_once('*') {
+            Some((prefix, suffix)) => Glob::Simple {
+                prefix: prefix.to_owned(),
+                suffix: suffix.to_owned(),
+                star: true,
+            },
+            None => Glob::Simple {
+                prefix: pattern.to_owned(),
+                suffix: String::new(),
+                star: false,
+            },
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Glob::Simple {
+                prefix,
+                star: false,
+                ..
+            } => name == prefix,
+            Glob::Simple {
+                prefix,
+                suffix,
+                star: true,
+            } => {
+                name.len() >= prefix.len() + suffix.len()
+                    && name.starts_with(prefix.as_str())
+                    && name.ends_with(suffix.as_str())
+            }
+            Glob::General(p) => glob_chars(p, name),
+        }
+    }
+}
+
 /// `*` matches any run of characters, `?` one character; everything else literally.
+#[cfg(test)]
 pub fn glob(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
+    Glob::new(pattern).matches(name)
+}
+
+fn glob_chars(p: &[char], name: &str) -> bool {
     let n: Vec<char> = name.chars().collect();
     let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
     while ni < n.len() {
@@ -221,6 +287,10 @@ mod tests {
         assert!(glob("a?c", "abc"));
         assert!(glob("*", ""));
         assert!(!glob("mx_*", "ProspectID"));
+        assert!(glob("Email", "Email") && !glob("Email", "EmailAddress"));
+        assert!(glob("mx_*_c", "mx_a_c") && !glob("mx_*_c", "mx_c"));
+        assert!(glob("a*b*c", "aXbYc") && !glob("a*b*c", "aXbY"));
+        assert!(glob("*", "anything") && glob("é*", "été"));
     }
 
     #[test]

@@ -33,6 +33,23 @@ pub const NAMES: &[&str] = &[
     "sha256",
 ];
 
+/// Transforms written as a bare name (no arguments).
+pub const NO_ARGS: &[&str] = &[
+    "trim",
+    "lowercase",
+    "uppercase",
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "not",
+    "email",
+    "sha256",
+];
+pub const PHONE_ARGS: &[&str] = &["default_region"];
+pub const DATETIME_ARGS: &[&str] = &["format", "timezone"];
+pub const REPLACE_ARGS: &[&str] = &["pattern", "with"];
+
 #[derive(Debug, Clone)]
 pub enum Transform {
     Trim,
@@ -83,39 +100,62 @@ impl Transform {
         }
     }
 
+    /// The WebEngage type of the output, when this transform fixes it; `None` when it
+    /// keeps its input's type (text clean-ups apply to each item of a list too).
+    pub fn output_type(&self) -> Option<crate::webengage::types::AttrType> {
+        use crate::webengage::types::AttrType;
+        match self {
+            Transform::Number | Transform::Integer => Some(AttrType::Number),
+            Transform::Boolean | Transform::Not => Some(AttrType::Boolean),
+            Transform::DateTime { .. } | Transform::Date { .. } => Some(AttrType::Date),
+            Transform::Split(_) => Some(AttrType::Array),
+            Transform::String
+            | Transform::Email
+            | Transform::Phone(_)
+            | Transform::Join(_)
+            | Transform::Sha256 => Some(AttrType::String),
+            Transform::Trim
+            | Transform::Lowercase
+            | Transform::Uppercase
+            | Transform::Truncate(_)
+            | Transform::Replace(..) => None,
+        }
+    }
+
     /// Applies the transform to a non-null value.
-    pub fn apply(&self, v: Value) -> Result<Value, String> {
+    /// Takes the value by reference: the caller keeps it to name it in a warning.
+    pub fn apply(&self, v: &Value) -> Result<Value, String> {
         match self {
             Transform::Trim => Ok(map_text(v, |s| s.trim().to_owned())),
             Transform::Lowercase => Ok(map_text(v, |s| s.to_lowercase())),
             Transform::Uppercase => Ok(map_text(v, |s| s.to_uppercase())),
             Transform::String => Ok(Value::String(
-                text_of(&v).ok_or("a list or map is not text")?,
+                text_of(v).ok_or("a list or map is not text")?,
             )),
-            Transform::Number => to_number(&v),
-            Transform::Integer => to_integer(&v),
-            Transform::Boolean => to_bool(&v).map(Value::Bool),
-            Transform::Not => to_bool(&v).map(|b| Value::Bool(!b)),
-            Transform::Email => to_email(&v),
-            Transform::Phone(region) => to_phone(&v, *region),
+            Transform::Number => to_number(v),
+            Transform::Integer => to_integer(v),
+            Transform::Boolean => to_bool(v).map(Value::Bool),
+            Transform::Not => to_bool(v).map(|b| Value::Bool(!b)),
+            Transform::Email => to_email(v),
+            Transform::Phone(region) => to_phone(v, *region),
             Transform::DateTime { format, tz } => {
-                let ts = parse_datetime(&need_text(&v)?, format.as_deref(), tz)?;
+                let ts = parse_datetime(&need_text(v)?, format.as_deref(), tz)?;
                 Ok(Value::String(webengage_time(ts)))
             }
             Transform::Date { format, tz } => {
-                let ts = parse_datetime(&need_text(&v)?, format.as_deref(), tz)?;
+                let ts = parse_datetime(&need_text(v)?, format.as_deref(), tz)?;
                 Ok(Value::String(
                     ts.to_zoned_datetime(tz.clone()).date().to_string(),
                 ))
             }
-            Transform::Split(sep) => Ok(split(&need_text(&v)?, sep)),
+            Transform::Split(sep) => Ok(split(&need_text(v)?, sep)),
             Transform::Join(sep) => join(v, sep),
             Transform::Truncate(n) => Ok(map_text(v, |s| s.chars().take(*n).collect())),
             Transform::Replace(re, with) => Ok(map_text(v, |s| {
                 re.replace_all(s, with.as_str()).into_owned()
             })),
             Transform::Sha256 => Ok(Value::String(hex::encode(Sha256::digest(
-                need_text(&v)?.as_bytes(),
+                need_text(v)?.as_bytes(),
             )))),
         }
     }
@@ -136,11 +176,11 @@ fn need_text(v: &Value) -> Result<String, String> {
 }
 
 /// Text transforms apply to strings, and to each string of a list (e.g. after `split`).
-fn map_text(v: Value, f: impl Fn(&str) -> String + Copy) -> Value {
+fn map_text(v: &Value, f: impl Fn(&str) -> String + Copy) -> Value {
     match v {
-        Value::String(s) => Value::String(f(&s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(|i| map_text(i, f)).collect()),
-        other => other,
+        Value::String(s) => Value::String(f(s)),
+        Value::Array(items) => Value::Array(items.iter().map(|i| map_text(i, f)).collect()),
+        other => other.clone(),
     }
 }
 
@@ -206,9 +246,14 @@ fn to_phone(v: &Value, region: phonenumber::country::Id) -> Result<Value, String
     if !phonenumber::is_valid(&number) {
         return Err("not a valid phone number".to_owned());
     }
-    Ok(Value::String(
-        number.format().mode(phonenumber::Mode::E164).to_string(),
-    ))
+    // E.164 is `+<country code><national number>`. Written directly: the crate's
+    // formatter matches the national formatting patterns first, even for E.164, which
+    // made it the largest single cost of mapping a record.
+    Ok(Value::String(format!(
+        "+{}{}",
+        number.country().code(),
+        number.national()
+    )))
 }
 
 /// WebEngage's timestamp format: `yyyy-MM-ddTHH:mm:ss+0000`, always in UTC.
@@ -292,7 +337,7 @@ fn split(text: &str, sep: &str) -> Value {
     )
 }
 
-fn join(v: Value, sep: &str) -> Result<Value, String> {
+fn join(v: &Value, sep: &str) -> Result<Value, String> {
     match v {
         Value::Array(items) => {
             let parts: Vec<String> = items
@@ -302,7 +347,7 @@ fn join(v: Value, sep: &str) -> Result<Value, String> {
                 .collect();
             Ok(Value::String(parts.join(sep)))
         }
-        other => Ok(other),
+        other => Ok(other.clone()),
     }
 }
 
@@ -407,7 +452,7 @@ fn compile_phone(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Transf
         );
         return None;
     };
-    ctx.check_keys(entries, &["default_region"], "phone");
+    ctx.check_keys(entries, PHONE_ARGS, "phone");
     let region = ctx.required(entries, pos, "default_region", "transform `phone`")?;
     let code = ctx.string(region, "default_region")?;
     match code
@@ -431,7 +476,7 @@ fn compile_datetime(ctx: &mut Ctx, name: &str, args: Option<&SNode>) -> Option<T
     let mut tz = TimeZone::UTC;
     if let Some(args) = args.filter(|a| !matches!(a.value, Node::Null)) {
         let entries = ctx.map(args, &format!("the arguments of `{name}`"))?;
-        ctx.check_keys(entries, &["format", "timezone"], name);
+        ctx.check_keys(entries, DATETIME_ARGS, name);
         if let Some(f) = get(entries, "format") {
             format = ctx.string(f, "format").map(str::to_owned);
         }
@@ -471,7 +516,7 @@ fn compile_replace(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Tran
         );
         return None;
     };
-    ctx.check_keys(entries, &["pattern", "with"], "replace");
+    ctx.check_keys(entries, REPLACE_ARGS, "replace");
     let pattern_node = ctx.required(entries, pos, "pattern", "transform `replace`")?;
     let pattern = ctx.string(pattern_node, "pattern")?;
     let with = match get(entries, "with") {

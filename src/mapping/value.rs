@@ -1,16 +1,20 @@
 //! Values: how a mapping computes one field from a record (literal, path, template,
 //! object, array, plus transform/map/default/required), compiled once and evaluated per record.
 
+use std::fmt;
+
 use serde_json::{Map, Value};
 
+use super::Provenance;
 use super::check::Ctx;
 use super::model::{Entries, Node, Pos, SNode, get};
 use super::path::CompiledPath;
 use super::star::StarCopy;
 use super::transform::{self, Transform, text_of};
+use crate::webengage::rules;
 
-const SOURCE_KEYS: &[&str] = &["path", "template", "const", "object", "array"];
-const ALL_KEYS: &[&str] = &[
+pub(super) const SOURCE_KEYS: &[&str] = &["path", "template", "const", "object", "array"];
+pub(super) const ALL_KEYS: &[&str] = &[
     "path",
     "template",
     "const",
@@ -64,12 +68,80 @@ pub struct Scope<'a> {
     pub warnings: &'a mut Vec<String>,
     /// `rule `x`: ` — prefixes every warning so support staff know where to look.
     pub rule: &'a str,
+    /// `mappings preview --explain`: where each field came from. `None` on the normal
+    /// path, where the origins are never even described.
+    pub explain: Option<&'a mut Vec<Provenance>>,
+    /// WebEngage silently drops strings of 1,000 characters or more in users and
+    /// events; transactions (`overrideData`) are not attributes and are not limited.
+    pub limit_strings: bool,
 }
 
 impl Scope<'_> {
-    pub fn warn(&mut self, field: &str, message: String) {
+    pub fn warn(&mut self, field: impl fmt::Display, message: String) {
         self.warnings
             .push(format!("rule `{}`: {field} dropped: {message}", self.rule));
+    }
+
+    /// Records where `field` came from, in explain mode only (`from` is not called otherwise).
+    pub fn explain(
+        &mut self,
+        field: impl fmt::Display,
+        value: &Value,
+        from: impl FnOnce() -> String,
+    ) {
+        if let Some(sink) = self.explain.as_deref_mut() {
+            sink.push(Provenance {
+                rule: self.rule.to_owned(),
+                field: field.to_string(),
+                value: value.clone(),
+                from: from(),
+            });
+        }
+    }
+
+    /// A string WebEngage would drop for its length: `Err` with the reason.
+    pub fn check_length(&self, v: &Value) -> Result<(), String> {
+        if self.limit_strings && longest_string(v) >= rules::MAX_STRING_CHARS {
+            return Err(format!(
+                "{} has {} characters or more; WebEngage drops such values (add `transform: [{{ truncate: {} }}]` to keep the start)",
+                show(v),
+                rules::MAX_STRING_CHARS,
+                rules::MAX_STRING_CHARS - 1
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The length in characters of the longest string in `v`, nested ones included.
+fn longest_string(v: &Value) -> usize {
+    match v {
+        // Bytes bound characters from above: count characters only when it matters.
+        Value::String(s) if s.len() < rules::MAX_STRING_CHARS => s.len(),
+        Value::String(s) => s.chars().count(),
+        Value::Array(items) => items.iter().map(longest_string).max().unwrap_or(0),
+        Value::Object(m) => m.values().map(longest_string).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// A field's name in messages (`user.attributes.score`), only put together when a
+/// warning, error or explanation needs it: most records need none, and formatting every
+/// field's name would cost more than evaluating it.
+#[derive(Debug, Clone, Copy)]
+pub enum FieldPath<'a> {
+    Root(&'a str),
+    Key(&'a FieldPath<'a>, &'a str),
+    Index(&'a FieldPath<'a>, usize),
+}
+
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldPath::Root(name) => f.write_str(name),
+            FieldPath::Key(parent, key) => write!(f, "{parent}.{key}"),
+            FieldPath::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
 }
 
@@ -112,12 +184,12 @@ impl ValueSpec {
 
     /// The field's value, `None` when it is left out. `Err` means the rule fails (a
     /// required field has no value); other problems drop the field with a warning.
-    pub fn eval(&self, scope: &mut Scope, field: &str) -> Result<Option<Value>, String> {
+    pub fn eval(&self, scope: &mut Scope, field: &FieldPath) -> Result<Option<Value>, String> {
         // An empty CRM field is "no value": it is not converted (and warned about), only defaulted.
         let mut value = self.source.eval(scope, field)?.filter(|v| !is_blank(v));
         for t in &self.transforms {
             let Some(v) = value.take() else { break };
-            match t.apply(v.clone()) {
+            match t.apply(&v) {
                 Ok(out) => value = Some(out),
                 Err(reason) if self.required => {
                     return Err(format!(
@@ -139,20 +211,91 @@ impl ValueSpec {
                 .find(|(from, _)| Some(from) == key.as_ref())
                 .map(|(_, to)| to.clone());
         }
-        let value = value
-            .filter(|v| !is_blank(v))
-            .or_else(|| self.default.clone());
+        let value = value.filter(|v| !is_blank(v));
+        let defaulted = value.is_none();
+        let mut value = value.or_else(|| self.default.clone());
+        if let Some(v) = &value
+            && !matches!(self.source, Source::Object(_) | Source::Array(_))
+            && let Err(reason) = scope.check_length(v)
+        {
+            if self.required {
+                return Err(format!("{field}: {reason}"));
+            }
+            scope.warn(field, reason);
+            value = None;
+        }
         if self.required && value.is_none() {
             return Err(format!(
                 "{field} is required but the record has no value for it"
             ));
         }
+        // Objects and arrays are explained field by field, as their parts are evaluated.
+        if let Some(v) = &value
+            && !matches!(self.source, Source::Object(_) | Source::Array(_))
+        {
+            let record = scope.record;
+            scope.explain(field, v, || self.origin(record, defaulted));
+        }
         Ok(value)
+    }
+
+    /// Where a value came from, in words: the path that matched, the template, the
+    /// literal or the default, and what was applied to it.
+    fn origin(&self, record: &Value, defaulted: bool) -> String {
+        let mut from = match (&self.source, defaulted) {
+            (_, true) => {
+                return format!(
+                    "default (the record had no value for {})",
+                    self.source.describe(record)
+                );
+            }
+            (source, false) => source.describe(record),
+        };
+        for t in &self.transforms {
+            from.push_str(" | ");
+            from.push_str(t.name());
+        }
+        if self.map.is_some() {
+            from.push_str(" | map");
+        }
+        from
     }
 }
 
 impl Source {
-    fn eval(&self, scope: &mut Scope, field: &str) -> Result<Option<Value>, String> {
+    /// The source in words; for a path list, the path that gave the value.
+    fn describe(&self, record: &Value) -> String {
+        match self {
+            Source::Literal(_) => "literal".to_owned(),
+            Source::Paths(paths) => {
+                let hit = paths
+                    .iter()
+                    .find(|p| p.first(record).is_some_and(|v| !is_blank(v)));
+                match (hit, paths.len()) {
+                    (Some(p), 1) => p.text(),
+                    (Some(p), _) => format!(
+                        "{} (first with a value of {})",
+                        p.text(),
+                        paths
+                            .iter()
+                            .map(CompiledPath::text)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    (None, _) => paths
+                        .iter()
+                        .map(CompiledPath::text)
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                }
+            }
+            Source::Template(t) => format!("template \"{}\"", t.text()),
+            Source::Object(_) => "object".to_owned(),
+            Source::Array(_) => "array".to_owned(),
+        }
+    }
+
+    fn eval(&self, scope: &mut Scope, field: &FieldPath) -> Result<Option<Value>, String> {
         Ok(match self {
             Source::Literal(v) => Some(v.clone()),
             Source::Paths(paths) => paths
@@ -164,7 +307,7 @@ impl Source {
             Source::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
-                    out.extend(item.eval(scope, &format!("{field}[{i}]"))?);
+                    out.extend(item.eval(scope, &FieldPath::Index(field, i))?);
                 }
                 (!out.is_empty()).then_some(Value::Array(out))
             }
@@ -177,11 +320,11 @@ impl ObjectSpec {
     pub fn eval(
         &self,
         scope: &mut Scope,
-        field: &str,
+        field: &FieldPath,
     ) -> Result<Option<Map<String, Value>>, String> {
-        let mut out = Map::new();
+        let mut out = Map::with_capacity(self.fields.len());
         for (key, spec) in &self.fields {
-            if let Some(v) = spec.eval(scope, &format!("{field}.{key}"))? {
+            if let Some(v) = spec.eval(scope, &FieldPath::Key(field, key))? {
                 out.insert(key.clone(), v);
             }
         }
@@ -194,6 +337,17 @@ impl ObjectSpec {
 }
 
 impl Template {
+    /// The template as written, paths normalised (for `--explain`).
+    pub fn text(&self) -> String {
+        self.0
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.clone(),
+                Part::Path(p) => format!("{{{{ {} }}}}", p.text()),
+            })
+            .collect()
+    }
+
     /// The rendered text; `None` when every placeholder was null.
     pub fn render(&self, record: &Value) -> Option<String> {
         let mut out = String::new();

@@ -1,5 +1,6 @@
 //! Hot reload: a change in the mappings folder, or SIGHUP, loads the whole set again.
-//! The registry swaps only when the new set loads; otherwise the old set keeps serving.
+//! The registry swaps only when the new set loads and passes its mapping tests;
+//! otherwise the old set keeps serving.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,8 +90,8 @@ pub fn reload(registry: &Registry) {
             let set = registry.current();
             tracing::info!(dir = %registry.dir().display(), sources = ?set.source_ids().collect::<Vec<_>>(), "mappings reloaded");
         }
-        Err(errors) => {
-            tracing::error!(%errors, "mapping reload refused; the previous set keeps serving")
+        Err(error) => {
+            tracing::error!(%error, "mapping reload refused; the previous set keeps serving")
         }
     }
 }

@@ -4,6 +4,7 @@
 //! queries), `attempts` (the history of each delivery), `destination` (paused or running).
 
 pub mod attempts;
+pub mod attribute_types;
 pub mod console;
 pub mod destination;
 pub mod group_commit;

@@ -2,5 +2,6 @@
 
 pub mod model;
 pub mod rules;
+pub mod types;
 
 pub use model::{Operation, OperationKind};

@@ -5,8 +5,13 @@
 pub const MAX_NAME_CHARS: usize = 50;
 /// String values must be shorter than this.
 pub const MAX_STRING_CHARS: usize = 1000;
+/// WebEngage keeps at most this many custom attributes of one type (account-wide for
+/// users, per event for events).
+pub const MAX_ATTRIBUTES_PER_TYPE: usize = 25;
 /// WebEngage reserves names with this prefix.
 pub const RESERVED_PREFIX: &str = "we_";
+
+pub use super::types::{AttrType, AttributeType, AttributeTypes, check_types};
 
 /// User fields WebEngage knows besides `attributes`.
 pub const USER_FIELDS: &[&str] = &[
