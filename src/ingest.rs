@@ -1,6 +1,8 @@
 //! Accepting a webhook: authenticate, parse, map, store in one transaction. The HTTP
 //! handler turns the outcome into each format's answer; nothing here knows HTTP.
 
+use std::sync::Arc;
+
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -8,6 +10,23 @@ use crate::mapping::{MappingSet, SourceMapping};
 use crate::source::{self, AuthError, BodyError, InboundRequest, SourceFormat, auth};
 use crate::store::group_commit::GroupCommit;
 use crate::store::inbound::{self, IngestCounts, NewRecord, RequestMeta};
+
+mod type_guard;
+
+pub use type_guard::TypeGuard;
+
+/// What storing webhooks needs: the group commit and the attribute types seen so far.
+#[derive(Clone)]
+pub struct IngestStore {
+    pub committer: GroupCommit,
+    pub types: Arc<TypeGuard>,
+}
+
+impl IngestStore {
+    pub fn pool(&self) -> &PgPool {
+        self.committer.pool()
+    }
+}
 
 /// What became of an accepted request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +58,7 @@ pub enum IngestError {
 
 /// Authenticates, parses, maps and durably stores one webhook request.
 pub async fn accept_webhook(
-    store: &GroupCommit,
+    store: &IngestStore,
     mappings: &MappingSet,
     source_id: &str,
     request: &InboundRequest,
@@ -63,8 +82,9 @@ pub async fn accept_webhook(
         &mapping.auth,
         parsed.organization_id.as_deref().unwrap_or(""),
     )?;
-    let records = map_records(mapping, parsed.records, jiff::Timestamp::now());
-    let counts = store.ingest(&meta, records).await?;
+    let mut records = map_records(mapping, parsed.records, jiff::Timestamp::now());
+    store.types.check(store.pool(), &mut records).await?;
+    let counts = store.committer.ingest(&meta, records).await?;
     Ok(Accepted::Stored {
         format: mapping.format,
         counts,
@@ -192,6 +212,7 @@ pub enum RemapError {
 /// Returns the number of new outbox rows.
 pub async fn remap_record(
     pool: &PgPool,
+    types: &TypeGuard,
     mappings: &MappingSet,
     inbound_id: i64,
 ) -> Result<u64, RemapError> {
@@ -204,13 +225,20 @@ pub async fn remap_record(
         .ok_or_else(|| RemapError::UnknownSource(record.source.clone()))?;
     let received_at = jiff::Timestamp::from_second(record.received_at.unix_timestamp())
         .unwrap_or_else(|_| jiff::Timestamp::now());
-    let mapped = mapping.map_record(&payload, received_at);
+    let mut remapped = [NewRecord {
+        dedupe_key: record.dedupe_key,
+        version: None,
+        mapped: mapping.map_record(&payload, received_at),
+        payload,
+    }];
+    types.check(pool, &mut remapped).await?;
+    let [remapped] = remapped;
     Ok(inbound::replace_operations(
         pool,
         inbound_id,
         &record.source,
         &mapping.content_hash,
-        &mapped,
+        &remapped.mapped,
     )
     .await?)
 }
@@ -228,6 +256,7 @@ pub struct RemapSummary {
 /// A record that cannot be mapped is reported and skipped; a database error stops all.
 pub async fn remap_matching(
     pool: &PgPool,
+    types: &TypeGuard,
     mappings: &MappingSet,
     status: &str,
     source: Option<&str>,
@@ -236,7 +265,7 @@ pub async fn remap_matching(
     let ids = inbound::ids_for_remap(pool, Some(status), source, limit).await?;
     let mut summary = RemapSummary::default();
     for id in ids {
-        match remap_record(pool, mappings, id).await {
+        match remap_record(pool, types, mappings, id).await {
             Ok(n) => {
                 summary.remapped += 1;
                 summary.operations += n;

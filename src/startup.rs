@@ -14,6 +14,7 @@ use tracing_actix_web::TracingLogger;
 use crate::config::ServeSettings;
 use crate::delivery;
 use crate::http::{self, AppState};
+use crate::ingest::{IngestStore, TypeGuard};
 use crate::mapping::Registry;
 use crate::store;
 use crate::store::group_commit::{GroupCommit, GroupCommitConfig};
@@ -125,7 +126,10 @@ fn build_server(
     // Install the metrics recorder before the first request counts anything.
     http::metrics::handle();
     let state = web::Data::new(AppState {
-        committer: GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
+        ingest: IngestStore {
+            committer: GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
+            types: Arc::new(TypeGuard::default()),
+        },
         pool,
         registry,
         max_body: settings.http.max_body,

@@ -1,62 +1,71 @@
-//! `store::attribute_types` on a real, freshly migrated Postgres database.
+//! WebEngage stops recording an attribute whose type changes: the first type this
+//! bridge sent wins, and a value of another type is dropped with a warning.
 
 mod common;
 
-use common::TestDb;
-use webengage_bridge::store::attribute_types::{load_all, record_new};
-use webengage_bridge::webengage::types::{AttrType, AttributeType};
-
-fn row(scope: &str, name: &str, t: AttrType) -> AttributeType {
-    AttributeType {
-        scope: scope.into(),
-        name: name.into(),
-        json_type: t,
-    }
-}
+use common::{AppOptions, spawn_app};
+use serde_json::Value;
 
 #[tokio::test]
-async fn the_first_recorded_type_wins_and_loads_back() {
-    let db = TestDb::new().await;
-    assert!(load_all(&db.pool).await.expect("load").is_empty());
-    assert!(record_new(&db.pool, &[]).await.expect("nothing").is_empty());
+async fn a_value_of_another_type_than_first_sent_is_dropped_with_a_warning() {
+    let app = spawn_app(AppOptions {
+        with_worker: false,
+        mappings_dir: std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mappings/types"),
+        ..AppOptions::default()
+    })
+    .await;
+    let first = app
+        .post(
+            "crm-a",
+            "application/json",
+            br#"{"email": "a@example.com", "plan": "gold"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(first.status(), 200);
+    let second = app
+        .post(
+            "crm-b",
+            "application/json",
+            br#"{"email": "b@example.com", "plan": "3"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(second.status(), 200);
 
-    let first = [
-        row("user", "lead_score", AttrType::Number),
-        row("event:Lead Synced", "stage", AttrType::String),
-        // The same attribute twice in one batch: the first row wins, no error.
-        row("user", "city", AttrType::String),
-        row("user", "city", AttrType::Number),
-    ];
-    let inserted = record_new(&db.pool, &first).await.expect("insert");
-    assert_eq!(inserted.len(), 3, "{inserted:?}");
-
-    // Another process recorded `lead_score` first: the new type is not stored.
-    let second = [
-        row("user", "lead_score", AttrType::String),
-        row("user", "signed_up", AttrType::Date),
-    ];
-    let inserted = record_new(&db.pool, &second).await.expect("insert");
-    assert_eq!(inserted, vec![row("user", "signed_up", AttrType::Date)]);
-
-    let snapshot = load_all(&db.pool).await.expect("load");
-    assert_eq!(snapshot.len(), 4);
-    assert_eq!(snapshot.get("user", "lead_score"), Some(AttrType::Number));
-    assert_eq!(snapshot.get("user", "city"), Some(AttrType::String));
-    assert_eq!(
-        snapshot.get("event:Lead Synced", "stage"),
-        Some(AttrType::String)
-    );
-    assert_eq!(snapshot.get("event:Other", "stage"), None);
-    assert_eq!(snapshot.count("user", AttrType::String), 1);
-}
-
-#[tokio::test]
-async fn record_new_runs_inside_a_transaction() {
-    let db = TestDb::new().await;
-    let mut tx = db.pool.begin().await.expect("begin");
-    record_new(&mut *tx, &[row("user", "plan", AttrType::String)])
+    let recorded: String = sqlx::query_scalar(
+        "SELECT json_type FROM attribute_types WHERE scope = 'user' AND name = 'plan'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(recorded, "string");
+    let body: Value = sqlx::query_scalar("SELECT body FROM outbox WHERE source = 'crm-b'")
+        .fetch_one(&app.db.pool)
         .await
-        .expect("insert");
-    tx.rollback().await.expect("rollback");
-    assert!(load_all(&db.pool).await.expect("load").is_empty());
+        .unwrap();
+    assert_eq!(body["userId"], "b@example.com");
+    assert!(
+        body.get("attributes").and_then(|a| a.get("plan")).is_none(),
+        "{body}"
+    );
+    let warnings: Value =
+        sqlx::query_scalar("SELECT warnings FROM inbound_records WHERE source = 'crm-b'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    let text = warnings.to_string();
+    assert!(text.contains("plan") && text.contains("string"), "{text}");
+    // The first CRM's string values keep flowing.
+    let third = app
+        .post(
+            "crm-a",
+            "application/json",
+            br#"{"email": "c@example.com", "plan": "silver"}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(third.status(), 200);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE body->'attributes'->>'plan' = 'silver'")
+            .await,
+        1
+    );
 }

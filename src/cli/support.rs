@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::config::DatabaseSettings;
+use crate::ingest::TypeGuard;
 use crate::mapping::MappingSet;
 use crate::store::support::{self, InboundFilter, OutboxFilter, ReplayFilter};
 use crate::{ingest, store};
@@ -261,7 +262,7 @@ async fn remap_one(
     id: i64,
     json: bool,
 ) -> anyhow::Result<()> {
-    let operations = ingest::remap_record(pool, mappings, id).await?;
+    let operations = ingest::remap_record(pool, &TypeGuard::default(), mappings, id).await?;
     support::audit(pool, ROLE, "remap", &format!("inbound {id}"), operations).await?;
     let value = serde_json::json!({ "remapped": 1, "operations": operations, "errors": [] });
     output(json, &value, || {
@@ -276,7 +277,15 @@ async fn remap_many(
     source: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let summary = ingest::remap_matching(pool, mappings, status, source, 10_000).await?;
+    let summary = ingest::remap_matching(
+        pool,
+        &TypeGuard::default(),
+        mappings,
+        status,
+        source,
+        10_000,
+    )
+    .await?;
     let target = format!("status={status} source={}", source.unwrap_or("*"));
     support::audit(pool, ROLE, "remap", &target, summary.remapped).await?;
     output(json, &summary, || {

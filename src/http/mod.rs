@@ -11,14 +11,15 @@ use std::sync::Arc;
 use actix_web::web;
 use sqlx::PgPool;
 
+use crate::ingest::IngestStore;
 use crate::mapping::Registry;
-use crate::store::group_commit::GroupCommit;
 
 /// What every handler can reach.
 pub struct AppState {
     pub pool: PgPool,
-    /// Webhook records commit through here, many requests per transaction.
-    pub committer: GroupCommit,
+    /// Webhook records commit through here (many requests per transaction), after the
+    /// attribute type check.
+    pub ingest: IngestStore,
     pub registry: Arc<Registry>,
     pub max_body: usize,
     pub has_credentials: bool,

@@ -27,7 +27,7 @@ pub async fn receive(
     let body = read_body(&request, payload, state.max_body).await?;
     let inbound = inbound_request(&request, body);
     let outcome = ingest::accept_webhook(
-        &state.committer,
+        &state.ingest,
         &mappings,
         &source,
         &inbound,

@@ -124,7 +124,13 @@ pub async fn remap_one(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = ingest::remap_record(&state.pool, &state.registry.current(), *id).await?;
+    let rows = ingest::remap_record(
+        &state.pool,
+        &state.ingest.types,
+        &state.registry.current(),
+        *id,
+    )
+    .await?;
     support::audit(
         &state.pool,
         caller.0.as_str(),
@@ -145,6 +151,7 @@ pub async fn remap_many(
     let status = filter.status.as_deref().unwrap_or("failed");
     let summary = ingest::remap_matching(
         &state.pool,
+        &state.ingest.types,
         &state.registry.current(),
         status,
         filter.source.as_deref(),

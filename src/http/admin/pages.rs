@@ -324,7 +324,13 @@ pub async fn remap(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &state, &form.csrf)?;
-    let rows = ingest::remap_record(&state.pool, &state.registry.current(), *id).await?;
+    let rows = ingest::remap_record(
+        &state.pool,
+        &state.ingest.types,
+        &state.registry.current(),
+        *id,
+    )
+    .await?;
     support::audit(
         &state.pool,
         role.as_str(),
