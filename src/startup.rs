@@ -16,6 +16,7 @@ use crate::delivery;
 use crate::http::{self, AppState};
 use crate::mapping::Registry;
 use crate::store;
+use crate::store::ready::Readiness;
 
 /// A running service: the HTTP server and, unless disabled, the delivery worker.
 pub struct Application {
@@ -34,15 +35,21 @@ impl Application {
         with_http: bool,
         with_worker: bool,
     ) -> anyhow::Result<Self> {
-        let pool = store::connect(&settings.database.database_url)
-            .await
-            .context("connecting to Postgres (DATABASE_URL)")?;
-        store::migrate(&pool).await.context("applying migrations")?;
+        let pool =
+            store::connect_lazy(&settings.database.database_url).context("reading DATABASE_URL")?;
         let shutdown = CancellationToken::new();
+        let database = Arc::new(Readiness::default());
+        // One attempt now, so a healthy start is ready when `build` returns; if Postgres
+        // is down, keep retrying in the background instead of exiting.
+        if let Err(e) = database.try_prepare(&pool).await {
+            tracing::error!(error = %e, "Postgres is unavailable at start; webhooks get 503 until it is back, retrying");
+            let (database, pool, shutdown) = (database.clone(), pool.clone(), shutdown.clone());
+            tokio::spawn(async move { database.prepare_until_ready(&pool, &shutdown).await });
+        }
         let (server, port) = if with_http {
             let registry = Arc::new(load_mappings(&settings)?);
             crate::mapping::watch::spawn_reloader(registry.clone(), shutdown.clone());
-            let (server, port) = build_server(&settings, pool.clone(), registry)?;
+            let (server, port) = build_server(&settings, pool.clone(), registry, database.clone())?;
             (Some(server), port)
         } else {
             (None, 0)
@@ -52,14 +59,8 @@ impl Application {
                 "WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set: webhooks are accepted and stored, delivery waits for them"
             );
         }
-        let worker = with_worker.then(|| {
-            delivery::spawn_worker(
-                pool.clone(),
-                settings.webengage.clone(),
-                settings.delivery.clone(),
-                shutdown.clone(),
-            )
-        });
+        let worker =
+            with_worker.then(|| spawn_worker_when_ready(&settings, &pool, &database, &shutdown));
         Ok(Application {
             port,
             server,
@@ -92,6 +93,22 @@ impl Application {
     }
 }
 
+/// The worker starts once the database is prepared (at once on a healthy start).
+fn spawn_worker_when_ready(
+    settings: &ServeSettings,
+    pool: &PgPool,
+    database: &Arc<Readiness>,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    let (pool, database, shutdown) = (pool.clone(), database.clone(), shutdown.clone());
+    let (webengage, delivery) = (settings.webengage.clone(), settings.delivery.clone());
+    tokio::spawn(async move {
+        if database.wait(&shutdown).await {
+            delivery::worker::run(pool, webengage, delivery, shutdown).await;
+        }
+    })
+}
+
 fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
     let dir = &settings.mappings.mappings_dir;
     let registry = Registry::load(dir).map_err(|errors| {
@@ -106,6 +123,7 @@ fn build_server(
     settings: &ServeSettings,
     pool: PgPool,
     registry: Arc<Registry>,
+    database: Arc<Readiness>,
 ) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(&settings.http.listen)
         .with_context(|| format!("binding BRIDGE_LISTEN={}", settings.http.listen))?;
@@ -115,6 +133,7 @@ fn build_server(
     let state = web::Data::new(AppState {
         pool,
         registry,
+        database,
         max_body: settings.http.max_body,
         has_credentials: settings.webengage.has_credentials(),
         admin: http::admin::AdminTokens::new(

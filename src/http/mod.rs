@@ -17,6 +17,8 @@ use crate::mapping::Registry;
 pub struct AppState {
     pub pool: PgPool,
     pub registry: Arc<Registry>,
+    /// Whether the database has been created and migrated (retried while Postgres is down).
+    pub database: Arc<crate::store::ready::Readiness>,
     pub max_body: usize,
     pub has_credentials: bool,
     pub admin: admin::AdminTokens,

@@ -1,6 +1,8 @@
 //! Test harness: every test gets its own fresh database on the real Postgres.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -139,9 +141,15 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
 
 pub async fn spawn_app(options: AppOptions) -> TestApp {
     let db = TestDb::new().await;
+    let url = db.url.clone();
+    spawn_app_on(db, &url, options).await
+}
+
+/// Like `spawn_app`, with the app reaching the database through `db_url` (a proxy).
+pub async fn spawn_app_on(db: TestDb, db_url: &str, options: AppOptions) -> TestApp {
     let webengage = MockServer::start().await;
     let app = Application::build(
-        settings(&db.url, &webengage.uri(), &options),
+        settings(db_url, &webengage.uri(), &options),
         true,
         options.with_worker,
     )
