@@ -143,7 +143,7 @@ fn build_server(
     });
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<http::request_span::RedactedRootSpan>::new())
             .app_data(state.clone())
             .configure(http::routes)
     })

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod request_span;
 pub mod webhooks;
 
 use std::sync::Arc;
