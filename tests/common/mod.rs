@@ -1,6 +1,7 @@
 //! Test harness: every test gets its own fresh database on the real Postgres.
 #![allow(dead_code)]
 
+pub mod bridge;
 pub mod proxy;
 
 use std::str::FromStr;
