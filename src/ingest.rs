@@ -44,10 +44,33 @@ pub async fn accept_webhook(
     request: &InboundRequest,
     request_id: &str,
 ) -> Result<Accepted, IngestError> {
+    let mapping = authenticate(mappings, source_id, request)?;
+    store_authenticated(pool, mapping, source_id, request, request_id).await
+}
+
+/// Checks the request's credentials (headers, query, signature) against its source.
+pub fn authenticate<'m>(
+    mappings: &'m MappingSet,
+    source_id: &str,
+    request: &InboundRequest,
+) -> Result<&'m SourceMapping, IngestError> {
     let mapping = mappings
         .get(source_id)
         .ok_or_else(|| IngestError::UnknownSource(source_id.to_owned()))?;
     auth::verify_request(&mapping.auth, request)?;
+    Ok(mapping)
+}
+
+/// Parses, maps and stores a request already authenticated (now, or before it was
+/// spooled: the spool keeps no credentials). The organization id, inside the body, is
+/// still checked here.
+pub async fn store_authenticated(
+    pool: &PgPool,
+    mapping: &SourceMapping,
+    source_id: &str,
+    request: &InboundRequest,
+    request_id: &str,
+) -> Result<Accepted, IngestError> {
     let meta = RequestMeta {
         source: source_id,
         mapping_hash: &mapping.content_hash,

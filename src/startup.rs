@@ -15,6 +15,7 @@ use crate::config::ServeSettings;
 use crate::delivery;
 use crate::http::{self, AppState};
 use crate::mapping::Registry;
+use crate::spool::Spool;
 use crate::store;
 use crate::store::ready::Readiness;
 
@@ -49,7 +50,9 @@ impl Application {
         let (server, port) = if with_http {
             let registry = Arc::new(load_mappings(&settings)?);
             crate::mapping::watch::spawn_reloader(registry.clone(), shutdown.clone());
-            let (server, port) = build_server(&settings, pool.clone(), registry, database.clone())?;
+            let spool = open_spool(&settings, &pool, &registry, &shutdown)?;
+            let (server, port) =
+                build_server(&settings, pool.clone(), registry, database.clone(), spool)?;
             (Some(server), port)
         } else {
             (None, 0)
@@ -109,6 +112,28 @@ fn spawn_worker_when_ready(
     })
 }
 
+/// Opens `BRIDGE_SPOOL_DIR` when set and starts replaying what it holds.
+fn open_spool(
+    settings: &ServeSettings,
+    pool: &PgPool,
+    registry: &Arc<Registry>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<Spool>>> {
+    let Some(dir) = &settings.http.spool_dir else {
+        return Ok(None);
+    };
+    let spool = Arc::new(
+        Spool::open(dir).with_context(|| format!("opening BRIDGE_SPOOL_DIR={}", dir.display()))?,
+    );
+    crate::spool::spawn_replayer(
+        spool.clone(),
+        pool.clone(),
+        registry.clone(),
+        shutdown.clone(),
+    );
+    Ok(Some(spool))
+}
+
 fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
     let dir = &settings.mappings.mappings_dir;
     let registry = Registry::load(dir).map_err(|errors| {
@@ -124,6 +149,7 @@ fn build_server(
     pool: PgPool,
     registry: Arc<Registry>,
     database: Arc<Readiness>,
+    spool: Option<Arc<Spool>>,
 ) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(&settings.http.listen)
         .with_context(|| format!("binding BRIDGE_LISTEN={}", settings.http.listen))?;
@@ -134,6 +160,7 @@ fn build_server(
         pool,
         registry,
         database,
+        spool,
         max_body: settings.http.max_body,
         has_credentials: settings.webengage.has_credentials(),
         admin: http::admin::AdminTokens::new(

@@ -183,3 +183,65 @@ async fn serve_started_while_postgres_is_down_waits_for_it() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+fn spool_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn leadsquared_is_spooled_while_postgres_is_down_and_replayed_once_back() {
+    let proxy = postgres_proxy().await;
+    let db = TestDb::new().await;
+    let url = proxy.url_for(&db.url);
+    let spool = tempfile::tempdir().unwrap();
+    let app = spawn_app_on(
+        db,
+        &url,
+        AppOptions {
+            spool_dir: Some(spool.path().to_path_buf()),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    accept_everything(&app.webengage).await;
+
+    proxy.down();
+    let lead = fixture("lsq_lead_create.json");
+    let activity = fixture("lsq_activity.json");
+    // The lead twice (a redelivery): replay must store it once.
+    for body in [lead.clone(), activity, lead] {
+        let response = app.post("leadsquared", "application/json", body).await;
+        assert_eq!(response.status(), 200);
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(answer["Status"], json!("Success"));
+        assert_eq!(answer["StatusReason"], json!("spooled"));
+    }
+    // Other formats are not spooled: their CRMs retry.
+    let flow = app
+        .post("salesforce-flow", "application/json", flow_lead(1))
+        .await;
+    assert_eq!(flow.status(), 503);
+    assert!(spool_files(spool.path()) > 0);
+
+    proxy.up();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while spool_files(spool.path()) > 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the spool was never replayed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.count("SELECT count(*) FROM inbound_records").await, 2);
+    app.wait_for_count("SELECT count(*) FROM outbox WHERE status <> 'delivered'", 0)
+        .await;
+    assert!(app.count("SELECT count(*) FROM outbox").await >= 2);
+    // The activity came after the lead, and is stored after it.
+    let sources: Vec<bool> = sqlx::query_scalar(
+        "SELECT payload ? 'ProspectActivityId' FROM inbound_records ORDER BY id",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(sources, [false, true]);
+}

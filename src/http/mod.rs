@@ -20,6 +20,8 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     /// Whether the database has been created and migrated (retried while Postgres is down).
     pub database: Arc<crate::store::ready::Readiness>,
+    /// `BRIDGE_SPOOL_DIR`: where LeadSquared webhooks wait while Postgres is down.
+    pub spool: Option<Arc<crate::spool::Spool>>,
     pub max_body: usize,
     pub has_credentials: bool,
     pub admin: admin::AdminTokens,

@@ -85,6 +85,7 @@ pub struct AppOptions {
     pub max_body: usize,
     pub admin_token: Option<String>,
     pub viewer_token: Option<String>,
+    pub spool_dir: Option<PathBuf>,
 }
 
 pub const ADMIN_TOKEN: &str = "admin-token-5f1c";
@@ -99,6 +100,7 @@ impl Default for AppOptions {
             max_body: 5 * 1024 * 1024,
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             viewer_token: Some(VIEWER_TOKEN.to_owned()),
+            spool_dir: None,
         }
     }
 }
@@ -116,7 +118,7 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             max_body: options.max_body,
             admin_token: options.admin_token.clone().map(Into::into),
             viewer_token: options.viewer_token.clone().map(Into::into),
-            spool_dir: None,
+            spool_dir: options.spool_dir.clone(),
         },
         webengage: WebEngageSettings {
             license_code: options.credentials.then(|| LICENSE.to_owned()),
