@@ -2,7 +2,7 @@
 """Fault suite: bounded webhook loads on loopback while things break.
 
 Each scenario starts a fresh database, the fake WebEngage and one or more bridges,
-sends N unique leads (salesforce-flow JSON) from 8 client threads that behave like a
+sends N unique leads (salesforce-flow JSON, default 1000, paced to last ~6 s) from 8 client threads that behave like a
 CRM (retry until a 200, for a bounded time), breaks something mid-load, then waits for
 delivery and reports:
   acked       leads answered 200 (the bridge promised them)
@@ -28,7 +28,10 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BRIDGE_BIN", os.path.join(ROOT, "target/release/webengage-bridge"))
 PG = os.environ.get("FAULT_PG", "postgres://postgres@127.0.0.1:5432")
-N = int(os.environ.get("FAULT_LEADS", "400"))
+N = int(os.environ.get("FAULT_LEADS", "1000"))
+# Each sender waits this long between leads, so a load lasts ~N / 8 * PACE seconds and
+# the fault lands in the middle of it.
+PACE = float(os.environ.get("FAULT_PACE_SECONDS", "0.05"))
 DRAIN = float(os.environ.get("FAULT_DRAIN_SECONDS", "90"))
 LICENSE = "fault~license"
 WORK = tempfile.mkdtemp(prefix="bridge-faults-")
@@ -156,6 +159,7 @@ def load(bridges, run, acked, give_up_after=120):
                         acked.add(f"lead{i}.{run}@example.com")
                     break
                 time.sleep(0.2)
+            time.sleep(PACE)
 
     threads = [threading.Thread(target=sender) for _ in range(8)]
     for t in threads:
