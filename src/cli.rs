@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{DatabaseSettings, LogSettings, ServeSettings};
 use crate::mapping::MappingSet;
@@ -93,7 +93,21 @@ pub enum MappingsCommand {
     },
 }
 
+/// Exit code for settings that cannot work (clap uses 2 for usage errors too).
+const EXIT_CONFIG: u8 = 2;
+
 pub fn run() -> ExitCode {
+    let problems = crate::config::problems(Cli::command(), std::env::args_os());
+    if !problems.is_empty() {
+        eprintln!(
+            "error: the configuration has {} problem(s):",
+            problems.len()
+        );
+        for problem in &problems {
+            eprintln!("  {problem}");
+        }
+        return ExitCode::from(EXIT_CONFIG);
+    }
     let cli = Cli::parse();
     telemetry::init(cli.log.log_format);
     match cli.command {

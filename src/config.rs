@@ -206,6 +206,145 @@ pub fn parse_byte_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{s}` is not a usable size"))
 }
 
+/// Every problem in the settings of `serve`, `worker` and `migrate`, each naming its
+/// variable, found in one pass: clap alone stops at the first bad value, and an operator
+/// fixing a deployment should see them all at once. Empty when all is well, or when
+/// clap itself will explain the command line (unknown flags, `--help`).
+pub fn problems<I, T>(command: clap::Command, args: I) -> Vec<String>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let command = as_strings(command);
+    let Ok(matches) = command.clone().try_get_matches_from(args) else {
+        return Vec::new();
+    };
+    let Some((name, sub)) = matches.subcommand() else {
+        return Vec::new();
+    };
+    let (Some(subcommand), true) = (
+        command.find_subcommand(name),
+        matches!(name, "serve" | "worker" | "migrate"),
+    ) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for (cmd, matches) in [(&command, &matches), (subcommand, sub)] {
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            let Ok(Some(value)) = matches.try_get_one::<String>(id) else {
+                continue;
+            };
+            if let Err(why) = check_value(id, value, name) {
+                found.push(format!("{}: {why}", describe(arg)));
+            }
+        }
+    }
+    found
+}
+
+/// The same command with every value read as text, so no single bad value stops parsing.
+fn as_strings(command: clap::Command) -> clap::Command {
+    let names: Vec<String> = command
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    let mut command = command.mut_args(|arg| {
+        if arg.get_action().takes_values() {
+            arg.value_parser(clap::builder::ValueParser::string())
+        } else {
+            arg
+        }
+    });
+    for name in names {
+        command = command.mut_subcommand(name, as_strings);
+    }
+    command
+}
+
+/// `BRIDGE_RETRY_BASE (--retry-base)`: the names an operator can search for.
+fn describe(arg: &clap::Arg) -> String {
+    let flag = arg.get_long().map(|l| format!("--{l}"));
+    match (arg.get_env().and_then(|e| e.to_str()), flag) {
+        (Some(env), Some(flag)) => format!("{env} ({flag})"),
+        (Some(env), None) => env.to_owned(),
+        (None, Some(flag)) => flag,
+        (None, None) => arg.get_id().to_string(),
+    }
+}
+
+/// Checks one setting's text the way it will be used.
+fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
+    match id {
+        "database_url" => check_database_url(value),
+        "mappings_dir" if command == "serve" => std::fs::read_dir(value)
+            .map(|_| ())
+            .map_err(|e| format!("cannot read the folder `{value}`: {e}")),
+        "listen" => check_listen(value),
+        "max_body" => parse_byte_size(value).map(|_| ()),
+        "data_center" => DataCenter::from_str(value, false)
+            .map(|_| ())
+            .map_err(|_| format!("`{value}` is not a data center: use global, india or ksa")),
+        "base_url" => check_base_url(value),
+        "bulk" => match value {
+            "true" | "false" => Ok(()),
+            _ => Err(format!("`{value}` is not true or false")),
+        },
+        "limit_users_per_min"
+        | "limit_events_per_min"
+        | "limit_bulk_per_min"
+        | "limit_transaction_per_min"
+        | "concurrency" => match value.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(()),
+            _ => Err(format!("`{value}` is not a positive whole number")),
+        },
+        "retry_base" | "retry_max_delay" | "retry_max_age" | "pause_probe" | "retention" => {
+            parse_duration(value).map(|_| ())
+        }
+        "log_format" => LogFormat::from_str(value, false)
+            .map(|_| ())
+            .map_err(|_| format!("`{value}` is not a log format: use text or json")),
+        _ => Ok(()),
+    }
+}
+
+/// Parsed exactly as the pool will parse it; the message never repeats the URL, which
+/// may hold a password.
+fn check_database_url(value: &str) -> Result<(), String> {
+    use std::str::FromStr;
+    let url = url::Url::parse(value).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "the scheme must be postgres:// or postgresql://, not {}://",
+            url.scheme()
+        ));
+    }
+    sqlx::postgres::PgConnectOptions::from_str(value)
+        .map(|_| ())
+        .map_err(|e| format!("not a usable Postgres URL: {e}"))
+}
+
+fn check_listen(value: &str) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    match value.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(_)) => Ok(()),
+        _ => Err(format!(
+            "`{value}` is not an address like 127.0.0.1:8080 or 0.0.0.0:8080"
+        )),
+    }
+}
+
+fn check_base_url(value: &str) -> Result<(), String> {
+    // docker compose passes unset variables as empty strings: that means "not set".
+    if value.trim().is_empty() {
+        return Ok(());
+    }
+    match url::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
+        _ => Err(format!("`{value}` is not an http(s) URL")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

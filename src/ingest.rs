@@ -64,10 +64,33 @@ pub async fn accept_webhook(
     request: &InboundRequest,
     request_id: &str,
 ) -> Result<Accepted, IngestError> {
+    let mapping = authenticate(mappings, source_id, request)?;
+    store_authenticated(store, mapping, source_id, request, request_id).await
+}
+
+/// Checks the request's credentials (headers, query, signature) against its source.
+pub fn authenticate<'m>(
+    mappings: &'m MappingSet,
+    source_id: &str,
+    request: &InboundRequest,
+) -> Result<&'m SourceMapping, IngestError> {
     let mapping = mappings
         .get(source_id)
         .ok_or_else(|| IngestError::UnknownSource(source_id.to_owned()))?;
     auth::verify_request(&mapping.auth, request)?;
+    Ok(mapping)
+}
+
+/// Parses, maps and stores a request already authenticated (now, or before it was
+/// spooled: the spool keeps no credentials). The organization id, inside the body, is
+/// still checked here.
+pub async fn store_authenticated(
+    store: &IngestStore,
+    mapping: &SourceMapping,
+    source_id: &str,
+    request: &InboundRequest,
+    request_id: &str,
+) -> Result<Accepted, IngestError> {
     let meta = RequestMeta {
         source: source_id,
         mapping_hash: &mapping.content_hash,
@@ -83,6 +106,7 @@ pub async fn accept_webhook(
         parsed.organization_id.as_deref().unwrap_or(""),
     )?;
     let mut records = map_records(mapping, parsed.records, jiff::Timestamp::now());
+    count_mapping_problems(source_id, &records);
     store.types.check(store.pool(), &mut records).await?;
     let counts = store.committer.ingest(&meta, records).await?;
     Ok(Accepted::Stored {
@@ -126,6 +150,31 @@ pub fn map_records(
             payload,
         })
         .collect()
+}
+
+/// Warnings and failures per rule, so a mapping that starts dropping fields after a
+/// CRM change shows on a dashboard, not only in support tickets. Redeliveries count
+/// again: this measures what the CRM sends, not what is stored.
+fn count_mapping_problems(source: &str, records: &[NewRecord]) {
+    for record in records {
+        for warning in &record.mapped.warnings {
+            if let Some(rule) = rule_names(warning, "`:").next() {
+                metrics::counter!("bridge_mapping_warnings_total", "source" => source.to_owned(), "rule" => rule.to_owned()).increment(1);
+            }
+        }
+        for rule in rule_names(record.mapped.error.as_deref().unwrap_or(""), "` failed:") {
+            metrics::counter!("bridge_mapping_failures_total", "source" => source.to_owned(), "rule" => rule.to_owned()).increment(1);
+        }
+    }
+}
+
+/// The rule names in messages written as ``rule `NAME`<end>`` by the mapping engine.
+fn rule_names<'a>(text: &'a str, end: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    text.match_indices("rule `").filter_map(move |(at, start)| {
+        let rest = &text[at + start.len()..];
+        let close = rest.find('`')?;
+        rest[close..].starts_with(end).then(|| &rest[..close])
+    })
 }
 
 /// `mappings preview`: parses and maps one body exactly as a webhook would be, without
@@ -194,6 +243,22 @@ pub enum PreviewError {
     UnknownSource(String),
     #[error("the body cannot be parsed: {0}")]
     Body(BodyError),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rule_names_come_from_the_engine_messages() {
+        let error =
+            "rule `lead-profile` failed: userId is required; rule `a` failed: x `b` failed: y";
+        let names: Vec<_> = super::rule_names(error, "` failed:").collect();
+        assert_eq!(names, ["lead-profile", "a"]);
+        let warning = "rule `lead-profile`: phone dropped: not a phone";
+        assert_eq!(
+            super::rule_names(warning, "`:").next(),
+            Some("lead-profile")
+        );
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

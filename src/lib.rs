@@ -12,6 +12,7 @@ pub mod http;
 pub mod ingest;
 pub mod mapping;
 pub mod source;
+pub mod spool;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -16,8 +16,10 @@ use crate::delivery;
 use crate::http::{self, AppState};
 use crate::ingest::{IngestStore, TypeGuard};
 use crate::mapping::Registry;
+use crate::spool::Spool;
 use crate::store;
 use crate::store::group_commit::{GroupCommit, GroupCommitConfig};
+use crate::store::ready::Readiness;
 
 /// A running service: the HTTP server and, unless disabled, the delivery worker.
 pub struct Application {
@@ -36,15 +38,27 @@ impl Application {
         with_http: bool,
         with_worker: bool,
     ) -> anyhow::Result<Self> {
-        let pool = store::connect(&settings.database.database_url)
-            .await
-            .context("connecting to Postgres (DATABASE_URL)")?;
-        store::migrate(&pool).await.context("applying migrations")?;
+        let pool =
+            store::connect_lazy(&settings.database.database_url).context("reading DATABASE_URL")?;
         let shutdown = CancellationToken::new();
+        let database = Arc::new(Readiness::default());
+        // One attempt now, so a healthy start is ready when `build` returns; if Postgres
+        // is down, keep retrying in the background instead of exiting.
+        if let Err(e) = database.try_prepare(&pool).await {
+            tracing::error!(error = %e, "Postgres is unavailable at start; webhooks get 503 until it is back, retrying");
+            let (database, pool, shutdown) = (database.clone(), pool.clone(), shutdown.clone());
+            tokio::spawn(async move { database.prepare_until_ready(&pool, &shutdown).await });
+        }
         let (server, port) = if with_http {
             let registry = Arc::new(load_mappings(&settings)?);
             crate::mapping::watch::spawn_reloader(registry.clone(), shutdown.clone());
-            let (server, port) = build_server(&settings, pool.clone(), registry)?;
+            let ingest = IngestStore {
+                committer: GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
+                types: Arc::new(TypeGuard::default()),
+            };
+            let spool = open_spool(&settings, &ingest, &registry, &shutdown)?;
+            let (server, port) =
+                build_server(&settings, ingest, registry, database.clone(), spool)?;
             (Some(server), port)
         } else {
             (None, 0)
@@ -54,14 +68,8 @@ impl Application {
                 "WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set: webhooks are accepted and stored, delivery waits for them"
             );
         }
-        let worker = with_worker.then(|| {
-            delivery::spawn_worker(
-                pool.clone(),
-                settings.webengage.clone(),
-                settings.delivery.clone(),
-                shutdown.clone(),
-            )
-        });
+        let worker =
+            with_worker.then(|| spawn_worker_when_ready(&settings, &pool, &database, &shutdown));
         Ok(Application {
             port,
             server,
@@ -94,6 +102,44 @@ impl Application {
     }
 }
 
+/// The worker starts once the database is prepared (at once on a healthy start).
+fn spawn_worker_when_ready(
+    settings: &ServeSettings,
+    pool: &PgPool,
+    database: &Arc<Readiness>,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    let (pool, database, shutdown) = (pool.clone(), database.clone(), shutdown.clone());
+    let (webengage, delivery) = (settings.webengage.clone(), settings.delivery.clone());
+    tokio::spawn(async move {
+        if database.wait(&shutdown).await {
+            delivery::worker::run(pool, webengage, delivery, shutdown).await;
+        }
+    })
+}
+
+/// Opens `BRIDGE_SPOOL_DIR` when set and starts replaying what it holds.
+fn open_spool(
+    settings: &ServeSettings,
+    ingest: &IngestStore,
+    registry: &Arc<Registry>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<Arc<Spool>>> {
+    let Some(dir) = &settings.http.spool_dir else {
+        return Ok(None);
+    };
+    let spool = Arc::new(
+        Spool::open(dir).with_context(|| format!("opening BRIDGE_SPOOL_DIR={}", dir.display()))?,
+    );
+    crate::spool::spawn_replayer(
+        spool.clone(),
+        ingest.clone(),
+        registry.clone(),
+        shutdown.clone(),
+    );
+    Ok(Some(spool))
+}
+
 fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
     let dir = &settings.mappings.mappings_dir;
     let registry = Registry::load(dir).map_err(|errors| {
@@ -117,8 +163,10 @@ fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
 
 fn build_server(
     settings: &ServeSettings,
-    pool: PgPool,
+    ingest: IngestStore,
     registry: Arc<Registry>,
+    database: Arc<Readiness>,
+    spool: Option<Arc<Spool>>,
 ) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(&settings.http.listen)
         .with_context(|| format!("binding BRIDGE_LISTEN={}", settings.http.listen))?;
@@ -126,12 +174,11 @@ fn build_server(
     // Install the metrics recorder before the first request counts anything.
     http::metrics::handle();
     let state = web::Data::new(AppState {
-        ingest: IngestStore {
-            committer: GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
-            types: Arc::new(TypeGuard::default()),
-        },
-        pool,
+        pool: ingest.pool().clone(),
+        ingest,
         registry,
+        database,
+        spool,
         max_body: settings.http.max_body,
         has_credentials: settings.webengage.has_credentials(),
         admin: http::admin::AdminTokens::new(
@@ -141,7 +188,7 @@ fn build_server(
     });
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap(TracingLogger::<http::request_span::RedactedRootSpan>::new())
             .app_data(state.clone())
             .configure(http::routes)
     })

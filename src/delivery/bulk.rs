@@ -157,6 +157,7 @@ mod tests {
             attempts: 0,
             created_at: OffsetDateTime::UNIX_EPOCH,
             lease_token: Uuid::nil(),
+            inbound_request_id: None,
         }
     }
 

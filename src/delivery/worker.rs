@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::bulk::{self, Job};
 use super::client::WebEngageClient;
@@ -269,9 +270,15 @@ impl Worker {
             Job::Batch(rows) => rows.iter().map(ClaimedRow::lease).collect(),
         };
         let shared = Arc::clone(&self.shared);
-        let handle = self
-            .jobs
-            .spawn(async move { bulk::deliver(&shared, job).await });
+        let span = job_span(&job);
+        let handle = self.jobs.spawn(
+            async move {
+                let verdict = bulk::deliver(&shared, job).await;
+                tracing::info!(?verdict, "delivery attempt finished");
+                verdict
+            }
+            .instrument(span),
+        );
         self.leases.insert(handle.id(), leases);
     }
 
@@ -367,6 +374,26 @@ impl Worker {
             tracing::info!(rows = held.len(), "released unfinished rows on shutdown");
         }
     }
+}
+
+/// Every log line of a job names its outbox rows and the webhook requests that stored
+/// them, so one `request_id` search follows a record from its webhook to WebEngage.
+fn job_span(job: &Job) -> tracing::Span {
+    let rows: &[ClaimedRow] = match job {
+        Job::Single(row) => std::slice::from_ref(row),
+        Job::Batch(rows) => rows,
+    };
+    let outbox_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut request_ids: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.inbound_request_id.as_deref())
+        .collect();
+    request_ids.dedup();
+    tracing::info_span!(
+        "delivery",
+        outbox_ids = ?outbox_ids,
+        request_ids = %request_ids.join(","),
+    )
 }
 
 fn finished_id(done: &Result<(Id, Verdict), JoinError>) -> Id {

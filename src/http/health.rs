@@ -11,7 +11,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = store::ping(&state.pool).await;
+    let database = database_detail(&state).await;
     let mappings = state.registry.current();
     let reload_error = state.registry.last_error();
     let delivery = delivery_detail(&state).await;
@@ -20,7 +20,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "ready": ready,
         "database": match &database {
             Ok(()) => json!({"ok": true}),
-            Err(e) => json!({"ok": false, "error": e.to_string()}),
+            Err(e) => json!({"ok": false, "error": e}),
         },
         "mappings": {
             "ok": !mappings.is_empty(),
@@ -34,6 +34,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// The database answers and has been prepared (created, migrated); else why not.
+async fn database_detail(state: &AppState) -> Result<(), String> {
+    if let Err(e) = store::ping(&state.pool).await {
+        return Err(format!("Postgres is unavailable: {e}"));
+    }
+    if !state.database.is_prepared() {
+        let why = state.database.last_error().unwrap_or_default();
+        return Err(format!(
+            "the database is not prepared yet (create, migrate): {why}"
+        ));
+    }
+    Ok(())
 }
 
 /// Running, or paused and why (missing credentials, a 401/404 from WebEngage).

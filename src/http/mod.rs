@@ -4,6 +4,7 @@ pub mod admin;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod request_span;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -21,6 +22,10 @@ pub struct AppState {
     /// attribute type check.
     pub ingest: IngestStore,
     pub registry: Arc<Registry>,
+    /// Whether the database has been created and migrated (retried while Postgres is down).
+    pub database: Arc<crate::store::ready::Readiness>,
+    /// `BRIDGE_SPOOL_DIR`: where LeadSquared webhooks wait while Postgres is down.
+    pub spool: Option<Arc<crate::spool::Spool>>,
     pub max_body: usize,
     pub has_credentials: bool,
     pub admin: admin::AdminTokens,

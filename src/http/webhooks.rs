@@ -10,7 +10,9 @@ use tracing_actix_web::RequestId;
 use super::AppState;
 use super::error::ApiError;
 use crate::ingest::{self, Accepted};
+use crate::mapping::MappingSet;
 use crate::source::{InboundRequest, SourceFormat, salesforce};
+use crate::spool::{Spool, SpoolEntry};
 use crate::store::inbound::IngestCounts;
 
 pub async fn receive(
@@ -26,14 +28,21 @@ pub async fn receive(
     })?;
     let body = read_body(&request, payload, state.max_body).await?;
     let inbound = inbound_request(&request, body);
-    let outcome = ingest::accept_webhook(
-        &state.ingest,
-        &mappings,
-        &source,
-        &inbound,
-        &request_id.to_string(),
-    )
-    .await;
+    let request_id = request_id.to_string();
+    let spool = state
+        .spool
+        .as_ref()
+        .filter(|_| format == SourceFormat::LeadSquared);
+    // Behind a spool backlog, new requests queue too, so records keep the CRM's order.
+    if let Some(spool) = spool.filter(|s| s.has_backlog()) {
+        return spool_request(spool, &mappings, &source, &inbound, &request_id).await;
+    }
+    let outcome =
+        ingest::accept_webhook(&state.ingest, &mappings, &source, &inbound, &request_id).await;
+    if let (Some(spool), Err(ingest::IngestError::Storage(cause))) = (spool, &outcome) {
+        tracing::warn!(error = %cause, source = %source, "Postgres unavailable; spooling the webhook");
+        return spool_request(spool, &mappings, &source, &inbound, &request_id).await;
+    }
     record_outcome(&source, &outcome);
     match outcome {
         Ok(accepted) => Ok(answer(accepted)),
@@ -43,6 +52,31 @@ pub async fn receive(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Authenticates, appends to the spool (fsynced), and only then answers 200.
+async fn spool_request(
+    spool: &Spool,
+    mappings: &MappingSet,
+    source: &str,
+    inbound: &InboundRequest,
+    request_id: &str,
+) -> Result<HttpResponse, ApiError> {
+    ingest::authenticate(mappings, source, inbound)?;
+    if let Err(e) = spool
+        .append(&SpoolEntry::new(source, request_id, inbound))
+        .await
+    {
+        tracing::error!(error = %e, "cannot write to the spool");
+        return Err(ApiError::Unavailable);
+    }
+    metrics::counter!("bridge_webhooks_total", "source" => source.to_owned(), "outcome" => "spooled")
+        .increment(1);
+    Ok(HttpResponse::Ok().json(leadsquared_answer(
+        "Success",
+        "spooled",
+        &IngestCounts::default(),
+    )))
 }
 
 /// Counts webhooks by source and outcome, and records by what became of them.

@@ -85,7 +85,12 @@ fn spawn_sighup_forwarder(tx: mpsc::UnboundedSender<()>, shutdown: CancellationT
 
 /// Reloads and says what happened, in the log and (through the registry) in `/readyz`.
 pub fn reload(registry: &Registry) {
-    match registry.reload() {
+    let outcome = registry.reload();
+    let label = if outcome.is_ok() { "ok" } else { "error" };
+    metrics::counter!("bridge_mapping_reloads_total", "outcome" => label).increment(1);
+    // 1 while the folder on disk does not load and an older set is serving.
+    metrics::gauge!("bridge_mapping_reload_failing").set(if outcome.is_ok() { 0.0 } else { 1.0 });
+    match outcome {
         Ok(()) => {
             let set = registry.current();
             tracing::info!(dir = %registry.dir().display(), sources = ?set.source_ids().collect::<Vec<_>>(), "mappings reloaded");

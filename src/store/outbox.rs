@@ -47,6 +47,9 @@ pub struct ClaimedRow {
     pub attempts: i32,
     pub created_at: OffsetDateTime,
     pub lease_token: Uuid,
+    /// The webhook request that stored the row (`inbound_records.request_id`), so the
+    /// worker's logs can be joined to the request's.
+    pub inbound_request_id: Option<String>,
 }
 
 impl ClaimedRow {
@@ -98,7 +101,9 @@ pub async fn claim_due(
              LIMIT $1)
          RETURNING id, request_id, kind, user_id, body, attempts,
                    -- A replayed row gets a fresh BRIDGE_RETRY_MAX_AGE budget.
-                   COALESCE(replayed_at, created_at) AS created_at, lease_token",
+                   COALESCE(replayed_at, created_at) AS created_at, lease_token,
+                   (SELECT i.request_id FROM inbound_records i WHERE i.id = outbox.inbound_id)
+                     AS inbound_request_id",
     )
     .bind(limit)
     .bind(interval(lease))

@@ -1,6 +1,9 @@
 //! Test harness: every test gets its own fresh database on the real Postgres.
 #![allow(dead_code)]
 
+pub mod bridge;
+pub mod proxy;
+
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -82,6 +85,7 @@ pub struct AppOptions {
     pub max_body: usize,
     pub admin_token: Option<String>,
     pub viewer_token: Option<String>,
+    pub spool_dir: Option<PathBuf>,
 }
 
 pub const ADMIN_TOKEN: &str = "admin-token-5f1c";
@@ -96,6 +100,7 @@ impl Default for AppOptions {
             max_body: 5 * 1024 * 1024,
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             viewer_token: Some(VIEWER_TOKEN.to_owned()),
+            spool_dir: None,
         }
     }
 }
@@ -113,7 +118,7 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             max_body: options.max_body,
             admin_token: options.admin_token.clone().map(Into::into),
             viewer_token: options.viewer_token.clone().map(Into::into),
-            spool_dir: None,
+            spool_dir: options.spool_dir.clone(),
         },
         webengage: WebEngageSettings {
             license_code: options.credentials.then(|| LICENSE.to_owned()),
@@ -139,9 +144,15 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
 
 pub async fn spawn_app(options: AppOptions) -> TestApp {
     let db = TestDb::new().await;
+    let url = db.url.clone();
+    spawn_app_on(db, &url, options).await
+}
+
+/// Like `spawn_app`, with the app reaching the database through `db_url` (a proxy).
+pub async fn spawn_app_on(db: TestDb, db_url: &str, options: AppOptions) -> TestApp {
     let webengage = MockServer::start().await;
     let app = Application::build(
-        settings(&db.url, &webengage.uri(), &options),
+        settings(db_url, &webengage.uri(), &options),
         true,
         options.with_worker,
     )
