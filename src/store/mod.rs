@@ -7,6 +7,7 @@ pub mod attempts;
 pub mod destination;
 pub mod inbound;
 pub mod outbox;
+pub mod rate_windows;
 pub mod stats;
 pub mod support;
 
