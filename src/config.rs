@@ -130,7 +130,12 @@ impl WebEngageSettings {
 
     /// Reads the key from `WEBENGAGE_API_KEY_FILE`, when set, into `api_key`.
     pub fn load_api_key_file(&mut self) -> Result<(), String> {
-        if let Some(path) = &self.api_key_file {
+        // docker compose passes an unset variable as an empty string: that is unset.
+        if let Some(path) = self
+            .api_key_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             self.api_key = Some(read_api_key_file(path)?);
         }
         Ok(())

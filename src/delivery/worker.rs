@@ -59,7 +59,8 @@ pub async fn run(
         calls: Semaphore::new(settings.concurrency.max(1)),
         settings,
     });
-    let mut worker = Worker::new(shared, webengage.bulk, webengage.api_key_file).await;
+    let key_file = webengage.api_key_file.filter(|p| !p.as_os_str().is_empty());
+    let mut worker = Worker::new(shared, webengage.bulk, key_file).await;
     while !shutdown.is_cancelled() {
         let wait = worker.step().await;
         if worker.wait(wait, &shutdown).await {
