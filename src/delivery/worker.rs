@@ -35,6 +35,8 @@ const LEASE_SWEEP: Duration = Duration::from_secs(30);
 /// How often delivered rows past retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const PURGE_BATCH: i64 = 500;
+/// The operation kinds, claimed one at a time when bulk is on.
+const KINDS: [&str; 3] = ["user", "event", "transaction"];
 /// Rate windows older than this are deleted (they only matter while current).
 const RATE_WINDOW_KEEP: Duration = Duration::from_secs(3600);
 /// On shutdown, calls in progress may finish this long: their answer settles the row
@@ -123,6 +125,8 @@ struct Worker {
     /// SIGHUP: re-read the API key file and probe at once (key rotation).
     hangup: Option<Signal>,
     api_key_file: Option<PathBuf>,
+    /// Which of `KINDS` a bulk claim tries first (rotates every claim).
+    next_kind: usize,
 }
 
 impl Worker {
@@ -143,6 +147,7 @@ impl Worker {
             next_purge: Instant::now(),
             hangup: signal(SignalKind::hangup()).ok(),
             api_key_file,
+            next_kind: 0,
         };
         worker.listener = worker.listen().await;
         worker
@@ -223,6 +228,10 @@ impl Worker {
 
     /// Claims rows of one sort for up to `slots` jobs and starts them. None on a
     /// database error.
+    ///
+    /// With bulk on, each kind is claimed on its own, so a slot gets a full batch of 25
+    /// rows of one kind rather than half a batch of users and half of events; the kind
+    /// that goes first rotates, so no kind waits behind another's backlog.
     async fn claim_and_spawn(&mut self, which: Due, slots: usize) -> Option<Claimed> {
         if slots == 0 {
             return Some(Claimed {
@@ -230,14 +239,37 @@ impl Worker {
                 full: which == Due::Retries,
             });
         }
-        // With bulk on, a slot can carry a whole batch. Rows that turn out not to batch
-        // (transactions) wait for a call permit, well within their lease.
-        let want = if self.bulk {
-            slots * bulk::MAX_BATCH
-        } else {
-            slots
+        if !self.bulk {
+            return self.claim_kind(which, None, slots).await;
+        }
+        self.next_kind = (self.next_kind + 1) % KINDS.len();
+        let mut done = Claimed {
+            jobs: 0,
+            full: false,
         };
-        let rows = match outbox::claim_due_of(&self.shared.pool, want as i64, LEASE, which).await {
+        for turn in 0..KINDS.len() {
+            let kind = KINDS[(self.next_kind + turn) % KINDS.len()];
+            let left = slots.saturating_sub(done.jobs);
+            if left == 0 {
+                break;
+            }
+            // Transactions never batch: one row per slot. Users and events: a batch.
+            let want = match kind {
+                "transaction" => left,
+                _ => left * bulk::MAX_BATCH,
+            };
+            let claimed = self.claim_kind(which, Some(kind), want).await?;
+            done.jobs += claimed.jobs;
+            done.full |= claimed.full;
+        }
+        Some(done)
+    }
+
+    /// Claims up to `want` due rows (of `kind`, when given) and starts their jobs.
+    async fn claim_kind(&mut self, which: Due, kind: Option<&str>, want: usize) -> Option<Claimed> {
+        let claimed =
+            outbox::claim_due_of(&self.shared.pool, want as i64, LEASE, which, kind).await;
+        let rows = match claimed {
             Ok(rows) => rows,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot claim outbox rows");
@@ -293,7 +325,7 @@ impl Worker {
         if !destination::take_probe(pool, self.shared.settings.pause_probe).await? {
             return Ok(false);
         }
-        let Some(row) = outbox::claim_due_of(pool, 1, LEASE, Due::Any)
+        let Some(row) = outbox::claim_due_of(pool, 1, LEASE, Due::Any, None)
             .await?
             .into_iter()
             .next()

@@ -91,11 +91,11 @@ pub async fn claim_due(
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
-    claim_due_of(pool, limit, lease, Due::Any).await
+    claim_due_of(pool, limit, lease, Due::Any, None).await
 }
 
-/// Claims up to `limit` due rows of the `which` sort for `lease`, all under one fresh
-/// token.
+/// Claims up to `limit` due rows of the `which` sort (and of `kind`, when given) for
+/// `lease`, all under one fresh token.
 ///
 /// A row is skipped while an earlier row of the same user is still pending or in
 /// flight, so one user's operations reach WebEngage in order; rows without a user have
@@ -105,6 +105,7 @@ pub async fn claim_due_of(
     limit: i64,
     lease: Duration,
     which: Due,
+    kind: Option<&str>,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
     let token = Uuid::new_v4();
     let fresh = match which {
@@ -118,6 +119,7 @@ pub async fn claim_due_of(
              SELECT o.id FROM outbox o
              WHERE o.status = 'pending' AND o.next_attempt_at <= now()
                AND ($4::bool IS NULL OR (o.attempts = 0) = $4)
+               AND ($5::text IS NULL OR o.kind = $5)
                AND NOT EXISTS (
                    SELECT 1 FROM outbox e
                    WHERE e.user_id = o.user_id AND e.id < o.id AND e.status IN ('pending', 'in_flight'))
@@ -132,6 +134,7 @@ pub async fn claim_due_of(
     .bind(interval(lease))
     .bind(token)
     .bind(fresh)
+    .bind(kind)
     .fetch_all(pool)
     .await
     .map(|mut rows: Vec<ClaimedRow>| {
