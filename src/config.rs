@@ -86,6 +86,10 @@ pub struct WebEngageSettings {
     /// WebEngage REST API key (sent as Bearer). Never logged.
     #[arg(long, env = "WEBENGAGE_API_KEY", hide_env_values = true)]
     pub api_key: Option<SecretString>,
+    /// A file holding the API key (its first line), read at start and again on SIGHUP,
+    /// so a rotated key takes effect without a restart. Wins over WEBENGAGE_API_KEY.
+    #[arg(long, env = "WEBENGAGE_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
     /// Data center, which picks the API host.
     #[arg(
         long,
@@ -124,6 +128,19 @@ impl WebEngageSettings {
             .to_owned()
     }
 
+    /// Reads the key from `WEBENGAGE_API_KEY_FILE`, when set, into `api_key`.
+    pub fn load_api_key_file(&mut self) -> Result<(), String> {
+        // docker compose passes an unset variable as an empty string: that is unset.
+        if let Some(path) = self
+            .api_key_file
+            .as_ref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            self.api_key = Some(read_api_key_file(path)?);
+        }
+        Ok(())
+    }
+
     /// Both credentials are needed before anything can be sent.
     pub fn has_credentials(&self) -> bool {
         use secrecy::ExposeSecret;
@@ -158,6 +175,10 @@ pub struct DeliverySettings {
     /// How long delivered rows and their inbound records are kept.
     #[arg(long, env = "BRIDGE_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub retention: Duration,
+    /// The rate-limit window. WebEngage's quotas are per minute; shorter windows exist
+    /// only so tests can see a quota bind within seconds.
+    #[arg(long, env = "BRIDGE_RATE_WINDOW", default_value = "60s", value_parser = parse_duration, hide = true)]
+    pub rate_window: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,6 +192,21 @@ pub struct LogSettings {
     /// `text` for people, `json` for log collectors. The filter is `RUST_LOG` (default `info`).
     #[arg(long, env = "BRIDGE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+}
+
+/// The API key in `path`: its first line, trimmed. The error names the file, never
+/// the content.
+pub fn read_api_key_file(path: &std::path::Path) -> Result<SecretString, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("WEBENGAGE_API_KEY_FILE {}: {e}", path.display()))?;
+    let key = text.lines().next().unwrap_or("").trim();
+    if key.is_empty() {
+        return Err(format!(
+            "WEBENGAGE_API_KEY_FILE {} is empty",
+            path.display()
+        ));
+    }
+    Ok(SecretString::from(key.to_owned()))
 }
 
 /// A humantime duration: `2s`, `1h`, `72h`, `30d`.
@@ -372,6 +408,7 @@ mod tests {
         let s = WebEngageSettings {
             license_code: None,
             api_key: None,
+            api_key_file: None,
             data_center: DataCenter::Ksa,
             base_url: Some("http://127.0.0.1:9999/".into()),
             bulk: true,

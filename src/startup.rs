@@ -34,10 +34,14 @@ impl Application {
     /// Connects (creating the database when missing), migrates, loads the mappings and
     /// binds the listener. `with_http`/`with_worker` pick the halves to run.
     pub async fn build(
-        settings: ServeSettings,
+        mut settings: ServeSettings,
         with_http: bool,
         with_worker: bool,
     ) -> anyhow::Result<Self> {
+        settings
+            .webengage
+            .load_api_key_file()
+            .map_err(anyhow::Error::msg)?;
         let pool =
             store::connect_lazy(&settings.database.database_url).context("reading DATABASE_URL")?;
         let shutdown = CancellationToken::new();

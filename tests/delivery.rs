@@ -29,6 +29,7 @@ fn delivery_settings() -> DeliverySettings {
         retry_max_age: Duration::from_secs(3600),
         pause_probe: Duration::from_millis(200),
         retention: Duration::from_secs(30 * 86400),
+        rate_window: Duration::from_secs(60),
     }
 }
 
@@ -36,6 +37,7 @@ fn webengage_settings(server: &MockServer) -> WebEngageSettings {
     WebEngageSettings {
         license_code: Some(LICENSE.into()),
         api_key: Some(SecretString::from(KEY)),
+        api_key_file: None,
         data_center: DataCenter::Global,
         base_url: Some(server.uri()),
         bulk: false,

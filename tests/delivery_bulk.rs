@@ -20,6 +20,7 @@ fn settings(server: &MockServer) -> (WebEngageSettings, DeliverySettings) {
     let webengage = WebEngageSettings {
         license_code: Some("lic".into()),
         api_key: Some(SecretString::from("key")),
+        api_key_file: None,
         data_center: DataCenter::Global,
         base_url: Some(server.uri()),
         bulk: true,
@@ -35,6 +36,7 @@ fn settings(server: &MockServer) -> (WebEngageSettings, DeliverySettings) {
         retry_max_age: Duration::from_secs(3600),
         pause_probe: Duration::from_millis(200),
         retention: Duration::from_secs(86400),
+        rate_window: Duration::from_secs(60),
     };
     (webengage, delivery)
 }

@@ -31,22 +31,21 @@ pub fn retry_delay_with_jitter(
     capped.mul_f64(1.0 + jitter.clamp(0.0, 0.25))
 }
 
-/// How long until the next minute starts: WebEngage's quotas are per minute and it
-/// sends no `Retry-After`.
-pub fn until_next_minute() -> Duration {
+/// How long until the next rate window starts. WebEngage's quotas are per minute
+/// (`window`, shorter only in tests), counted from the epoch like the shared windows in
+/// `store::rate_windows`, and it sends no `Retry-After`.
+pub fn until_next_window(window: Duration) -> Duration {
+    let window_ms = window.as_millis().max(1);
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let into_minute = Duration::from_millis((since_epoch.as_millis() % 60_000) as u64);
-    Duration::from_secs(60) - into_minute
+    let into_window = since_epoch.as_millis() % window_ms;
+    Duration::from_millis((window_ms - into_window) as u64)
 }
 
-/// When the next minute starts, as a row's `next_attempt_at`.
-pub fn next_minute() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    let into_minute = time::Duration::seconds(i64::from(now.second()))
-        + time::Duration::nanoseconds(i64::from(now.nanosecond()));
-    now - into_minute + time::Duration::MINUTE
+/// When the next rate window starts, as a row's `next_attempt_at`.
+pub fn next_window(window: Duration) -> OffsetDateTime {
+    OffsetDateTime::now_utc() + until_next_window(window)
 }
 
 #[cfg(test)]
@@ -61,6 +60,7 @@ mod tests {
             retry_max_age: Duration::from_secs(3600),
             pause_probe: Duration::from_secs(30),
             retention: Duration::from_secs(86400),
+            rate_window: Duration::from_secs(60),
         }
     }
 
@@ -91,11 +91,13 @@ mod tests {
     }
 
     #[test]
-    fn next_minute_is_within_a_minute() {
-        let d = until_next_minute();
-        assert!(d > Duration::ZERO && d <= Duration::from_secs(60));
-        let at = next_minute();
-        assert_eq!((at.second(), at.nanosecond()), (0, 0));
+    fn next_window_is_within_a_window() {
+        let minute = Duration::from_secs(60);
+        let d = until_next_window(minute);
+        assert!(d > Duration::ZERO && d <= minute);
+        let at = next_window(minute);
+        assert!(at.second() == 0 || at.second() == 59, "{at}");
         assert!(at > OffsetDateTime::now_utc());
+        assert!(until_next_window(Duration::from_secs(2)) <= Duration::from_secs(2));
     }
 }

@@ -108,7 +108,8 @@ async fn deliver_batch(shared: &Shared, rows: Vec<ClaimedRow>) -> Verdict {
         }
         let (endpoint, body) = bulk_request(&batch);
         let request_id = batch_request_id(&batch);
-        let result = shared.call(&endpoint, request_id, &body).await;
+        let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
+        let result = shared.call(&endpoint, request_id, &ids, &body).await;
         for row in &batch {
             send::record(&shared.pool, row, request_id, &result).await;
         }

@@ -4,8 +4,10 @@
 //! `Authorization` header (which reqwest marks sensitive); it never reaches a log line
 //! or an error message.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -87,6 +89,8 @@ pub struct CallResult {
     pub excerpt: Option<String>,
     /// `X-RateLimit-Remaining`: other systems spend the same account quota.
     pub rate_limit_remaining: Option<u32>,
+    /// `X-RateLimit-Limit`: the account's per-minute quota for the endpoint.
+    pub rate_limit_limit: Option<u32>,
 }
 
 impl CallResult {
@@ -99,7 +103,8 @@ pub struct WebEngageClient {
     http: reqwest::Client,
     base_url: String,
     license_code: String,
-    api_key: SecretString,
+    /// Swapped on SIGHUP when the key is read from `WEBENGAGE_API_KEY_FILE`.
+    api_key: ArcSwap<SecretString>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +136,13 @@ impl WebEngageClient {
             http,
             base_url: settings.base_url(),
             license_code,
-            api_key,
+            api_key: ArcSwap::from_pointee(api_key),
         })
+    }
+
+    /// Uses `key` from the next call on (key rotation).
+    pub fn set_api_key(&self, key: SecretString) {
+        self.api_key.store(Arc::new(key));
     }
 
     /// The full URL of an endpoint.
@@ -155,7 +165,7 @@ impl WebEngageClient {
         let sent = self
             .http
             .post(self.url(endpoint))
-            .bearer_auth(self.api_key.expose_secret())
+            .bearer_auth(self.api_key.load().expose_secret())
             .header("x-request-id", request_id.to_string())
             .json(body)
             .send()
@@ -165,11 +175,8 @@ impl WebEngageClient {
             Err(e) => return transport_failure(&e, started.elapsed()),
         };
         let status = response.status();
-        let remaining = response
-            .headers()
-            .get("x-ratelimit-remaining")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
+        let remaining = header_number(&response, "x-ratelimit-remaining");
+        let limit = header_number(&response, "x-ratelimit-limit");
         let text = match response.text().await {
             Ok(t) => t,
             Err(e) => return transport_failure(&e, started.elapsed()),
@@ -181,8 +188,17 @@ impl WebEngageClient {
             latency: started.elapsed(),
             excerpt,
             rate_limit_remaining: remaining,
+            rate_limit_limit: limit,
         }
     }
+}
+
+fn header_number(response: &reqwest::Response, name: &str) -> Option<u32> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A call that got no HTTP answer. The URL is stripped: errors end up in `last_error`.
@@ -201,6 +217,7 @@ fn transport_failure(error: &reqwest::Error, latency: Duration) -> CallResult {
         latency,
         excerpt: Some(message),
         rate_limit_remaining: None,
+        rate_limit_limit: None,
     }
 }
 

@@ -1,47 +1,97 @@
-//! Client-side rate limiting per WebEngage endpoint, at the configured per-minute quotas.
+//! Client-side rate limiting per WebEngage endpoint, at the configured quotas.
 //!
-//! The quota belongs to the WebEngage account, and other systems spend it too, so the
-//! token bucket alone is not enough: a 429, or `X-RateLimit-Remaining: 0`, closes the
-//! endpoint until the next minute starts.
+//! Three layers, because the quota belongs to the WebEngage account:
+//! - a quota shared by every worker process through Postgres (`store::rate_windows`):
+//!   permits are taken a few at a time, and when a window is spent every process waits
+//!   for the next one;
+//! - a token bucket per process, which only smooths a backlog's start;
+//! - WebEngage's own answers: `X-RateLimit-Remaining` below a tenth of the limit spaces
+//!   the calls over what is left of the window (other systems spend the same quota), and
+//!   a 429 or `Remaining: 0` closes the endpoint until the next window.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use sqlx::PgPool;
 use tokio::time::Instant;
 
 use super::backoff;
 use super::client::{CallResult, Endpoint, Outcome};
 use crate::config::WebEngageSettings;
+use crate::store::rate_windows;
 
-/// One endpoint's bucket and, after a 429, when it opens again.
+/// After a database error taking permits, before trying again.
+const DB_RETRY: Duration = Duration::from_secs(1);
+
+/// When to call next, from WebEngage's own answers.
+#[derive(Debug, Default)]
+struct Schedule {
+    /// After a 429 or `Remaining: 0`: nothing before this.
+    closed_until: Option<Instant>,
+    /// While `Remaining` is low: one call per `gap` until the window ends.
+    spacing: Option<(Duration, Instant)>,
+    next_slot: Option<Instant>,
+}
+
+impl Schedule {
+    /// When the next call may go, reserving that slot when calls are spaced.
+    fn next_call(&mut self, now: Instant) -> Instant {
+        let mut at = self.closed_until.filter(|c| *c > now).unwrap_or(now);
+        if let Some((gap, until)) = self.spacing.filter(|(_, until)| *until > at) {
+            at = self.next_slot.map_or(at, |slot| slot.max(at)).min(until);
+            self.next_slot = Some(at + gap);
+        }
+        at
+    }
+}
+
+/// Shared permits this process holds for the current window.
+#[derive(Debug)]
+struct Reserve {
+    tokens: u32,
+    valid_until: Instant,
+}
+
+/// One quota: its shared name, size, local bucket and schedule.
 struct Gate {
+    name: &'static str,
+    quota: u32,
     bucket: DefaultDirectRateLimiter,
-    closed_until: Mutex<Option<Instant>>,
+    schedule: Mutex<Schedule>,
+    reserve: tokio::sync::Mutex<Reserve>,
 }
 
 impl Gate {
-    fn new(per_minute: u32) -> Gate {
-        let rate = NonZeroU32::new(per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-        // A burst of ten seconds' worth: a backlog starts fast without spending the
-        // whole minute's quota in its first second.
-        let burst = NonZeroU32::new(rate.get().div_ceil(6)).unwrap_or(NonZeroU32::MIN);
+    fn new(name: &'static str, per_window: u32, window: Duration) -> Gate {
+        let quota = per_window.max(1);
+        let period = (window / quota).max(Duration::from_nanos(1));
+        // A burst of a sixth of the window's quota: a backlog starts fast without
+        // spending the whole window in its first instant.
+        let burst = NonZeroU32::new(quota.div_ceil(6)).unwrap_or(NonZeroU32::MIN);
+        let rate = Quota::with_period(period).map(|q| q.allow_burst(burst));
         Gate {
-            bucket: RateLimiter::direct(Quota::per_minute(rate).allow_burst(burst)),
-            closed_until: Mutex::new(None),
+            name,
+            quota,
+            bucket: RateLimiter::direct(rate.unwrap_or_else(|| Quota::per_minute(burst))),
+            schedule: Mutex::new(Schedule::default()),
+            reserve: tokio::sync::Mutex::new(Reserve {
+                tokens: 0,
+                valid_until: Instant::now(),
+            }),
         }
     }
 
-    fn reopens_at(&self) -> Option<Instant> {
-        let guard = self.closed_until.lock().unwrap_or_else(|e| e.into_inner());
-        guard.filter(|at| *at > Instant::now())
+    fn schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn close_until(&self, at: Instant) {
-        let mut guard = self.closed_until.lock().unwrap_or_else(|e| e.into_inner());
-        if guard.is_none_or(|current| current < at) {
-            *guard = Some(at);
-        }
+    /// How many shared permits to take per database round trip: a fiftieth of the
+    /// quota, 1 to 10. Permits a process holds when its window ends are lost, so small
+    /// quotas take them one by one.
+    fn block(&self) -> u32 {
+        (self.quota / 50).clamp(1, 10)
     }
 }
 
@@ -50,15 +100,21 @@ pub struct Limiter {
     events: Gate,
     bulk: Gate,
     transaction: Gate,
+    window: Duration,
+    /// The database that coordinates the quota across processes; None in unit tests.
+    pool: Option<PgPool>,
 }
 
 impl Limiter {
-    pub fn new(settings: &WebEngageSettings) -> Limiter {
+    /// `window` is the quota period (`BRIDGE_RATE_WINDOW`, a minute except in tests).
+    pub fn new(settings: &WebEngageSettings, window: Duration, pool: Option<PgPool>) -> Limiter {
         Limiter {
-            users: Gate::new(settings.limit_users_per_min),
-            events: Gate::new(settings.limit_events_per_min),
-            bulk: Gate::new(settings.limit_bulk_per_min),
-            transaction: Gate::new(settings.limit_transaction_per_min),
+            users: Gate::new("users", settings.limit_users_per_min, window),
+            events: Gate::new("events", settings.limit_events_per_min, window),
+            bulk: Gate::new("bulk", settings.limit_bulk_per_min, window),
+            transaction: Gate::new("transaction", settings.limit_transaction_per_min, window),
+            window,
+            pool,
         }
     }
 
@@ -72,22 +128,81 @@ impl Limiter {
         }
     }
 
-    /// Waits until a call to `endpoint` is within quota.
+    /// Waits until a call to `endpoint` is within every quota; the time spent waiting
+    /// is counted in `bridge_limiter_wait_seconds_total`.
     pub async fn ready(&self, endpoint: &Endpoint) {
+        let started = Instant::now();
         let gate = self.gate(endpoint);
-        if let Some(at) = gate.reopens_at() {
-            tokio::time::sleep_until(at).await;
-        }
+        let at = gate.schedule().next_call(started);
+        tokio::time::sleep_until(at).await;
         gate.bucket.until_ready().await;
+        if let Some(pool) = &self.pool {
+            self.take_shared(pool, gate).await;
+        }
+        let waited = started.elapsed().as_secs_f64();
+        if waited > 0.0 {
+            // A float total: the metrics facade's counters are integers, so this is a
+            // gauge that only ever grows.
+            metrics::gauge!("bridge_limiter_wait_seconds_total", "endpoint" => endpoint.name())
+                .increment(waited);
+        }
     }
 
-    /// Closes the endpoint until the next minute when WebEngage says its quota is spent.
+    /// Takes one permit of the shared quota, from this process's reserve or, when that
+    /// is empty or its window over, from the database; waits for the next window when
+    /// the current one is spent.
+    async fn take_shared(&self, pool: &PgPool, gate: &Gate) {
+        let mut reserve = gate.reserve.lock().await;
+        loop {
+            if reserve.tokens > 0 && Instant::now() < reserve.valid_until {
+                reserve.tokens -= 1;
+                return;
+            }
+            let grant =
+                rate_windows::take(pool, gate.name, self.window, gate.block(), gate.quota).await;
+            let grant = match grant {
+                Ok(grant) => grant,
+                Err(e) => {
+                    tracing::warn!(quota = gate.name, error = %e, "cannot take rate permits; retrying");
+                    tokio::time::sleep(DB_RETRY).await;
+                    continue;
+                }
+            };
+            // Permits taken at the very end of a window could reach WebEngage in the
+            // next one, which has its own full quota: don't use them that late.
+            let guard = (self.window / 20).min(Duration::from_millis(250));
+            if grant.granted > 0 && grant.window_left > guard {
+                reserve.tokens = grant.granted - 1;
+                reserve.valid_until = Instant::now() + (grant.window_left - guard);
+                return;
+            }
+            reserve.tokens = 0;
+            tracing::debug!(quota = gate.name, wait = ?grant.window_left, "shared quota spent; waiting for the next window");
+            tokio::time::sleep(grant.window_left + Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Adjusts the endpoint's schedule to what WebEngage says of the account's quota.
     pub fn observe(&self, endpoint: &Endpoint, result: &CallResult) {
-        let spent =
-            result.outcome == Outcome::RateLimited || result.rate_limit_remaining == Some(0);
-        if spent {
-            self.gate(endpoint)
-                .close_until(Instant::now() + backoff::until_next_minute());
+        let gate = self.gate(endpoint);
+        let now = Instant::now();
+        let window_end = now + backoff::until_next_window(self.window);
+        let limit = result.rate_limit_limit.unwrap_or(gate.quota).max(1);
+        let mut schedule = gate.schedule();
+        match (&result.outcome, result.rate_limit_remaining) {
+            (Outcome::RateLimited, _) | (_, Some(0)) => {
+                let later = schedule
+                    .closed_until
+                    .map_or(window_end, |c| c.max(window_end));
+                schedule.closed_until = Some(later);
+            }
+            // Below a tenth of the limit: spread what is left over the time left, so
+            // the endpoint never runs dry for everyone sharing the account.
+            (_, Some(remaining)) if u64::from(remaining) * 10 < u64::from(limit) => {
+                let gap = (window_end - now) / remaining;
+                schedule.spacing = Some((gap, window_end));
+            }
+            _ => {}
         }
     }
 }
@@ -95,23 +210,23 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
-    fn result(outcome: Outcome, remaining: Option<u32>) -> CallResult {
+    fn result(outcome: Outcome, remaining: Option<u32>, limit: Option<u32>) -> CallResult {
         CallResult {
             outcome,
             http_status: Some(200),
             latency: Duration::ZERO,
             excerpt: None,
             rate_limit_remaining: remaining,
+            rate_limit_limit: limit,
         }
     }
 
-    #[test]
-    fn a_spent_quota_closes_only_its_endpoint() {
+    fn limiter() -> Limiter {
         let settings = crate::config::WebEngageSettings {
             license_code: None,
             api_key: None,
+            api_key_file: None,
             data_center: crate::config::DataCenter::Global,
             base_url: None,
             bulk: true,
@@ -120,20 +235,59 @@ mod tests {
             limit_bulk_per_min: 60,
             limit_transaction_per_min: 60,
         };
-        let limiter = Limiter::new(&settings);
-        limiter.observe(&Endpoint::Users, &result(Outcome::Delivered, Some(5)));
-        assert!(limiter.users.reopens_at().is_none());
-        limiter.observe(&Endpoint::Users, &result(Outcome::Delivered, Some(0)));
-        assert!(limiter.users.reopens_at().is_some());
-        limiter.observe(&Endpoint::BulkEvents, &result(Outcome::RateLimited, None));
-        assert!(limiter.bulk.reopens_at().is_some());
-        assert!(limiter.events.reopens_at().is_none());
+        Limiter::new(&settings, Duration::from_secs(60), None)
+    }
+
+    fn delay(gate: &Gate) -> Duration {
+        let now = Instant::now();
+        gate.schedule().next_call(now) - now
     }
 
     #[test]
-    fn the_burst_is_a_sixth_of_the_minute() {
-        let gate = Gate::new(60);
+    fn a_spent_quota_closes_only_its_endpoint() {
+        let limiter = limiter();
+        limiter.observe(
+            &Endpoint::Users,
+            &result(Outcome::Delivered, Some(50), None),
+        );
+        assert_eq!(delay(&limiter.users), Duration::ZERO);
+        limiter.observe(&Endpoint::Users, &result(Outcome::Delivered, Some(0), None));
+        assert!(delay(&limiter.users) > Duration::ZERO);
+        limiter.observe(
+            &Endpoint::BulkEvents,
+            &result(Outcome::RateLimited, None, None),
+        );
+        assert!(delay(&limiter.bulk) > Duration::ZERO);
+        assert_eq!(delay(&limiter.events), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_low_remaining_spaces_calls_over_the_rest_of_the_window() {
+        let limiter = limiter();
+        // 4 left of 1000: one call per quarter of what is left of the window.
+        limiter.observe(
+            &Endpoint::Events,
+            &result(Outcome::Delivered, Some(4), Some(1000)),
+        );
+        let left = backoff::until_next_window(Duration::from_secs(60));
+        let first = delay(&limiter.events);
+        let second = delay(&limiter.events);
+        assert!(first < Duration::from_millis(50), "{first:?}");
+        let gap = second - first;
+        assert!(
+            gap + Duration::from_millis(50) >= left / 4 && gap <= left / 4,
+            "{gap:?}"
+        );
+        // 200 of 1000 left is plenty: no spacing.
+        assert_eq!(delay(&limiter.users), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_burst_is_a_sixth_of_the_window() {
+        let gate = Gate::new("users", 60, Duration::from_secs(60));
         let allowed = (0..20).filter(|_| gate.bucket.check().is_ok()).count();
         assert_eq!(allowed, 10);
+        assert_eq!(gate.block(), 1);
+        assert_eq!(Gate::new("bulk", 500, Duration::from_secs(60)).block(), 10);
     }
 }

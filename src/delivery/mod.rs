@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod bulk;
 pub mod client;
 pub mod limiter;
+pub mod observe;
 pub mod send;
 pub mod worker;
 

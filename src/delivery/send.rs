@@ -9,9 +9,12 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use tracing::Instrument;
+
 use super::backoff;
 use super::client::{CallResult, Endpoint, Outcome, WebEngageClient};
 use super::limiter::Limiter;
+use super::observe;
 use crate::config::DeliverySettings;
 use crate::store::attempts::{self, NewAttempt};
 use crate::store::destination;
@@ -28,15 +31,38 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// One call, within the concurrency and the endpoint's quota.
-    pub async fn call(&self, endpoint: &Endpoint, request_id: Uuid, body: &Value) -> CallResult {
-        // The semaphore is never closed, so acquiring cannot fail.
-        let _permit = self.calls.acquire().await.ok();
-        self.limiter.ready(endpoint).await;
-        let result = self.client.send(endpoint, request_id, body).await;
-        self.limiter.observe(endpoint, &result);
-        tracing::debug!(endpoint = endpoint.name(), %request_id, response = ?result.excerpt, "WebEngage answer");
-        result
+    /// One call for the rows `outbox_ids`, within the concurrency and the endpoint's
+    /// quota, in a span naming the rows and the `x-request-id` (bodies only at debug).
+    pub async fn call(
+        &self,
+        endpoint: &Endpoint,
+        request_id: Uuid,
+        outbox_ids: &[i64],
+        body: &Value,
+    ) -> CallResult {
+        let span = tracing::info_span!(
+            "webengage_call",
+            endpoint = endpoint.name(),
+            %request_id,
+            outbox_ids = ?outbox_ids,
+            status = tracing::field::Empty,
+        );
+        async {
+            // The semaphore is never closed, so acquiring cannot fail.
+            let _permit = self.calls.acquire().await.ok();
+            self.limiter.ready(endpoint).await;
+            tracing::debug!(%body, "sending");
+            let result = self.client.send(endpoint, request_id, body).await;
+            self.limiter.observe(endpoint, &result);
+            observe::response(endpoint, &result);
+            if let Some(status) = result.http_status {
+                tracing::Span::current().record("status", status);
+            }
+            tracing::debug!(outcome = result.outcome.label(), response = ?result.excerpt, "WebEngage answer");
+            result
+        }
+        .instrument(span)
+        .await
     }
 }
 
@@ -84,7 +110,9 @@ pub async fn deliver_row(shared: &Shared, row: ClaimedRow) -> Verdict {
         Ok(request) => request,
         Err(problem) => return settle_unsendable(shared, &row, &problem).await,
     };
-    let result = shared.call(&endpoint, row.request_id, &body).await;
+    let result = shared
+        .call(&endpoint, row.request_id, &[row.id], &body)
+        .await;
     record(&shared.pool, &row, row.request_id, &result).await;
     let retry_at =
         OffsetDateTime::now_utc() + backoff::retry_delay(&shared.settings, row.attempts + 1);
@@ -127,6 +155,7 @@ async fn settle_unsendable(shared: &Shared, row: &ClaimedRow, problem: &str) -> 
     if let Err(e) = recorded.and(settled.map(|_| ())) {
         tracing::warn!(outbox_id = row.id, error = %e, "could not settle an unsendable row");
     }
+    observe::dead();
     tracing::warn!(outbox_id = row.id, kind = %row.kind, "row is dead: {problem}");
     Verdict::Inconclusive
 }
@@ -141,16 +170,20 @@ pub async fn settle(
 ) -> Result<Verdict, sqlx::Error> {
     let (pool, lease) = (&shared.pool, row.lease());
     let (settled, verdict) = match outcome {
-        Outcome::Delivered => (
-            outbox::mark_delivered(pool, lease).await?,
-            Verdict::Accepted,
-        ),
+        Outcome::Delivered => {
+            let settled = outbox::mark_delivered(pool, lease).await?;
+            if settled {
+                observe::delivered(row.created_at);
+            }
+            (settled, Verdict::Accepted)
+        }
         Outcome::Rejected(message) => {
             tracing::warn!(outbox_id = row.id, kind = %row.kind, "WebEngage rejected a row; it is dead");
-            (
-                outbox::mark_dead(pool, lease, message).await?,
-                Verdict::Accepted,
-            )
+            let settled = outbox::mark_dead(pool, lease, message).await?;
+            if settled {
+                observe::dead();
+            }
+            (settled, Verdict::Accepted)
         }
         Outcome::Unauthorized(message) | Outcome::NotFound(message) => {
             pause_destination(shared, outcome, message).await?;
@@ -159,10 +192,11 @@ pub async fn settle(
         Outcome::RateLimited => {
             tracing::info!(
                 outbox_id = row.id,
-                "WebEngage rate limit reached; waiting for the next minute"
+                "WebEngage rate limit reached; waiting for the next window"
             );
+            let next_window = backoff::next_window(shared.settings.rate_window);
             (
-                outbox::release(pool, lease, Some(backoff::next_minute())).await?,
+                outbox::release(pool, lease, Some(next_window)).await?,
                 Verdict::Inconclusive,
             )
         }
@@ -200,7 +234,11 @@ async fn retry_or_give_up(
             row.attempts + 1,
             humantime::format_duration(Duration::from_secs(age.whole_seconds().max(0) as u64))
         );
-        return outbox::mark_dead(&shared.pool, row.lease(), &why).await;
+        let settled = outbox::mark_dead(&shared.pool, row.lease(), &why).await?;
+        if settled {
+            observe::dead();
+        }
+        return Ok(settled);
     }
     tracing::info!(
         outbox_id = row.id,
@@ -225,5 +263,7 @@ async fn pause_destination(
     };
     let reason = format!("WebEngage refused delivery ({message}); {hint}");
     let next_probe = OffsetDateTime::now_utc() + shared.settings.pause_probe;
-    destination::pause(&shared.pool, &reason, Some(next_probe)).await
+    destination::pause(&shared.pool, &reason, Some(next_probe)).await?;
+    observe::paused(true);
+    Ok(())
 }

@@ -2,12 +2,14 @@
 //! the free concurrency, deliver each in its own task, and keep the shared destination
 //! state (paused by 401/404, probed while paused) honest.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinError, JoinSet};
 use tokio::time::Instant;
@@ -17,10 +19,11 @@ use tracing::Instrument;
 use super::bulk::{self, Job};
 use super::client::WebEngageClient;
 use super::limiter::Limiter;
+use super::observe;
 use super::send::{self, Shared, Verdict};
-use crate::config::{DeliverySettings, WebEngageSettings};
-use crate::store::outbox::{self, Lease};
-use crate::store::{destination, outbox::ClaimedRow};
+use crate::config::{self, DeliverySettings, WebEngageSettings};
+use crate::store::outbox::{self, ClaimedRow, Due, Lease};
+use crate::store::{destination, rate_windows};
 
 /// How long a claim lasts: longer than a call (30 s timeout) plus settling, with room.
 pub const LEASE: Duration = Duration::from_secs(10 * 60);
@@ -33,6 +36,10 @@ const LEASE_SWEEP: Duration = Duration::from_secs(30);
 /// How often delivered rows past retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const PURGE_BATCH: i64 = 500;
+/// The operation kinds, claimed one at a time when bulk is on.
+const KINDS: [&str; 3] = ["user", "event", "transaction"];
+/// Rate windows older than this are deleted (they only matter while current).
+const RATE_WINDOW_KEEP: Duration = Duration::from_secs(3600);
 /// On shutdown, calls in progress may finish this long: their answer settles the row
 /// better than a resend would.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -49,16 +56,19 @@ pub async fn run(
         Err(e) => return idle(&pool, &e.to_string(), &shutdown).await,
     };
     let shared = Arc::new(Shared {
+        limiter: Limiter::new(&webengage, settings.rate_window, Some(pool.clone())),
         pool,
         client,
-        limiter: Limiter::new(&webengage),
         calls: Semaphore::new(settings.concurrency.max(1)),
         settings,
     });
-    let mut worker = Worker::new(shared, webengage.bulk).await;
+    let key_file = webengage.api_key_file.filter(|p| !p.as_os_str().is_empty());
+    let mut worker = Worker::new(shared, webengage.bulk, key_file).await;
     while !shutdown.is_cancelled() {
         let wait = worker.step().await;
-        worker.wait(wait, &shutdown).await;
+        if worker.wait(wait, &shutdown).await {
+            worker.on_hangup().await;
+        }
     }
     worker.stop().await;
 }
@@ -67,6 +77,7 @@ pub async fn run(
 /// page and `/readyz` read it, and wait for shutdown (accepting goes on elsewhere).
 async fn idle(pool: &PgPool, reason: &str, shutdown: &CancellationToken) {
     tracing::warn!("{reason}");
+    observe::paused(true);
     while !shutdown.is_cancelled() {
         match destination::pause(pool, reason, None).await {
             Ok(()) => break,
@@ -102,6 +113,9 @@ struct Worker {
     /// Whether users and events go through the bulk endpoints.
     bulk: bool,
     jobs: JoinSet<Verdict>,
+    /// The running jobs that retry earlier failures: they may fill at most half the
+    /// slots, so a retry storm cannot starve first attempts.
+    retry_jobs: HashSet<Id>,
     /// The leases each running job holds, released if the job dies or is aborted.
     leases: HashMap<Id, Vec<Lease>>,
     listener: Option<PgListener>,
@@ -109,10 +123,15 @@ struct Worker {
     paused: Option<String>,
     next_sweep: Instant,
     next_purge: Instant,
+    /// SIGHUP: re-read the API key file and probe at once (key rotation).
+    hangup: Option<Signal>,
+    api_key_file: Option<PathBuf>,
+    /// Which of `KINDS` a bulk claim tries first (rotates every claim).
+    next_kind: usize,
 }
 
 impl Worker {
-    async fn new(shared: Arc<Shared>, bulk: bool) -> Worker {
+    async fn new(shared: Arc<Shared>, bulk: bool, api_key_file: Option<PathBuf>) -> Worker {
         // New credentials may have fixed an earlier pause: find out at once.
         if let Err(e) = destination::probe_now(&shared.pool).await {
             tracing::warn!(error = %e, "could not schedule a probe");
@@ -121,11 +140,15 @@ impl Worker {
             shared,
             bulk,
             jobs: JoinSet::new(),
+            retry_jobs: HashSet::new(),
             leases: HashMap::new(),
             listener: None,
             paused: None,
             next_sweep: Instant::now(),
             next_purge: Instant::now(),
+            hangup: signal(SignalKind::hangup()).ok(),
+            api_key_file,
+            next_kind: 0,
         };
         worker.listener = worker.listen().await;
         worker
@@ -156,6 +179,7 @@ impl Worker {
                 return Wait::for_notify(ERROR_PAUSE);
             }
         };
+        observe::paused(state.is_paused());
         match state.paused_reason {
             Some(reason) => self.step_paused(reason).await,
             None => {
@@ -167,45 +191,99 @@ impl Worker {
         }
     }
 
+    /// Claims due rows for the free slots, retries first but in at most half the
+    /// slots, then first attempts, and starts a job per request.
     async fn step_running(&mut self) -> Wait {
-        let free = self
-            .shared
-            .settings
-            .concurrency
-            .max(1)
-            .saturating_sub(self.jobs.len());
+        let concurrency = self.shared.settings.concurrency.max(1);
+        let free = concurrency.saturating_sub(self.jobs.len());
         if free == 0 {
             return Wait {
                 at_most: POLL,
                 on_notify: false,
             };
         }
-        // With bulk on, a slot can carry a whole batch. Rows that turn out not to batch
-        // (transactions) wait for a call permit, well within their lease.
-        let want = if self.bulk {
-            free * bulk::MAX_BATCH
-        } else {
-            free
+        let retry_slots = (concurrency / 2)
+            .max(1)
+            .saturating_sub(self.retry_jobs.len())
+            .min(free);
+        let Some(retries) = self.claim_and_spawn(Due::Retries, retry_slots).await else {
+            return Wait::for_notify(ERROR_PAUSE);
         };
-        let rows = match outbox::claim_due(&self.shared.pool, want as i64, LEASE).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim outbox rows");
-                return Wait::for_notify(ERROR_PAUSE);
-            }
+        let fresh_slots = free.saturating_sub(retries.jobs);
+        let Some(fresh) = self.claim_and_spawn(Due::Fresh, fresh_slots).await else {
+            return Wait::for_notify(ERROR_PAUSE);
         };
-        let claimed = rows.len();
-        for job in bulk::plan(rows, self.bulk) {
-            self.spawn(job);
-        }
-        if claimed == want {
+        if fresh.full {
             // Every slot is busy and more may be due: the next finished job wakes us.
             return Wait {
                 at_most: POLL,
                 on_notify: false,
             };
         }
+        if retries.full {
+            // Retries are waiting for a retry slot: a finished job frees one.
+            return Wait::for_notify(POLL);
+        }
         self.until_next_due().await
+    }
+
+    /// Claims rows of one sort for up to `slots` jobs and starts them. None on a
+    /// database error.
+    ///
+    /// With bulk on, each kind is claimed on its own, so a slot gets a full batch of 25
+    /// rows of one kind rather than half a batch of users and half of events; the kind
+    /// that goes first rotates, so no kind waits behind another's backlog.
+    async fn claim_and_spawn(&mut self, which: Due, slots: usize) -> Option<Claimed> {
+        if slots == 0 {
+            return Some(Claimed {
+                jobs: 0,
+                full: which == Due::Retries,
+            });
+        }
+        if !self.bulk {
+            return self.claim_kind(which, None, slots).await;
+        }
+        self.next_kind = (self.next_kind + 1) % KINDS.len();
+        let mut done = Claimed {
+            jobs: 0,
+            full: false,
+        };
+        for turn in 0..KINDS.len() {
+            let kind = KINDS[(self.next_kind + turn) % KINDS.len()];
+            let left = slots.saturating_sub(done.jobs);
+            if left == 0 {
+                break;
+            }
+            // Transactions never batch: one row per slot. Users and events: a batch.
+            let want = match kind {
+                "transaction" => left,
+                _ => left * bulk::MAX_BATCH,
+            };
+            let claimed = self.claim_kind(which, Some(kind), want).await?;
+            done.jobs += claimed.jobs;
+            done.full |= claimed.full;
+        }
+        Some(done)
+    }
+
+    /// Claims up to `want` due rows (of `kind`, when given) and starts their jobs.
+    async fn claim_kind(&mut self, which: Due, kind: Option<&str>, want: usize) -> Option<Claimed> {
+        let claimed =
+            outbox::claim_due_of(&self.shared.pool, want as i64, LEASE, which, kind).await;
+        let rows = match claimed {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim outbox rows");
+                return None;
+            }
+        };
+        let full = rows.len() == want;
+        let jobs = bulk::plan(rows, self.bulk);
+        let count = jobs.len();
+        for job in jobs {
+            self.spawn(job, which == Due::Retries);
+        }
+        Some(Claimed { jobs: count, full })
     }
 
     /// Sleep until the earliest retry is due, bounded by the poll; a little at least,
@@ -248,7 +326,11 @@ impl Worker {
         if !destination::take_probe(pool, self.shared.settings.pause_probe).await? {
             return Ok(false);
         }
-        let Some(row) = outbox::claim_due(pool, 1, LEASE).await?.into_iter().next() else {
+        let Some(row) = outbox::claim_due_of(pool, 1, LEASE, Due::Any, None)
+            .await?
+            .into_iter()
+            .next()
+        else {
             return Ok(false);
         };
         tracing::info!(
@@ -259,12 +341,13 @@ impl Worker {
             return Ok(false);
         }
         destination::resume(pool).await?;
+        observe::paused(false);
         self.paused = None;
         tracing::info!("delivery resumed: WebEngage accepted the probe");
         Ok(true)
     }
 
-    fn spawn(&mut self, job: Job) {
+    fn spawn(&mut self, job: Job, retry: bool) {
         let leases = match &job {
             Job::Single(row) => vec![row.lease()],
             Job::Batch(rows) => rows.iter().map(ClaimedRow::lease).collect(),
@@ -280,17 +363,47 @@ impl Worker {
             .instrument(span),
         );
         self.leases.insert(handle.id(), leases);
+        if retry {
+            self.retry_jobs.insert(handle.id());
+        }
     }
 
-    /// Waits for the first of: shutdown, a job finishing, a NOTIFY, the timer.
-    async fn wait(&mut self, wait: Wait, shutdown: &CancellationToken) {
+    /// SIGHUP: a rotated key in `WEBENGAGE_API_KEY_FILE` is read again, and a paused
+    /// destination is probed at once instead of at the next `BRIDGE_PAUSE_PROBE`.
+    async fn on_hangup(&mut self) {
+        if let Some(path) = &self.api_key_file {
+            match config::read_api_key_file(path) {
+                Ok(key) => {
+                    self.shared.client.set_api_key(key);
+                    tracing::info!(file = %path.display(), "SIGHUP: API key read again");
+                }
+                Err(e) => tracing::warn!("SIGHUP: keeping the current API key: {e}"),
+            }
+        }
+        match destination::probe_now(&self.shared.pool).await {
+            Ok(()) => tracing::info!("SIGHUP: probing WebEngage now if delivery is paused"),
+            Err(e) => tracing::warn!(error = %e, "SIGHUP: could not schedule a probe"),
+        }
+    }
+
+    /// Waits for the first of: shutdown, a job finishing, a NOTIFY, SIGHUP, the timer.
+    /// Returns whether SIGHUP came.
+    async fn wait(&mut self, wait: Wait, shutdown: &CancellationToken) -> bool {
         let Worker {
             shared,
             jobs,
+            retry_jobs,
             listener,
             leases,
+            hangup,
             ..
         } = self;
+        let hung_up = async {
+            match hangup.as_mut() {
+                Some(h) => h.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let notified = async {
             match listener.as_mut() {
                 Some(l) if wait.on_notify => l.recv().await.map(|_| ()),
@@ -302,6 +415,7 @@ impl Worker {
             _ = shutdown.cancelled() => {}
             Some(done) = jobs.join_next_with_id(), if !jobs.is_empty() => {
                 let finished = finished_id(&done);
+                retry_jobs.remove(&finished);
                 let held = leases.remove(&finished).unwrap_or_default();
                 if let Err(e) = done {
                     tracing::error!(error = %e, "a delivery task failed");
@@ -314,8 +428,10 @@ impl Worker {
                     *listener = None;
                 }
             }
+            Some(()) = hung_up => return true,
             _ = tokio::time::sleep(wait.at_most) => {}
         }
+        false
     }
 
     /// Expired leases back to pending, retention purge, LISTEN reconnect: on their timers.
@@ -327,6 +443,9 @@ impl Worker {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "released expired leases"),
                 Err(e) => tracing::warn!(error = %e, "cannot release expired leases"),
+            }
+            if let Err(e) = rate_windows::prune(&self.shared.pool, RATE_WINDOW_KEEP).await {
+                tracing::warn!(error = %e, "cannot prune old rate windows");
             }
             if self.listener.is_none() {
                 self.listener = self.listen().await;
@@ -394,6 +513,13 @@ fn job_span(job: &Job) -> tracing::Span {
         outbox_ids = ?outbox_ids,
         request_ids = %request_ids.join(","),
     )
+}
+
+/// What one claim started.
+struct Claimed {
+    jobs: usize,
+    /// The claim got all it asked for (or had no slot to ask for): more may be due.
+    full: bool,
 }
 
 fn finished_id(done: &Result<(Id, Verdict), JoinError>) -> Id {

@@ -10,6 +10,7 @@ pub mod destination;
 pub mod group_commit;
 pub mod inbound;
 pub mod outbox;
+pub mod rate_windows;
 pub mod ready;
 pub mod stats;
 pub mod support;

@@ -77,22 +77,52 @@ pub(crate) fn interval(d: Duration) -> PgInterval {
     }
 }
 
-/// Claims up to `limit` due rows for `lease`, all under one fresh token.
-///
-/// A row is skipped while an earlier row of the same user is still pending or in
-/// flight, so one user's operations reach WebEngage in order; rows without a user have
-/// no ordering constraint. `SKIP LOCKED` lets many workers claim side by side.
+/// Which due rows a claim takes: the worker claims first attempts and retries
+/// separately, so a retry storm cannot take every slot from fresh rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    Any,
+    /// Rows never tried (`attempts = 0`; a 429 or a pause charges nothing).
+    Fresh,
+    /// Rows that failed before.
+    Retries,
+}
+
+/// Claims up to `limit` due rows of any kind; see `claim_due_of`.
 pub async fn claim_due(
     pool: &PgPool,
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    claim_due_of(pool, limit, lease, Due::Any, None).await
+}
+
+/// Claims up to `limit` due rows of the `which` sort (and of `kind`, when given) for
+/// `lease`, all under one fresh token.
+///
+/// A row is skipped while an earlier row of the same user is still pending or in
+/// flight, so one user's operations reach WebEngage in order; rows without a user have
+/// no ordering constraint. `SKIP LOCKED` lets many workers claim side by side.
+pub async fn claim_due_of(
+    pool: &PgPool,
+    limit: i64,
+    lease: Duration,
+    which: Due,
+    kind: Option<&str>,
+) -> Result<Vec<ClaimedRow>, sqlx::Error> {
     let token = Uuid::new_v4();
+    let fresh = match which {
+        Due::Any => None,
+        Due::Fresh => Some(true),
+        Due::Retries => Some(false),
+    };
     sqlx::query_as(
         "UPDATE outbox SET status = 'in_flight', lease_until = now() + $2, lease_token = $3, updated_at = now()
          WHERE id IN (
              SELECT o.id FROM outbox o
              WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+               AND ($4::bool IS NULL OR (o.attempts = 0) = $4)
+               AND ($5::text IS NULL OR o.kind = $5)
                AND NOT EXISTS (
                    SELECT 1 FROM outbox e
                    WHERE e.user_id = o.user_id AND e.id < o.id AND e.status IN ('pending', 'in_flight'))
@@ -108,6 +138,8 @@ pub async fn claim_due(
     .bind(limit)
     .bind(interval(lease))
     .bind(token)
+    .bind(fresh)
+    .bind(kind)
     .fetch_all(pool)
     .await
     .map(|mut rows: Vec<ClaimedRow>| {

@@ -123,6 +123,7 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
         webengage: WebEngageSettings {
             license_code: options.credentials.then(|| LICENSE.to_owned()),
             api_key: options.credentials.then(|| API_KEY.to_owned().into()),
+            api_key_file: None,
             data_center: DataCenter::Global,
             base_url: Some(webengage_url.to_owned()),
             bulk: false,
@@ -138,6 +139,7 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             retry_max_age: Duration::from_secs(3600),
             pause_probe: Duration::from_millis(300),
             retention: Duration::from_secs(30 * 86400),
+            rate_window: Duration::from_secs(60),
         },
     }
 }

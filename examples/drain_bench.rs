@@ -1,0 +1,234 @@
+//! Drain benchmark (run by `bench/drain.sh`): pre-inserts N outbox rows into a fresh
+//! database, runs the release `worker` against a local stand-in for WebEngage until
+//! every row is delivered, once without limits and once at WebEngage's default limits,
+//! and prints rows/s, the share of the bulk quota used, and the ratio to the baseline.
+//!
+//! Usage: `drain_bench BINARY [ROWS]`; `TEST_DATABASE_URL` names the Postgres server.
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context;
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+
+/// WebEngage's default bulk quota (requests per minute), which the limited run keeps.
+const BULK_PER_MIN: f64 = 500.0;
+
+/// What the stand-in WebEngage counted.
+#[derive(Default)]
+struct Counts {
+    calls: AtomicU64,
+    records: AtomicU64,
+    /// Calls per clock minute: WebEngage's quota is per minute.
+    per_minute: Mutex<BTreeMap<u64, u64>>,
+}
+
+/// Answers every POST with `queued`, as fast as it can, counting calls and records.
+async fn queued(counts: web::Data<Counts>, body: web::Json<serde_json::Value>) -> HttpResponse {
+    let records = ["users", "events"]
+        .iter()
+        .find_map(|k| body.get(*k).and_then(|v| v.as_array()).map(Vec::len))
+        .unwrap_or(1);
+    counts.calls.fetch_add(1, Ordering::Relaxed);
+    let minute = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+        / 60;
+    *counts
+        .per_minute
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(minute)
+        .or_default() += 1;
+    counts.records.fetch_add(records as u64, Ordering::Relaxed);
+    HttpResponse::Created().json(serde_json::json!({"response": {"status": "queued"}}))
+}
+
+struct Run {
+    seconds: f64,
+    calls: u64,
+    records: u64,
+    busiest_minute: u64,
+}
+
+impl Run {
+    fn rows_per_second(&self, rows: u64) -> f64 {
+        rows as f64 / self.seconds
+    }
+
+    /// Calls made per minute as a share of the bulk quota.
+    fn quota_share(&self) -> f64 {
+        self.calls as f64 / (self.seconds / 60.0) / BULK_PER_MIN
+    }
+}
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let binary = args.next().context("usage: drain_bench BINARY [ROWS]")?;
+    let rows: u64 = args.next().map_or(Ok(20_000), |n| n.parse())?;
+    let admin = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+
+    let counts = web::Data::new(Counts::default());
+    let shared = counts.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .app_data(web::JsonConfig::default().limit(16 << 20))
+            .default_service(web::post().to(queued))
+    })
+    .workers(2)
+    .bind("127.0.0.1:0")?;
+    let address = format!("http://{}", server.addrs()[0]);
+    actix_web::rt::spawn(server.run());
+
+    let unlimited = [
+        ("WEBENGAGE_LIMIT_USERS_PER_MIN", "100000000"),
+        ("WEBENGAGE_LIMIT_EVENTS_PER_MIN", "100000000"),
+        ("WEBENGAGE_LIMIT_BULK_PER_MIN", "100000000"),
+    ];
+    println!("draining {rows} rows (half users, half events; bulk on)");
+    let base = drain(&binary, &admin, &address, rows, &unlimited, &counts).await?;
+    report("no limits", rows, &base, &base);
+    let limited = drain(&binary, &admin, &address, rows, &[], &counts).await?;
+    report("default limits", rows, &limited, &base);
+    Ok(())
+}
+
+fn report(name: &str, rows: u64, run: &Run, base: &Run) {
+    println!(
+        "{name:>15}: {:>6.1} s  {:>6.0} rows/s  ({:.3}x baseline)  {} calls, {} records; {:.0}% of the {BULK_PER_MIN} bulk calls/min quota on average over the run, busiest clock minute {} calls ({:.0}%)",
+        run.seconds,
+        run.rows_per_second(rows),
+        run.rows_per_second(rows) / base.rows_per_second(rows),
+        run.calls,
+        run.records,
+        run.quota_share() * 100.0,
+        run.busiest_minute,
+        run.busiest_minute as f64 / BULK_PER_MIN * 100.0,
+    );
+}
+
+/// One run on a fresh database: insert, start the worker, wait for the last delivery.
+async fn drain(
+    binary: &str,
+    admin: &str,
+    webengage: &str,
+    rows: u64,
+    env: &[(&str, &str)],
+    counts: &Counts,
+) -> anyhow::Result<Run> {
+    let name = format!("drain_bench_{}", Uuid::new_v4().simple());
+    let mut conn = PgConnection::connect(admin).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    let url = format!("{}/{name}", admin.rsplit_once('/').context("a URL")?.0);
+    let pool = webengage_bridge::store::connect(&url).await?;
+    webengage_bridge::store::migrate(&pool).await?;
+    insert(&pool, rows).await?;
+    counts.calls.store(0, Ordering::Relaxed);
+    counts.records.store(0, Ordering::Relaxed);
+    counts
+        .per_minute
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clear();
+
+    let started = Instant::now();
+    let mut worker = Worker(spawn_worker(binary, &url, webengage, env)?);
+    wait_delivered(&pool, rows, &mut worker.0).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    drop(worker);
+
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    Ok(Run {
+        seconds,
+        calls: counts.calls.load(Ordering::Relaxed),
+        records: counts.records.load(Ordering::Relaxed),
+        busiest_minute: counts
+            .per_minute
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0),
+    })
+}
+
+/// Half user rows, half event rows, one user each (no ordering holds anything back).
+async fn insert(pool: &PgPool, rows: u64) -> anyhow::Result<()> {
+    let all: Vec<u64> = (0..rows).collect();
+    for chunk in all.chunks(5000) {
+        let ids: Vec<Uuid> = chunk.iter().map(|_| Uuid::new_v4()).collect();
+        let users: Vec<String> = chunk.iter().map(|n| format!("bench-{n}")).collect();
+        sqlx::query(
+            "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
+             SELECT r, 'bench', 'bench', CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END, u,
+                    CASE WHEN n % 2 = 0 THEN jsonb_build_object('userId', u, 'firstName', 'Asha')
+                         ELSE jsonb_build_object('userId', u, 'eventName', 'Lead Created') END
+             FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS t(r, u, n)",
+        )
+        .bind(&ids)
+        .bind(&users)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+fn spawn_worker(
+    binary: &str,
+    url: &str,
+    webengage: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<Child> {
+    Command::new(binary)
+        .arg("worker")
+        .env("DATABASE_URL", url)
+        .env("WEBENGAGE_BASE_URL", webengage)
+        .env("WEBENGAGE_LICENSE_CODE", "bench")
+        .env("WEBENGAGE_API_KEY", "bench-key")
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {binary}"))
+}
+
+async fn wait_delivered(pool: &PgPool, rows: u64, child: &mut Child) -> anyhow::Result<()> {
+    loop {
+        let delivered: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status = 'delivered'")
+                .fetch_one(pool)
+                .await?;
+        if delivered as u64 >= rows {
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the worker exited early: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Kills the worker process when the run ends, however it ends.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
