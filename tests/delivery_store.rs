@@ -118,6 +118,31 @@ async fn an_expired_lease_returns_to_pending_uncharged() {
 }
 
 #[tokio::test]
+async fn a_renewed_lease_outlives_its_first_expiry_and_a_foreign_token_renews_nothing() {
+    let db = common::TestDb::new().await;
+    insert(&db.pool, Some("a"), None).await;
+    insert(&db.pool, Some("b"), None).await;
+    let claimed = outbox::claim_due(&db.pool, 10, LEASE).await.unwrap();
+    let leases: Vec<outbox::Lease> = claimed.iter().map(|r| r.lease()).collect();
+    // Both leases are about to run out; only the first is still ours to renew.
+    sqlx::query("UPDATE outbox SET lease_until = now() - interval '1 second'")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let foreign = outbox::Lease {
+        id: leases[1].id,
+        token: uuid::Uuid::new_v4(),
+    };
+    let renewed = outbox::renew_leases(&db.pool, &[leases[0], foreign], LEASE)
+        .await
+        .unwrap();
+    assert_eq!(renewed, 1);
+    assert_eq!(outbox::release_expired_leases(&db.pool).await.unwrap(), 1);
+    assert_eq!(status(&db.pool, leases[0].id).await, "in_flight");
+    assert_eq!(status(&db.pool, leases[1].id).await, "pending");
+}
+
+#[tokio::test]
 async fn a_stale_lease_token_settles_nothing() {
     let db = common::TestDb::new().await;
     let id = insert(&db.pool, Some("a"), None).await;

@@ -25,13 +25,15 @@ use crate::config::{self, DeliverySettings, WebEngageSettings};
 use crate::store::outbox::{self, ClaimedRow, Due, Lease};
 use crate::store::{destination, rate_windows};
 
-/// How long a claim lasts: longer than a call (30 s timeout) plus settling, with room.
-pub const LEASE: Duration = Duration::from_secs(10 * 60);
+/// How long a claim lasts without a heartbeat. Live workers renew their leases every
+/// `LEASE_SWEEP`, so this only bounds how long a killed worker's rows wait: three
+/// sweeps, longer than a call (30 s timeout) plus settling.
+pub const LEASE: Duration = Duration::from_secs(90);
 /// The slow poll behind LISTEN/NOTIFY: also how soon another process's settle is seen.
 const POLL: Duration = Duration::from_secs(2);
 /// After a database error, before trying again.
 const ERROR_PAUSE: Duration = Duration::from_secs(2);
-/// How often expired leases go back to pending.
+/// How often leases are renewed and expired ones go back to pending.
 const LEASE_SWEEP: Duration = Duration::from_secs(30);
 /// How often delivered rows past retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -439,6 +441,10 @@ impl Worker {
         let now = Instant::now();
         if now >= self.next_sweep {
             self.next_sweep = now + LEASE_SWEEP;
+            let held: Vec<Lease> = self.leases.values().flatten().copied().collect();
+            if let Err(e) = outbox::renew_leases(&self.shared.pool, &held, LEASE).await {
+                tracing::warn!(error = %e, rows = held.len(), "cannot renew leases; they expire in {LEASE:?}");
+            }
             match outbox::release_expired_leases(&self.shared.pool).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(rows = n, "released expired leases"),

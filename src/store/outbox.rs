@@ -241,6 +241,32 @@ pub async fn mark_dead(pool: &PgPool, lease: Lease, error: &str) -> Result<bool,
     Ok(done.rows_affected() == 1)
 }
 
+/// The heartbeat of a live worker: extends the leases it still holds, so a lease can be
+/// short (a killed worker's rows come back quickly) without expiring under a slow call
+/// or a wait for the rate limit. Returns how many leases were extended.
+pub async fn renew_leases(
+    pool: &PgPool,
+    leases: &[Lease],
+    lease: Duration,
+) -> Result<u64, sqlx::Error> {
+    if leases.is_empty() {
+        return Ok(0);
+    }
+    let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
+    let tokens: Vec<Uuid> = leases.iter().map(|l| l.token).collect();
+    let done = sqlx::query(
+        "UPDATE outbox o SET lease_until = now() + $3
+         FROM UNNEST($1::int8[], $2::uuid[]) AS l(id, token)
+         WHERE o.id = l.id AND o.lease_token = l.token AND o.status = 'in_flight'",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(interval(lease))
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Rows whose worker died or hung go back to pending, uncharged (the call may never
 /// have been made). Returns how many.
 pub async fn release_expired_leases(pool: &PgPool) -> Result<u64, sqlx::Error> {
