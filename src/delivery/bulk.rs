@@ -14,8 +14,9 @@ use uuid::{Builder, Uuid};
 
 use super::backoff;
 use super::client::{Endpoint, Outcome};
+use super::observe;
 use super::send::{self, Shared, Verdict};
-use crate::store::outbox::ClaimedRow;
+use crate::store::outbox::{self, ClaimedRow};
 
 /// WebEngage's maximum records per bulk request.
 pub const MAX_BATCH: usize = 25;
@@ -110,9 +111,7 @@ async fn deliver_batch(shared: &Shared, rows: Vec<ClaimedRow>) -> Verdict {
         let request_id = batch_request_id(&batch);
         let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
         let result = shared.call(&endpoint, request_id, &ids, &body).await;
-        for row in &batch {
-            send::record(&shared.pool, row, request_id, &result).await;
-        }
+        send::record(&shared.pool, &batch, request_id, &result).await;
         if let Outcome::Rejected(_) = result.outcome {
             tracing::info!(rows = batch.len(), %request_id, "bulk call rejected; splitting to find the bad rows");
             let second = batch.split_off(batch.len() / 2);
@@ -129,6 +128,9 @@ async fn deliver_batch(shared: &Shared, rows: Vec<ClaimedRow>) -> Verdict {
 /// Settles every row of a batch the same way, with one retry delay for all of them so
 /// they come due, and are batched, together again.
 async fn settle_batch(shared: &Shared, batch: &[ClaimedRow], outcome: &Outcome) -> Verdict {
+    if let Outcome::Delivered = outcome {
+        return settle_delivered(shared, batch).await;
+    }
     let most_attempts = batch.iter().map(|r| r.attempts).max().unwrap_or(0);
     let retry_at =
         OffsetDateTime::now_utc() + backoff::retry_delay(&shared.settings, most_attempts + 1);
@@ -142,6 +144,28 @@ async fn settle_batch(shared: &Shared, batch: &[ClaimedRow], outcome: &Outcome) 
         }
     }
     verdict
+}
+
+/// The common case, in one statement for the whole batch.
+async fn settle_delivered(shared: &Shared, batch: &[ClaimedRow]) -> Verdict {
+    let leases: Vec<_> = batch.iter().map(ClaimedRow::lease).collect();
+    match outbox::mark_delivered_many(&shared.pool, &leases).await {
+        Ok(settled) => {
+            for row in batch.iter().filter(|r| settled.contains(&r.id)) {
+                observe::delivered(row.created_at);
+            }
+            if settled.len() < batch.len() {
+                tracing::warn!(
+                    rows = batch.len() - settled.len(),
+                    "leases lost before settling; another worker owns those rows now"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(rows = batch.len(), error = %e, "could not settle a batch; its leases will expire")
+        }
+    }
+    Verdict::Accepted
 }
 
 #[cfg(test)]

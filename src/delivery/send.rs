@@ -113,7 +113,13 @@ pub async fn deliver_row(shared: &Shared, row: ClaimedRow) -> Verdict {
     let result = shared
         .call(&endpoint, row.request_id, &[row.id], &body)
         .await;
-    record(&shared.pool, &row, row.request_id, &result).await;
+    record(
+        &shared.pool,
+        std::slice::from_ref(&row),
+        row.request_id,
+        &result,
+    )
+    .await;
     let retry_at =
         OffsetDateTime::now_utc() + backoff::retry_delay(&shared.settings, row.attempts + 1);
     match settle(shared, &row, &result.outcome, retry_at).await {
@@ -125,18 +131,22 @@ pub async fn deliver_row(shared: &Shared, row: ClaimedRow) -> Verdict {
     }
 }
 
-/// Records one attempt of `row` sent as `sent_id` (the row's id, or its batch's).
-pub async fn record(pool: &PgPool, row: &ClaimedRow, sent_id: Uuid, result: &CallResult) {
-    let attempt = NewAttempt {
-        outbox_id: row.id,
-        request_id: sent_id,
-        http_status: result.http_status.map(i32::from),
-        outcome: result.outcome.label(),
-        latency_ms: result.latency_ms(),
-        response_excerpt: result.excerpt.as_deref(),
-    };
-    if let Err(e) = attempts::record_attempt(pool, &attempt).await {
-        tracing::warn!(outbox_id = row.id, error = %e, "could not record a delivery attempt");
+/// Records one attempt for each of `rows`, sent together as `sent_id` (a row's own id,
+/// or its batch's), in one statement.
+pub async fn record(pool: &PgPool, rows: &[ClaimedRow], sent_id: Uuid, result: &CallResult) {
+    let attempts: Vec<NewAttempt<'_>> = rows
+        .iter()
+        .map(|row| NewAttempt {
+            outbox_id: row.id,
+            request_id: sent_id,
+            http_status: result.http_status.map(i32::from),
+            outcome: result.outcome.label(),
+            latency_ms: result.latency_ms(),
+            response_excerpt: result.excerpt.as_deref(),
+        })
+        .collect();
+    if let Err(e) = attempts::record_attempts(pool, &attempts).await {
+        tracing::warn!(rows = rows.len(), error = %e, "could not record delivery attempts");
     }
 }
 

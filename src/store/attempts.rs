@@ -61,6 +61,38 @@ pub async fn record_attempt(pool: &PgPool, attempt: &NewAttempt<'_>) -> Result<(
     .map(|_| ())
 }
 
+/// Records the attempts of a whole bulk call in one statement.
+pub async fn record_attempts(
+    pool: &PgPool,
+    attempts: &[NewAttempt<'_>],
+) -> Result<(), sqlx::Error> {
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = attempts.iter().map(|a| a.outbox_id).collect();
+    let request_ids: Vec<Uuid> = attempts.iter().map(|a| a.request_id).collect();
+    let statuses: Vec<Option<i32>> = attempts.iter().map(|a| a.http_status).collect();
+    let outcomes: Vec<&str> = attempts.iter().map(|a| a.outcome).collect();
+    let latencies: Vec<i32> = attempts.iter().map(|a| a.latency_ms).collect();
+    let excerpts: Vec<Option<&str>> = attempts
+        .iter()
+        .map(|a| a.response_excerpt.map(|e| truncate(e, EXCERPT_LIMIT)))
+        .collect();
+    sqlx::query(
+        "INSERT INTO delivery_attempts (outbox_id, request_id, http_status, outcome, latency_ms, response_excerpt)
+         SELECT * FROM UNNEST($1::int8[], $2::uuid[], $3::int4[], $4::text[], $5::int4[], $6::text[])",
+    )
+    .bind(&ids)
+    .bind(&request_ids)
+    .bind(&statuses)
+    .bind(&outcomes)
+    .bind(&latencies)
+    .bind(&excerpts)
+    .execute(pool)
+    .await
+    .map(|_| ())
+}
+
 /// Every attempt of one row, oldest first.
 pub async fn list_for_outbox(
     pool: &PgPool,

@@ -179,6 +179,24 @@ pub async fn mark_delivered(pool: &PgPool, lease: Lease) -> Result<bool, sqlx::E
     Ok(done.rows_affected() == 1)
 }
 
+/// `mark_delivered` for every row of a bulk call in one statement. Returns the ids
+/// that were still ours to settle.
+pub async fn mark_delivered_many(pool: &PgPool, leases: &[Lease]) -> Result<Vec<i64>, sqlx::Error> {
+    let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
+    let tokens: Vec<Uuid> = leases.iter().map(|l| l.token).collect();
+    sqlx::query_scalar(
+        "UPDATE outbox o SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
+             last_error = NULL, lease_until = NULL, lease_token = NULL, updated_at = now()
+         FROM UNNEST($1::int8[], $2::uuid[]) AS l(id, token)
+         WHERE o.id = l.id AND o.lease_token = l.token AND o.status = 'in_flight'
+         RETURNING o.id",
+    )
+    .bind(&ids)
+    .bind(&tokens)
+    .fetch_all(pool)
+    .await
+}
+
 /// Back to pending, due at `next_attempt_at`; `charge_attempt` counts this try against
 /// the row. An absolute time (not a delay) lets the rows of one bulk call come due
 /// together, and so be batched together, with the same request id, again.
