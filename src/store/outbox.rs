@@ -111,18 +111,23 @@ pub async fn claim_due_of(
     kind: Option<&str>,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
     let token = Uuid::new_v4();
-    let fresh = match which {
-        Due::Any => None,
-        Due::Fresh => Some(true),
-        Due::Retries => Some(false),
+    // Literal predicates (not `$n IS NULL OR …`), so the planner can use the partial
+    // claim indexes even with a generic plan: a retry claim must not scan every fresh row.
+    let attempts = match which {
+        Due::Any => "",
+        Due::Fresh => "AND o.attempts = 0",
+        Due::Retries => "AND o.attempts > 0",
     };
-    sqlx::query_as(
+    let of_kind = if kind.is_some() {
+        "AND o.kind = $4"
+    } else {
+        ""
+    };
+    let sql = format!(
         "UPDATE outbox SET status = 'in_flight', lease_until = now() + $2, lease_token = $3, updated_at = now()
          WHERE id IN (
              SELECT o.id FROM outbox o
-             WHERE o.status = 'pending' AND o.next_attempt_at <= now()
-               AND ($4::bool IS NULL OR (o.attempts = 0) = $4)
-               AND ($5::text IS NULL OR o.kind = $5)
+             WHERE o.status = 'pending' AND o.next_attempt_at <= now() {attempts} {of_kind}
                AND NOT EXISTS (
                    SELECT 1 FROM outbox e
                    WHERE e.user_id = o.user_id AND e.id < o.id AND e.status IN ('pending', 'in_flight'))
@@ -133,20 +138,23 @@ pub async fn claim_due_of(
                    -- A replayed row gets a fresh BRIDGE_RETRY_MAX_AGE budget.
                    COALESCE(replayed_at, created_at) AS created_at, lease_token,
                    (SELECT i.request_id FROM inbound_records i WHERE i.id = outbox.inbound_id)
-                     AS inbound_request_id",
-    )
-    .bind(limit)
-    .bind(interval(lease))
-    .bind(token)
-    .bind(fresh)
-    .bind(kind)
-    .fetch_all(pool)
-    .await
-    .map(|mut rows: Vec<ClaimedRow>| {
-        // RETURNING does not keep the subquery's order.
-        rows.sort_by_key(|r| r.id);
-        rows
-    })
+                     AS inbound_request_id"
+    );
+    let mut query = sqlx::query_as(&sql)
+        .bind(limit)
+        .bind(interval(lease))
+        .bind(token);
+    if let Some(kind) = kind {
+        query = query.bind(kind);
+    }
+    query
+        .fetch_all(pool)
+        .await
+        .map(|mut rows: Vec<ClaimedRow>| {
+            // RETURNING does not keep the subquery's order.
+            rows.sort_by_key(|r| r.id);
+            rows
+        })
 }
 
 /// How long until the next row could be claimed (zero when one is due now), or `None`
