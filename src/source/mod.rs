@@ -112,10 +112,10 @@ mod proptests;
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    /// Reads a shared fixture at test time: `CARGO_MANIFEST_DIR/../shared` resolves to
-    /// `/work/shared` from the main checkout and from every worktree alike.
+    /// Reads a fixture at test time from the repository's own copy of the CRM payloads
+    /// (`tests/fixtures/`), so a clone tests the same bytes wherever it lives.
     pub(crate) fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
         std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
     }
 }
