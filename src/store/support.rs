@@ -282,6 +282,38 @@ pub async fn replay(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::E
     Ok(query.build().execute(pool).await?.rows_affected())
 }
 
+/// A support action on one outbox row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowAction {
+    Retry,
+    Cancel,
+}
+
+impl RowAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowAction::Retry => "retry",
+            RowAction::Cancel => "cancel",
+        }
+    }
+}
+
+/// Retries or cancels one row and writes the audit entry, as every surface (API, pages,
+/// CLI) must. Returns how many rows it touched (0 when the row's status forbids it).
+pub async fn act_on_row(
+    pool: &PgPool,
+    role: &str,
+    action: RowAction,
+    id: i64,
+) -> Result<u64, sqlx::Error> {
+    let rows = match action {
+        RowAction::Retry => retry_now(pool, id).await?,
+        RowAction::Cancel => cancel(pool, id).await?,
+    };
+    audit(pool, role, action.as_str(), &format!("outbox {id}"), rows).await?;
+    Ok(rows)
+}
+
 /// Writes one support action to the audit log.
 pub async fn audit(
     pool: &PgPool,

@@ -9,6 +9,7 @@ use super::auth::Caller;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::ingest;
+use crate::store::support::RowAction;
 use crate::store::{self, support};
 
 #[derive(Debug, Deserialize)]
@@ -60,15 +61,7 @@ pub async fn retry(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = support::retry_now(&state.pool, *id).await?;
-    support::audit(
-        &state.pool,
-        caller.0.as_str(),
-        "retry",
-        &format!("outbox {id}"),
-        rows,
-    )
-    .await?;
+    let rows = support::act_on_row(&state.pool, caller.0.as_str(), RowAction::Retry, *id).await?;
     Ok(HttpResponse::Ok().json(json!({ "retried": rows })))
 }
 
@@ -77,15 +70,7 @@ pub async fn cancel(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = support::cancel(&state.pool, *id).await?;
-    support::audit(
-        &state.pool,
-        caller.0.as_str(),
-        "cancel",
-        &format!("outbox {id}"),
-        rows,
-    )
-    .await?;
+    let rows = support::act_on_row(&state.pool, caller.0.as_str(), RowAction::Cancel, *id).await?;
     Ok(HttpResponse::Ok().json(json!({ "cancelled": rows })))
 }
 

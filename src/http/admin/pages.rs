@@ -15,7 +15,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::ingest;
 use crate::store::console::{self, IssueKind, IssueRows};
-use crate::store::support;
+use crate::store::support::{self, RowAction};
 
 /// A rendered page. Pages hold personal data: never cached, never framed.
 pub(super) fn html(page: &impl Template) -> Result<HttpResponse, ApiError> {
@@ -280,15 +280,7 @@ pub async fn retry(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &state, &form.csrf)?;
-    let rows = support::retry_now(&state.pool, *id).await?;
-    support::audit(
-        &state.pool,
-        role.as_str(),
-        "retry",
-        &format!("outbox {id}"),
-        rows,
-    )
-    .await?;
+    let rows = support::act_on_row(&state.pool, role.as_str(), RowAction::Retry, *id).await?;
     Ok(see_other(&format!(
         "/admin/outbox/{id}?notice=retried&n={rows}"
     )))
@@ -302,15 +294,7 @@ pub async fn cancel(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &state, &form.csrf)?;
-    let rows = support::cancel(&state.pool, *id).await?;
-    support::audit(
-        &state.pool,
-        role.as_str(),
-        "cancel",
-        &format!("outbox {id}"),
-        rows,
-    )
-    .await?;
+    let rows = support::act_on_row(&state.pool, role.as_str(), RowAction::Cancel, *id).await?;
     Ok(see_other(&format!(
         "/admin/outbox/{id}?notice=cancelled&n={rows}"
     )))
