@@ -14,6 +14,7 @@ COPY mappings ./mappings
 USER bridge
 ENV BRIDGE_LISTEN=0.0.0.0:8080 BRIDGE_MAPPINGS_DIR=/app/mappings
 EXPOSE 8080
-HEALTHCHECK --interval=10s --timeout=3s CMD ["/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
+# bash (not dash) has /dev/tcp: the port answers once the server listens.
+HEALTHCHECK --interval=10s --timeout=3s CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
 ENTRYPOINT ["webengage-bridge"]
 CMD ["serve"]
