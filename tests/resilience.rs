@@ -1,18 +1,25 @@
 //! Postgres unavailable: webhooks get 503 (Salesforce a SOAP fault), never a 2xx;
-//! `/readyz` says why; the pool reconnects and the worker resumes without a restart.
+//! `/readyz` says why; the pool reconnects and the worker resumes without a restart;
+//! a blink while a row is being settled does not make the worker send it again.
 //! The database "goes away" behind a proxy this test owns, never the shared cluster.
 
 mod common;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::proxy::PgProxy;
 use common::{AppOptions, TestApp, TestDb, fixture, settings, spawn_app_on};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use webengage_bridge::delivery::spawn_worker;
 use webengage_bridge::startup::Application;
+use webengage_bridge::store;
 use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 async fn postgres_proxy() -> PgProxy {
     let target = std::net::SocketAddr::from(([127, 0, 0, 1], 5432));
@@ -249,4 +256,122 @@ async fn leadsquared_is_spooled_while_postgres_is_down_and_replayed_once_back() 
     .await
     .unwrap();
     assert_eq!(sources, [false, true]);
+}
+
+/// WebEngage's answer to the first call, given only once the proxy to Postgres is cut:
+/// the call succeeded, and the worker must now settle it while the database is away.
+struct CutPostgresThenAccept(Arc<PgProxy>);
+
+impl Respond for CutPostgresThenAccept {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.0.down();
+        // A moment for the cut connections to close before the worker hears the answer.
+        ResponseTemplate::new(201)
+            .set_body_json(json!({"response": {"status": "queued"}}))
+            .set_delay(Duration::from_millis(200))
+    }
+}
+
+/// `rows` user rows (one user each) are due; a worker reaching Postgres through the
+/// proxy claims them; WebEngage accepts the first call only after cutting the proxy,
+/// which comes back 2 s later. Every row must end delivered within seconds (its lease is
+/// 90 s), with one attempt recorded and exactly one call to WebEngage.
+async fn postgres_blinks_while_settling(bulk: bool, rows: usize) {
+    let proxy = Arc::new(postgres_proxy().await);
+    let db = TestDb::new().await;
+    let webengage = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(CutPostgresThenAccept(proxy.clone()))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&webengage)
+        .await;
+    accept_everything(&webengage).await;
+    let mut ids = Vec::new();
+    for n in 0..rows {
+        let user = format!("blink-{n}");
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
+             VALUES ($1, 'test', 'rule', 'user', $2, $3) RETURNING id",
+        )
+        .bind(Uuid::new_v4())
+        .bind(&user)
+        .bind(json!({"userId": user, "firstName": "Blink"}))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+
+    let serve = settings(&db.url, &webengage.uri(), &AppOptions::default());
+    let mut webengage_settings = serve.webengage;
+    webengage_settings.bulk = bulk;
+    // The production pool (5 s acquire timeout), through the proxy.
+    let pool = store::connect_lazy(&proxy.url_for(&db.url)).unwrap();
+    let shutdown = CancellationToken::new();
+    let worker = spawn_worker(pool, webengage_settings, serve.delivery, shutdown.clone());
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while webengage.received_requests().await.unwrap().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "WebEngage was never called"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cut_at = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.up();
+
+    let open = "SELECT status FROM outbox WHERE id = ANY($1) AND status <> 'delivered'";
+    loop {
+        let left: Vec<String> = sqlx::query_scalar(open)
+            .bind(&ids)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            cut_at.elapsed() < Duration::from_secs(15),
+            "rows still {left:?} {:?} after the blink (their lease is 90 s)",
+            cut_at.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    worker.await.unwrap();
+
+    for id in &ids {
+        let row = store::outbox::get(&db.pool, *id).await.unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.attempts), ("delivered", 1));
+        let tries = store::attempts::list_for_outbox(&db.pool, *id)
+            .await
+            .unwrap();
+        assert_eq!(
+            tries.len(),
+            1,
+            "one attempt recorded for row {id}: {tries:?}"
+        );
+    }
+    // Exactly one call per request id: nothing was sent again.
+    let mut calls: HashMap<String, usize> = HashMap::new();
+    for request in webengage.received_requests().await.unwrap() {
+        let id = request.headers["x-request-id"].to_str().unwrap().to_owned();
+        *calls.entry(id).or_default() += 1;
+    }
+    assert!(calls.values().all(|&n| n == 1), "resent: {calls:?}");
+    let expected_calls = if bulk { 1 } else { rows };
+    assert_eq!(calls.len(), expected_calls, "calls: {calls:?}");
+}
+
+#[tokio::test]
+async fn a_postgres_blink_while_settling_a_row_does_not_send_it_again() {
+    postgres_blinks_while_settling(false, 1).await;
+}
+
+#[tokio::test]
+async fn a_postgres_blink_while_settling_a_bulk_call_does_not_send_it_again() {
+    postgres_blinks_while_settling(true, 3).await;
 }
