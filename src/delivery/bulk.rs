@@ -10,12 +10,14 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+use tokio::time::Instant;
 use uuid::{Builder, Uuid};
 
 use super::backoff;
 use super::client::{Endpoint, Outcome};
 use super::observe;
 use super::send::{self, Shared, Verdict};
+use super::transient::{retry_transient, settle_deadline};
 use crate::store::outbox::{self, ClaimedRow};
 
 /// WebEngage's maximum records per bulk request.
@@ -111,7 +113,8 @@ async fn deliver_batch(shared: &Shared, rows: Vec<ClaimedRow>) -> Verdict {
         let request_id = batch_request_id(&batch);
         let ids: Vec<i64> = batch.iter().map(|r| r.id).collect();
         let result = shared.call(&endpoint, request_id, &ids, &body).await;
-        send::record(&shared.pool, &batch, request_id, &result).await;
+        let until = settle_deadline();
+        send::record(&shared.pool, &batch, request_id, &result, until).await;
         if let Outcome::Rejected(_) = result.outcome {
             tracing::info!(rows = batch.len(), %request_id, "bulk call rejected; splitting to find the bad rows");
             let second = batch.split_off(batch.len() / 2);
@@ -120,26 +123,37 @@ async fn deliver_batch(shared: &Shared, rows: Vec<ClaimedRow>) -> Verdict {
             verdict = combine(verdict, Verdict::Accepted);
             continue;
         }
-        verdict = combine(verdict, settle_batch(shared, &batch, &result.outcome).await);
+        let settled = settle_batch(shared, &batch, &result.outcome, until).await;
+        verdict = combine(verdict, settled);
     }
     verdict
 }
 
 /// Settles every row of a batch the same way, with one retry delay for all of them so
-/// they come due, and are batched, together again.
-async fn settle_batch(shared: &Shared, batch: &[ClaimedRow], outcome: &Outcome) -> Verdict {
+/// they come due, and are batched, together again. Transient database errors are
+/// retried until `until`, one deadline for the whole batch.
+async fn settle_batch(
+    shared: &Shared,
+    batch: &[ClaimedRow],
+    outcome: &Outcome,
+    until: Instant,
+) -> Verdict {
     if let Outcome::Delivered = outcome {
-        return settle_delivered(shared, batch).await;
+        return settle_delivered(shared, batch, until).await;
     }
     let most_attempts = batch.iter().map(|r| r.attempts).max().unwrap_or(0);
     let retry_at =
         OffsetDateTime::now_utc() + backoff::retry_delay(&shared.settings, most_attempts + 1);
     let mut verdict = Verdict::Inconclusive;
     for row in batch {
-        match send::settle(shared, row, outcome, retry_at).await {
+        let settled = retry_transient(until, "settling a row", || {
+            send::settle(shared, row, outcome, retry_at)
+        })
+        .await;
+        match settled {
             Ok(v) => verdict = combine(verdict, v),
             Err(e) => {
-                tracing::warn!(outbox_id = row.id, error = %e, "could not settle a row; its lease will expire")
+                tracing::warn!(outbox_id = row.id, error = %e, "could not settle a row; its lease will expire and it will be sent again")
             }
         }
     }
@@ -147,9 +161,13 @@ async fn settle_batch(shared: &Shared, batch: &[ClaimedRow], outcome: &Outcome) 
 }
 
 /// The common case, in one statement for the whole batch.
-async fn settle_delivered(shared: &Shared, batch: &[ClaimedRow]) -> Verdict {
+async fn settle_delivered(shared: &Shared, batch: &[ClaimedRow], until: Instant) -> Verdict {
     let leases: Vec<_> = batch.iter().map(ClaimedRow::lease).collect();
-    match outbox::mark_delivered_many(&shared.pool, &leases).await {
+    let settled = retry_transient(until, "settling a batch", || {
+        outbox::mark_delivered_many(&shared.pool, &leases)
+    })
+    .await;
+    match settled {
         Ok(settled) => {
             for row in batch.iter().filter(|r| settled.contains(&r.id)) {
                 observe::delivered(row.created_at);
@@ -162,7 +180,7 @@ async fn settle_delivered(shared: &Shared, batch: &[ClaimedRow]) -> Verdict {
             }
         }
         Err(e) => {
-            tracing::warn!(rows = batch.len(), error = %e, "could not settle a batch; its leases will expire")
+            tracing::warn!(rows = batch.len(), error = %e, "could not settle a batch; its leases will expire and it will be sent again")
         }
     }
     Verdict::Accepted

@@ -2,7 +2,8 @@
 //!
 //! `worker` (the loop: wake-ups, claims, pause and probe), `bulk` (grouping rows into
 //! bulk calls, splitting on 400), `send` (one row: call, record, settle), `client` (the
-//! HTTP call and its classification), `limiter` (per-endpoint quotas), `backoff`.
+//! HTTP call and its classification), `limiter` (per-endpoint quotas), `backoff`,
+//! `transient` (settling through a short Postgres outage).
 
 pub mod backoff;
 pub mod bulk;
@@ -10,6 +11,7 @@ pub mod client;
 pub mod limiter;
 pub mod observe;
 pub mod send;
+pub mod transient;
 pub mod worker;
 
 use sqlx::PgPool;

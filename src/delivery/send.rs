@@ -9,12 +9,14 @@ use time::OffsetDateTime;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::backoff;
 use super::client::{CallResult, Endpoint, Outcome, WebEngageClient};
 use super::limiter::Limiter;
 use super::observe;
+use super::transient::{retry_transient, settle_deadline};
 use crate::config::DeliverySettings;
 use crate::store::attempts::{self, NewAttempt};
 use crate::store::destination;
@@ -103,7 +105,8 @@ pub fn request_for(row: &ClaimedRow) -> Result<(Endpoint, Value), String> {
     }
 }
 
-/// Sends one row and settles it. Database errors are logged, not returned: the row's
+/// Sends one row and settles it. A transient database error is retried for a while
+/// (`transient`); after that, database errors are logged, not returned: the row's
 /// lease then expires and the row is tried again.
 pub async fn deliver_row(shared: &Shared, row: ClaimedRow) -> Verdict {
     let (endpoint, body) = match request_for(&row) {
@@ -113,27 +116,39 @@ pub async fn deliver_row(shared: &Shared, row: ClaimedRow) -> Verdict {
     let result = shared
         .call(&endpoint, row.request_id, &[row.id], &body)
         .await;
+    let until = settle_deadline();
     record(
         &shared.pool,
         std::slice::from_ref(&row),
         row.request_id,
         &result,
+        until,
     )
     .await;
     let retry_at =
         OffsetDateTime::now_utc() + backoff::retry_delay(&shared.settings, row.attempts + 1);
-    match settle(shared, &row, &result.outcome, retry_at).await {
+    let settled = retry_transient(until, "settling a row", || {
+        settle(shared, &row, &result.outcome, retry_at)
+    })
+    .await;
+    match settled {
         Ok(verdict) => verdict,
         Err(e) => {
-            tracing::warn!(outbox_id = row.id, error = %e, "could not settle a row; its lease will expire");
+            tracing::warn!(outbox_id = row.id, error = %e, "could not settle a row; its lease will expire and it will be sent again");
             Verdict::Inconclusive
         }
     }
 }
 
 /// Records one attempt for each of `rows`, sent together as `sent_id` (a row's own id,
-/// or its batch's), in one statement.
-pub async fn record(pool: &PgPool, rows: &[ClaimedRow], sent_id: Uuid, result: &CallResult) {
+/// or its batch's), in one statement, retrying transient errors until `until`.
+pub async fn record(
+    pool: &PgPool,
+    rows: &[ClaimedRow],
+    sent_id: Uuid,
+    result: &CallResult,
+    until: Instant,
+) {
     let attempts: Vec<NewAttempt<'_>> = rows
         .iter()
         .map(|row| NewAttempt {
@@ -145,7 +160,11 @@ pub async fn record(pool: &PgPool, rows: &[ClaimedRow], sent_id: Uuid, result: &
             response_excerpt: result.excerpt.as_deref(),
         })
         .collect();
-    if let Err(e) = attempts::record_attempts(pool, &attempts).await {
+    let recorded = retry_transient(until, "recording delivery attempts", || {
+        attempts::record_attempts(pool, &attempts)
+    })
+    .await;
+    if let Err(e) = recorded {
         tracing::warn!(rows = rows.len(), error = %e, "could not record delivery attempts");
     }
 }
@@ -160,8 +179,15 @@ async fn settle_unsendable(shared: &Shared, row: &ClaimedRow, problem: &str) -> 
         latency_ms: 0,
         response_excerpt: Some(problem),
     };
-    let recorded = attempts::record_attempt(&shared.pool, &attempt).await;
-    let settled = outbox::mark_dead(&shared.pool, row.lease(), problem).await;
+    let until = settle_deadline();
+    let recorded = retry_transient(until, "recording delivery attempts", || {
+        attempts::record_attempt(&shared.pool, &attempt)
+    })
+    .await;
+    let settled = retry_transient(until, "settling a row", || {
+        outbox::mark_dead(&shared.pool, row.lease(), problem)
+    })
+    .await;
     if let Err(e) = recorded.and(settled.map(|_| ())) {
         tracing::warn!(outbox_id = row.id, error = %e, "could not settle an unsendable row");
     }
@@ -172,6 +198,8 @@ async fn settle_unsendable(shared: &Shared, row: &ClaimedRow, problem: &str) -> 
 
 /// Settles one row according to WebEngage's answer; a transient failure is retried
 /// at `retry_at` (the rows of one bulk call share it, so they come back together).
+/// Safe to run again after a database error (callers do, through `retry_transient`):
+/// every write is guarded by the lease, and pausing the destination is idempotent.
 pub async fn settle(
     shared: &Shared,
     row: &ClaimedRow,
