@@ -79,9 +79,9 @@ async fn database_outage_answers_503_then_recovers_without_restart() {
         .post("salesforce-flow", "application/json", flow_lead(1))
         .await;
     assert_eq!(first.status(), 200);
-    // Let the first lead settle before the outage: a settle cut off by the outage would
-    // leave its rows in flight until their lease expires (90 s), which is not what this
-    // test is about.
+    // Let the first lead settle before the outage: a settle cut off by an outage longer
+    // than the settle retry (15 s) would leave its rows in flight until their lease
+    // expires (90 s), which is not what this test is about (see the blink tests below).
     app.wait_for_count("SELECT count(*) FROM outbox WHERE status <> 'delivered'", 0)
         .await;
 
