@@ -7,9 +7,9 @@ use serde_json::Value;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 use uuid::Uuid;
 
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::backoff;
