@@ -250,7 +250,7 @@ async fn leadsquared_is_spooled_while_postgres_is_down_and_replayed_once_back() 
     assert!(app.count("SELECT count(*) FROM outbox").await >= 2);
     // The activity came after the lead, and is stored after it.
     let sources: Vec<bool> = sqlx::query_scalar(
-        "SELECT payload ? 'ProspectActivityId' FROM inbound_records ORDER BY id",
+        "SELECT payload::jsonb ? 'ProspectActivityId' FROM inbound_records ORDER BY id",
     )
     .fetch_all(&app.db.pool)
     .await

@@ -149,11 +149,7 @@ async fn insert_inbound_many<'a>(
             }
         })
         .collect();
-    let payloads: Vec<Cow<'_, Value>> = rows
-        .iter()
-        .map(|r| without_nul(&r.record.payload))
-        .collect();
-    let payloads: Vec<&Value> = payloads.iter().map(AsRef::as_ref).collect();
+    let payloads: Vec<String> = rows.iter().map(|r| json_text(&r.record.payload)).collect();
     let content_types: Vec<Option<&str>> = rows.iter().map(|r| r.meta.content_type).collect();
     let warnings: Vec<Value> = rows
         .iter()
@@ -169,7 +165,7 @@ async fn insert_inbound_many<'a>(
         "INSERT INTO inbound_records
            (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id)
          SELECT s, k, st, p, ct, w, e, h, r
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[])
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::json[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[])
               WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, ord)
          ORDER BY ord
          ON CONFLICT (source, dedupe_key) DO NOTHING
@@ -238,15 +234,14 @@ async fn insert_outbox_many(
     let rules: Vec<&str> = operations.iter().map(|(_, _, o)| o.rule.as_str()).collect();
     let kinds: Vec<&str> = operations.iter().map(|(_, _, o)| o.kind.as_str()).collect();
     let users: Vec<Option<String>> = operations.iter().map(|(_, _, o)| o.user_key()).collect();
-    let bodies: Vec<Cow<'_, Value>> = operations
+    let bodies: Vec<String> = operations
         .iter()
-        .map(|(_, _, o)| without_nul(&o.body))
+        .map(|(_, _, o)| json_text(&o.body))
         .collect();
-    let bodies: Vec<&Value> = bodies.iter().map(AsRef::as_ref).collect();
     sqlx::query(
         "INSERT INTO outbox (request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash)
          SELECT r, i, s, ru, k, u, b, h
-         FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[])
+         FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]::json[], $8::text[])
               WITH ORDINALITY AS t(r, i, s, ru, k, u, b, h, ord)
          ORDER BY ord",
     )
@@ -362,9 +357,16 @@ pub async fn ids_for_remap(
     .await
 }
 
-/// Postgres' `jsonb` cannot hold U+0000. A CRM that sends one must not be refused
-/// forever (it would retry until it gives up), so the character becomes U+FFFD.
-/// Copies only when there is something to replace.
+/// A document as the JSON text stored in a `json` column (sent as text: a `json` value
+/// is only validated, where `jsonb` would be parsed and rebuilt).
+fn json_text(value: &Value) -> String {
+    without_nul(value).to_string()
+}
+
+/// Postgres' `jsonb` cannot hold U+0000, and support queries and WebEngage read these
+/// documents as `jsonb`. A CRM that sends one must not be refused forever (it would
+/// retry until it gives up), so the character becomes U+FFFD. Copies only when there
+/// is something to replace.
 fn without_nul(value: &Value) -> Cow<'_, Value> {
     fn has_nul(v: &Value) -> bool {
         match v {

@@ -78,9 +78,22 @@ pub async fn list_outbox(
     })
 }
 
+const OUTBOX_STATUSES: &[&str] = &["pending", "in_flight", "delivered", "dead", "cancelled"];
+const INBOUND_STATUSES: &[&str] = &["mapped", "ignored", "stale", "failed", "malformed"];
+
+/// Adds `AND column = 'status'` with the status written as a literal (statuses are a
+/// closed set): the status indexes are partial, and only a literal lets the planner use
+/// them in a cached plan. An unknown status matches nothing, as a bound one would.
+fn push_status(query: &mut QueryBuilder<'_, Postgres>, column: &str, status: &str, known: &[&str]) {
+    match known.iter().find(|k| **k == status) {
+        Some(known) => query.push(format_args!(" AND {column} = '{known}'")),
+        None => query.push(" AND FALSE"),
+    };
+}
+
 fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &OutboxFilter) {
     if let Some(status) = &filter.status {
-        query.push(" AND o.status = ").push_bind(status.clone());
+        push_status(query, "o.status", status, OUTBOX_STATUSES);
     }
     if let Some(source) = &filter.source {
         query.push(" AND o.source = ").push_bind(source.clone());
@@ -214,7 +227,7 @@ pub async fn list_inbound(
         "SELECT {INBOUND_COLUMNS} FROM inbound_records WHERE TRUE"
     ));
     if let Some(status) = &filter.status {
-        query.push(" AND status = ").push_bind(status.clone());
+        push_status(&mut query, "status", status, INBOUND_STATUSES);
     }
     if let Some(source) = &filter.source {
         query.push(" AND source = ").push_bind(source.clone());
