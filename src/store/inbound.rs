@@ -360,7 +360,8 @@ pub async fn ids_for_remap(
 /// A document as the JSON text stored in a `json` column (sent as text: a `json` value
 /// is only validated, where `jsonb` would be parsed and rebuilt).
 fn json_text(value: &Value) -> String {
-    without_nul(value).to_string()
+    // `serde_json::to_string` writes bytes directly; `Display` goes through `fmt`.
+    serde_json::to_string(&without_nul(value)).expect("a JSON value always serializes")
 }
 
 /// Postgres' `jsonb` cannot hold U+0000, and support queries and WebEngage read these
