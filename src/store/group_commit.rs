@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use super::inbound::{self, IngestCounts, IngestJob, NewRecord, RequestMeta};
@@ -100,13 +101,22 @@ impl GroupCommit {
     }
 }
 
+/// Each flusher keeps its own connection between batches: taking one from the pool
+/// would cost a ping round trip per batch (the pool tests connections it hands out).
+/// After a failed batch the connection goes back to the pool, which tests it before
+/// anyone uses it again.
 async fn flush_loop(
     pool: PgPool,
     receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
     max_records: usize,
 ) {
+    let mut held: Option<PoolConnection<Postgres>> = None;
     while let Some(batch) = collect(&receiver, max_records).await {
-        flush(&pool, batch).await;
+        let conn = match held.take() {
+            Some(conn) => Ok(conn),
+            None => pool.acquire().await,
+        };
+        held = flush(&pool, conn, batch).await;
     }
 }
 
@@ -131,9 +141,14 @@ async fn collect(
     Some(batch)
 }
 
-/// Commits a batch; if the shared transaction fails, each request is retried alone so
-/// one request's problem cannot fail its neighbours.
-async fn flush(pool: &PgPool, batch: Vec<Pending>) {
+/// Commits a batch on `conn`; if the shared transaction fails, each request is retried
+/// alone so one request's problem cannot fail its neighbours. Returns the connection
+/// when the batch committed.
+async fn flush(
+    pool: &PgPool,
+    conn: Result<PoolConnection<Postgres>, sqlx::Error>,
+    batch: Vec<Pending>,
+) -> Option<PoolConnection<Postgres>> {
     metrics::histogram!("bridge_group_commit_requests").record(batch.len() as f64);
     let metas: Vec<RequestMeta<'_>> = batch.iter().map(Pending::meta).collect();
     let jobs: Vec<IngestJob<'_>> = metas
@@ -144,7 +159,10 @@ async fn flush(pool: &PgPool, batch: Vec<Pending>) {
             records: &p.records,
         })
         .collect();
-    let result = inbound::ingest_batch(pool, &jobs).await;
+    let (result, conn) = match conn {
+        Ok(mut conn) => (inbound::ingest_batch(&mut conn, &jobs).await, Some(conn)),
+        Err(e) => (Err(e), None),
+    };
     drop(jobs);
     drop(metas);
     match result {
@@ -152,6 +170,7 @@ async fn flush(pool: &PgPool, batch: Vec<Pending>) {
             for (pending, counts) in batch.into_iter().zip(counts) {
                 let _ = pending.reply.send(Ok(counts));
             }
+            return conn;
         }
         Err(e) if batch.len() == 1 => {
             let _ = batch.into_iter().next().map(|p| p.reply.send(Err(e)));
@@ -164,4 +183,5 @@ async fn flush(pool: &PgPool, batch: Vec<Pending>) {
             }
         }
     }
+    None
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::mapping::{MappedRecord, RecordStatus, RecordVersion};
@@ -60,7 +60,8 @@ pub async fn ingest(
     meta: &RequestMeta<'_>,
     records: &[NewRecord],
 ) -> Result<IngestCounts, sqlx::Error> {
-    let counts = ingest_batch(pool, &[IngestJob { meta, records }]).await?;
+    let mut conn = pool.acquire().await?;
+    let counts = ingest_batch(&mut conn, &[IngestJob { meta, records }]).await?;
     Ok(counts.into_iter().next().unwrap_or_default())
 }
 
@@ -68,10 +69,10 @@ pub async fn ingest(
 /// per table: the group commit. Answers per request, in order. Dedupe and the stale
 /// fence work across requests of the batch as they do across batches.
 pub async fn ingest_batch(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     jobs: &[IngestJob<'_>],
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     let mut rows = Vec::new();
     for job in jobs {
         for record in job.records {
