@@ -102,6 +102,12 @@ RSS_KB=$(awk '/VmHWM/ {print $2}' "/proc/$BRIDGE/status")
 kill "$BRIDGE"; wait "$BRIDGE" 2>/dev/null || true
 trap - EXIT
 
+# The whole ingested load, delivered afterwards to the stand-in WebEngage (no limits).
+cargo build --release --quiet --example drain_bench
+target/release/examples/drain_bench "$BIN" --database "$PG/wb_bench" > "$OUT/delivered.txt" 2>&1 || true
+DELIVERED=$(grep -E 'ingested load:' "$OUT/delivered.txt" || echo "failed, see $OUT/delivered.txt")
+LEFT=$(psql "$PG/wb_bench" -qAt -c "SELECT count(*) FROM outbox WHERE status <> 'delivered'")
+
 # (f) Drain: pre-inserted rows delivered to a local stand-in for WebEngage, without
 # limits and at WebEngage's default limits (bench/drain.sh prints both).
 DRAIN_ROWS=${DRAIN_ROWS:-20000}
@@ -121,5 +127,6 @@ cat <<REPORT | tee "$OUT/report.txt"
     non-2xx answers                 : $NON2XX  ${ERRORS}
 (e) peak RSS                        : $((RSS_KB / 1024)) MiB
 (f) drain                           : $DRAIN
+    the ingested load, delivered    : $DELIVERED; rows not delivered: $LEFT
 (g) 100-notification ack (median)   : ${SF_MEDIAN}s
 REPORT

@@ -4,6 +4,8 @@
 //! and prints rows/s, the share of the bulk quota used, and the ratio to the baseline.
 //!
 //! Usage: `drain_bench BINARY [ROWS]`; `TEST_DATABASE_URL` names the Postgres server.
+//! `drain_bench BINARY --database URL` instead delivers what an existing database's
+//! outbox holds (e.g. the load `bench/run.sh` ingested), without limits.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -71,8 +73,14 @@ impl Run {
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let binary = args.next().context("usage: drain_bench BINARY [ROWS]")?;
-    let rows: u64 = args.next().map_or(Ok(20_000), |n| n.parse())?;
+    let binary = args
+        .next()
+        .context("usage: drain_bench BINARY [ROWS | --database URL]")?;
+    let next = args.next();
+    let existing = match next.as_deref() {
+        Some("--database") => Some(args.next().context("--database needs a URL")?),
+        _ => None,
+    };
     let admin = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
 
@@ -94,6 +102,19 @@ async fn main() -> anyhow::Result<()> {
         ("WEBENGAGE_LIMIT_EVENTS_PER_MIN", "100000000"),
         ("WEBENGAGE_LIMIT_BULK_PER_MIN", "100000000"),
     ];
+    if let Some(url) = existing {
+        let pool = webengage_bridge::store::connect(&url).await?;
+        let rows: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE status <> 'delivered'")
+                .fetch_one(&pool)
+                .await?;
+        let rows = rows as u64;
+        println!("delivering the {rows} outbox rows already in the database (bulk on)");
+        let run = run_worker(&binary, &pool, &url, &address, rows, &unlimited, &counts).await?;
+        report("ingested load", rows, &run, &run);
+        return Ok(());
+    }
+    let rows: u64 = next.map_or(Ok(20_000), |n| n.parse())?;
     println!("draining {rows} rows (half users, half events; bulk on)");
     let base = drain(&binary, &admin, &address, rows, &unlimited, &counts).await?;
     report("no limits", rows, &base, &base);
@@ -134,6 +155,24 @@ async fn drain(
     let pool = webengage_bridge::store::connect(&url).await?;
     webengage_bridge::store::migrate(&pool).await?;
     insert(&pool, rows).await?;
+    let run = run_worker(binary, &pool, &url, webengage, rows, env, counts).await?;
+    pool.close().await;
+    sqlx::query(&format!("DROP DATABASE {name}"))
+        .execute(&mut conn)
+        .await?;
+    Ok(run)
+}
+
+/// Starts the worker on `url` and waits until `rows` rows are delivered.
+async fn run_worker(
+    binary: &str,
+    pool: &PgPool,
+    url: &str,
+    webengage: &str,
+    rows: u64,
+    env: &[(&str, &str)],
+    counts: &Counts,
+) -> anyhow::Result<Run> {
     counts.calls.store(0, Ordering::Relaxed);
     counts.records.store(0, Ordering::Relaxed);
     counts
@@ -143,15 +182,10 @@ async fn drain(
         .clear();
 
     let started = Instant::now();
-    let mut worker = Worker(spawn_worker(binary, &url, webengage, env)?);
-    wait_delivered(&pool, rows, &mut worker.0).await?;
+    let mut worker = Worker(spawn_worker(binary, url, webengage, env)?);
+    wait_delivered(pool, rows, &mut worker.0).await?;
     let seconds = started.elapsed().as_secs_f64();
     drop(worker);
-
-    pool.close().await;
-    sqlx::query(&format!("DROP DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
     Ok(Run {
         seconds,
         calls: counts.calls.load(Ordering::Relaxed),
@@ -200,7 +234,10 @@ fn spawn_worker(
         .env("WEBENGAGE_BASE_URL", webengage)
         .env("WEBENGAGE_LICENSE_CODE", "bench")
         .env("WEBENGAGE_API_KEY", "bench-key")
-        .env("RUST_LOG", "warn")
+        .env(
+            "RUST_LOG",
+            std::env::var("DRAIN_LOG").unwrap_or_else(|_| "warn".to_owned()),
+        )
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .spawn()
