@@ -14,6 +14,7 @@ mod limits;
 mod loader;
 pub mod model;
 mod path;
+mod phone;
 pub mod registry;
 pub mod schema;
 mod star;

@@ -61,7 +61,7 @@ pub enum Transform {
     Boolean,
     Not,
     Email,
-    Phone(phonenumber::country::Id),
+    Phone(super::phone::Phone),
     DateTime {
         format: Option<String>,
         tz: TimeZone,
@@ -137,7 +137,10 @@ impl Transform {
             Transform::Boolean => to_bool(v).map(Value::Bool),
             Transform::Not => to_bool(v).map(|b| Value::Bool(!b)),
             Transform::Email => to_email(v),
-            Transform::Phone(region) => to_phone(v, *region),
+            Transform::Phone(phone) => phone
+                .to_e164(&need_text(v)?)
+                .map(Value::String)
+                .map_err(str::to_owned),
             Transform::DateTime { format, tz } => {
                 let ts = parse_datetime(&need_text(v)?, format.as_deref(), tz)?;
                 Ok(Value::String(webengage_time(ts)))
@@ -237,23 +240,6 @@ fn to_email(v: &Value) -> Result<Value, String> {
     } else {
         Err("not an e-mail address".to_owned())
     }
-}
-
-fn to_phone(v: &Value, region: phonenumber::country::Id) -> Result<Value, String> {
-    let text = need_text(v)?;
-    let number = phonenumber::parse(Some(region), text.trim())
-        .map_err(|_| "not a phone number".to_owned())?;
-    if !phonenumber::is_valid(&number) {
-        return Err("not a valid phone number".to_owned());
-    }
-    // E.164 is `+<country code><national number>`. Written directly: the crate's
-    // formatter matches the national formatting patterns first, even for E.164, which
-    // made it the largest single cost of mapping a record.
-    Ok(Value::String(format!(
-        "+{}{}",
-        number.country().code(),
-        number.national()
-    )))
 }
 
 /// WebEngage's timestamp format: `yyyy-MM-ddTHH:mm:ss+0000`, always in UTC.
@@ -460,7 +446,7 @@ fn compile_phone(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Transf
         .to_uppercase()
         .parse::<phonenumber::country::Id>()
     {
-        Ok(id) => Some(Transform::Phone(id)),
+        Ok(id) => Some(Transform::Phone(super::phone::Phone::new(id))),
         Err(_) => {
             ctx.err(
                 Pos::of(region),
