@@ -9,6 +9,7 @@ mod auth;
 mod check;
 mod compile;
 mod condition;
+mod datetime;
 mod eval;
 mod limits;
 mod loader;
@@ -114,9 +115,10 @@ impl SourceMapping {
         let key = key
             .first(record)
             .and_then(transform::text_of)
-            .filter(|k| !k.is_empty())?;
+            .filter(|k| !k.is_empty())?
+            .into_owned();
         let at = at.first(record).and_then(transform::text_of)?;
-        let ts = transform::parse_datetime(&at, None, &jiff::tz::TimeZone::UTC).ok()?;
+        let ts = datetime::parse_datetime(&at, None, &jiff::tz::TimeZone::UTC).ok()?;
         // Fixed width (nanoseconds always written) so that string order is time order.
         let at = format!(
             "{}.{:09}Z",

@@ -1,6 +1,7 @@
 //! Values: how a mapping computes one field from a record (literal, path, template,
 //! object, array, plus transform/map/default/required), compiled once and evaluated per record.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -78,8 +79,13 @@ pub struct Scope<'a> {
 
 impl Scope<'_> {
     pub fn warn(&mut self, field: impl fmt::Display, message: String) {
-        self.warnings
-            .push(format!("rule `{}`: {field} dropped: {message}", self.rule));
+        let warning = self.warning(field, message);
+        self.warnings.push(warning);
+    }
+
+    /// The text of a warning, for callers that hold it back to keep warnings in order.
+    pub fn warning(&self, field: impl fmt::Display, message: String) -> String {
+        format!("rule `{}`: {field} dropped: {message}", self.rule)
     }
 
     /// Records where `field` came from, in explain mode only (`from` is not called otherwise).
@@ -186,11 +192,12 @@ impl ValueSpec {
     /// required field has no value); other problems drop the field with a warning.
     pub fn eval(&self, scope: &mut Scope, field: &FieldPath) -> Result<Option<Value>, String> {
         // An empty CRM field is "no value": it is not converted (and warned about), only defaulted.
+        // A record's value is borrowed until the end: transforms read it and make their own.
         let mut value = self.source.eval(scope, field)?.filter(|v| !is_blank(v));
         for t in &self.transforms {
             let Some(v) = value.take() else { break };
             match t.apply(&v) {
-                Ok(out) => value = Some(out),
+                Ok(out) => value = Some(Cow::Owned(out)),
                 Err(reason) if self.required => {
                     return Err(format!(
                         "{field}: {} is {reason} (transform {})",
@@ -208,12 +215,12 @@ impl ValueSpec {
             let key = text_of(v);
             value = map
                 .iter()
-                .find(|(from, _)| Some(from) == key.as_ref())
-                .map(|(_, to)| to.clone());
+                .find(|(from, _)| Some(from.as_str()) == key.as_deref())
+                .map(|(_, to)| Cow::Owned(to.clone()));
         }
         let value = value.filter(|v| !is_blank(v));
         let defaulted = value.is_none();
-        let mut value = value.or_else(|| self.default.clone());
+        let mut value = value.map(Cow::into_owned).or_else(|| self.default.clone());
         if let Some(v) = &value
             && !matches!(self.source, Source::Object(_) | Source::Array(_))
             && let Err(reason) = scope.check_length(v)
@@ -295,21 +302,27 @@ impl Source {
         }
     }
 
-    fn eval(&self, scope: &mut Scope, field: &FieldPath) -> Result<Option<Value>, String> {
+    /// The value before transforms; borrowed when it is the record's own.
+    fn eval<'r>(
+        &self,
+        scope: &mut Scope<'r>,
+        field: &FieldPath,
+    ) -> Result<Option<Cow<'r, Value>>, String> {
+        let record: &'r Value = scope.record;
         Ok(match self {
-            Source::Literal(v) => Some(v.clone()),
+            Source::Literal(v) => Some(Cow::Owned(v.clone())),
             Source::Paths(paths) => paths
                 .iter()
-                .find_map(|p| p.first(scope.record).filter(|v| !v.is_null()))
-                .cloned(),
-            Source::Template(t) => t.render(scope.record).map(Value::String),
-            Source::Object(o) => o.eval(scope, field)?.map(Value::Object),
+                .find_map(|p| p.first(record).filter(|v| !v.is_null()))
+                .map(Cow::Borrowed),
+            Source::Template(t) => t.render(record).map(|s| Cow::Owned(Value::String(s))),
+            Source::Object(o) => o.eval(scope, field)?.map(|m| Cow::Owned(Value::Object(m))),
             Source::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     out.extend(item.eval(scope, &FieldPath::Index(field, i))?);
                 }
-                (!out.is_empty()).then_some(Value::Array(out))
+                (!out.is_empty()).then_some(Cow::Owned(Value::Array(out)))
             }
         })
     }
@@ -323,16 +336,31 @@ impl ObjectSpec {
         field: &FieldPath,
     ) -> Result<Option<Map<String, Value>>, String> {
         let mut out = Map::with_capacity(self.fields.len());
-        for (key, spec) in &self.fields {
-            if let Some(v) = spec.eval(scope, &FieldPath::Key(field, key))? {
-                out.insert(key.clone(), v);
-            }
-        }
+        self.eval_fields(scope, field, |_, key, v| {
+            out.insert(key.to_owned(), v);
+        })?;
         // Copies skip every explicit key, even one that produced no value: explicit keys win.
         if let Some(star) = &self.star {
             star.copy_into(scope, field, &self.fields, &mut out);
         }
         Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// Hands each explicit field that has a value to `place`, in order (the `"*"` copy is
+    /// the caller's): payloads place their fields themselves rather than re-inserting
+    /// them from an intermediate map.
+    pub fn eval_fields(
+        &self,
+        scope: &mut Scope,
+        field: &FieldPath,
+        mut place: impl FnMut(&mut Scope, &str, Value),
+    ) -> Result<(), String> {
+        for (key, spec) in &self.fields {
+            if let Some(v) = spec.eval(scope, &FieldPath::Key(field, key))? {
+                place(scope, key, v);
+            }
+        }
+        Ok(())
     }
 }
 
