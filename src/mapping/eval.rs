@@ -38,6 +38,8 @@ pub fn map_record(
             limit_strings: true,
         };
         match apply_rule(rule, &mut scope, received_at) {
+            // The first rule's list becomes the record's: no copy, no second allocation.
+            Ok(ops) if operations.is_empty() => operations = ops,
             Ok(ops) => operations.extend(ops),
             Err(why) => failures.push(format!("rule `{}` failed: {why}", rule.name)),
         }

@@ -17,6 +17,7 @@
 //! `phone/tests.rs` compares both with the crate on every region's example numbers and
 //! on generated ones. Nothing here remembers results: every record is parsed and checked.
 
+use std::borrow::Cow;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use phonenumber::country;
@@ -55,12 +56,16 @@ impl Phone {
     /// The number in E.164 (`+<country code><national number>`), or why not.
     pub fn to_e164(&self, text: &str) -> Result<String, &'static str> {
         let text = text.trim();
-        let (code, national) = match self.home.as_ref().and_then(|h| h.parse(text)) {
-            Some(parsed) => parsed.ok_or(NOT_A_NUMBER)?,
+        let mut buf = [0; 40];
+        let (code, national) = match self.home.as_ref().and_then(|h| h.parse(text, &mut buf)) {
+            Some(parsed) => parsed
+                .map(|(code, n)| (code, Cow::Borrowed(n)))
+                .ok_or(NOT_A_NUMBER)?,
             None => {
                 let number =
                     phonenumber::parse(Some(self.region), text).map_err(|_| NOT_A_NUMBER)?;
-                (number.country().code(), number.national().to_string())
+                let national = number.national().to_string();
+                (number.country().code(), Cow::Owned(national))
             }
         };
         if !valid(code, &national) {
@@ -299,7 +304,8 @@ impl Home {
 
     /// `None` when `text` is not one of the shapes handled here; else the crate's
     /// result: the country code and national number, or `None` where it fails.
-    fn parse(&self, text: &str) -> Option<Option<(u16, String)>> {
+    /// The digits are written to `buf`, which the national number is a suffix of.
+    fn parse<'b>(&self, text: &str, buf: &'b mut [u8; 40]) -> Option<Option<(u16, &'b str)>> {
         let bytes = text.as_bytes();
         let body = bytes.strip_prefix(b"+").unwrap_or(bytes);
         let plus = body.len() < bytes.len();
@@ -311,12 +317,6 @@ impl Home {
         if !shaped {
             return None;
         }
-        let digits = |s: &[u8]| -> String {
-            s.iter()
-                .filter(|b| b.is_ascii_digit())
-                .map(|b| char::from(*b))
-                .collect()
-        };
         // The crate tries RFC 3966 first; it takes no spaces, and `+` must end at a
         // dash: `+91-98…` is country code 91 then `-98…`, whatever follows.
         let rfc3966 = !body.contains(&b' ') && (!plus || body.contains(&b'-'));
@@ -334,19 +334,19 @@ impl Home {
             let code = std::str::from_utf8(prefix).ok()?.parse::<u16>().ok();
             return Some(
                 code.filter(|c| code_exists(*c))
-                    .and_then(|c| self.finish(c, digits(rest))),
+                    .and_then(|c| self.finish(c, digits(rest, buf)?)),
             );
         }
         if !viable(bytes) {
             return Some(None);
         }
-        let mut national = digits(body);
+        let mut national = digits(body, buf)?;
         let mut from = if plus { From::Plus } else { From::Default };
         if let Some(idd) = &self.international_prefix
             && let Some(m) = idd.find(&national)
             && !national[m.end()..].starts_with('0')
         {
-            national.drain(..m.end());
+            national = &national[m.end()..];
             from = From::Plus;
         }
         Some(match from {
@@ -356,24 +356,23 @@ impl Home {
     }
 
     /// The crate's `country_code` for a number that starts with its country code.
-    fn country_code(&self, mut national: String) -> Option<(u16, String)> {
+    fn country_code<'b>(&self, national: &'b str) -> Option<(u16, &'b str)> {
         if national.len() <= MIN_NSN || national.starts_with('0') {
             return None;
         }
         let len = (1..=3).find(|len| national[..*len].parse().is_ok_and(code_exists))?;
         let code = national[..len].parse().ok()?;
-        national.drain(..len);
-        self.finish(code, national)
+        self.finish(code, &national[len..])
     }
 
     /// The crate's `country_code` for a number without `+` or international prefix: it
     /// is national, unless it starts with the region's code and is not a possible
     /// national number as it stands.
-    fn default_country(&self, mut national: String) -> Option<(u16, String)> {
+    fn default_country<'b>(&self, mut national: &'b str) -> Option<(u16, &'b str)> {
         if national.starts_with(&self.code_text)
             && (!self.general_match(&national) || self.length(national.len()) != Length::Possible)
         {
-            national.drain(..self.code_text.len());
+            national = &national[self.code_text.len()..];
         }
         self.finish(self.code, national)
     }
@@ -400,7 +399,7 @@ impl Home {
     /// The rest of the crate's `parse_with`, once the country code is known: the default
     /// region's national prefix comes off (twice, as the crate does) unless that leaves
     /// too few digits, then the national number's limits.
-    fn finish(&self, code: u16, mut national: String) -> Option<(u16, String)> {
+    fn finish<'b>(&self, code: u16, mut national: &'b str) -> Option<(u16, &'b str)> {
         if let Some(prefix) = &self.national_prefix {
             let mut cut = 0;
             for _ in 0..2 {
@@ -409,7 +408,7 @@ impl Home {
                 }
             }
             if cut > 0 && self.length(national.len() - cut) != Length::TooShort {
-                national.drain(..cut);
+                national = &national[cut..];
             }
         }
         if !(MIN_NSN..=MAX_NSN).contains(&national.len()) {
@@ -419,6 +418,17 @@ impl Home {
         let value: u64 = national.trim_start_matches('0').parse().ok()?;
         (value < 1 << 56).then_some((code, national))
     }
+}
+
+/// The digits of `s` (what the crate's normalisation leaves of the shapes parsed here),
+/// written to `buf`; `None` when they do not fit, and the crate parses the number.
+fn digits<'b>(s: &[u8], buf: &'b mut [u8; 40]) -> Option<&'b str> {
+    let mut n = 0;
+    for d in s.iter().filter(|b| b.is_ascii_digit()) {
+        *buf.get_mut(n)? = *d;
+        n += 1;
+    }
+    std::str::from_utf8(&buf[..n]).ok()
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::check::Ctx;
 use super::model::{Node, Pos, SNode, get};
-use super::path::CompiledPath;
+use super::path::{CompiledPath, same};
 use super::value::{FieldPath, Scope, ValueSpec, show};
 
 pub(super) const KEYS: &[&str] = &[
@@ -25,6 +25,14 @@ pub enum Rename {
     Keep,
     SnakeCase,
     CamelCase,
+}
+
+/// The fields one record gives a copy: bit `i` of `first` for its `i`-th field (fields
+/// past the 128th are tested as they are copied); `count` of them in those bits.
+pub struct Selection<'r> {
+    source: Option<&'r Map<String, Value>>,
+    first: u128,
+    pub count: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -78,24 +86,53 @@ impl StarCopy {
         })
     }
 
-    /// Copies the matching fields into `out`, skipping names an explicit key defines.
+    /// Chooses the fields of `record` to copy. Done before the object is made, so it is
+    /// made with room for them: a map that grows reallocates its entries (about a hundred
+    /// bytes each) and rehashes.
+    pub fn select<'r>(&self, record: &'r Value) -> Selection<'r> {
+        let source = match self.from.first(record) {
+            Some(Value::Object(source)) => Some(source),
+            _ => None,
+        };
+        let (mut first, mut count) = (0u128, 0);
+        for (i, (name, value)) in source.iter().copied().flatten().enumerate().take(128) {
+            if self.wanted(name, value) {
+                first |= 1 << i;
+                count += 1;
+            }
+        }
+        Selection {
+            source,
+            first,
+            count,
+        }
+    }
+
+    /// Copies the selected fields into `out`, skipping names an explicit key defines.
     pub fn copy_into(
         &self,
         scope: &mut Scope,
         field: &FieldPath,
         explicit: &[(String, ValueSpec)],
+        selection: Selection,
         out: &mut Map<String, Value>,
     ) {
-        let Some(Value::Object(source)) = self.from.first(scope.record) else {
+        let Some(source) = selection.source else {
             return;
         };
-        for (name, value) in source {
-            let blank = value.is_null() || value.as_str() == Some("");
-            if blank || !self.selects(name) {
+        for (i, (name, value)) in source.iter().enumerate() {
+            let wanted = match selection.first.checked_shr(i as u32) {
+                Some(bits) if i < 128 => bits & 1 == 1,
+                _ => self.wanted(name, value),
+            };
+            if !wanted {
                 continue;
             }
             let target = self.rename(name);
-            if explicit.iter().any(|(k, _)| *k == target) {
+            if explicit
+                .iter()
+                .any(|(k, _)| same(k.as_bytes(), target.as_bytes()))
+            {
                 continue;
             }
             match crate::webengage::rules::check_name(&target) {
@@ -114,6 +151,11 @@ impl StarCopy {
                 ),
             }
         }
+    }
+
+    /// A non-blank field whose name the patterns select.
+    fn wanted(&self, name: &str, value: &Value) -> bool {
+        !(value.is_null() || value.as_str() == Some("")) && self.selects(name)
     }
 
     fn selects(&self, name: &str) -> bool {
@@ -162,6 +204,17 @@ fn recase(name: &str, rename: Rename, out: &mut String) {
             }
         }
         prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        if c.is_ascii() {
+            // Most names: no case tables needed.
+            let lower = c.to_ascii_lowercase();
+            let camel_start = rename == Rename::CamelCase && starts_word && words > 1;
+            out.push(if camel_start {
+                lower.to_ascii_uppercase()
+            } else {
+                lower
+            });
+            continue;
+        }
         for (i, lower) in c.to_lowercase().enumerate() {
             if rename == Rename::CamelCase && starts_word && words > 1 && i == 0 {
                 out.extend(lower.to_uppercase());
@@ -225,22 +278,24 @@ impl Glob {
     }
 
     fn matches(&self, name: &str) -> bool {
+        let name = name.as_bytes();
         match self {
             Glob::Simple {
                 prefix,
                 star: false,
                 ..
-            } => name == prefix,
+            } => same(name, prefix.as_bytes()),
             Glob::Simple {
                 prefix,
                 suffix,
                 star: true,
             } => {
+                let (prefix, suffix) = (prefix.as_bytes(), suffix.as_bytes());
                 name.len() >= prefix.len() + suffix.len()
-                    && name.starts_with(prefix.as_str())
-                    && name.ends_with(suffix.as_str())
+                    && same(&name[..prefix.len()], prefix)
+                    && same(&name[name.len() - suffix.len()..], suffix)
             }
-            Glob::General(p) => glob_chars(p, name),
+            Glob::General(p) => std::str::from_utf8(name).is_ok_and(|n| glob_chars(p, n)),
         }
     }
 }

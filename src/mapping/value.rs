@@ -335,13 +335,15 @@ impl ObjectSpec {
         scope: &mut Scope,
         field: &FieldPath,
     ) -> Result<Option<Map<String, Value>>, String> {
-        let mut out = Map::with_capacity(self.fields.len());
+        let copies = self.star.as_ref().map(|s| (s, s.select(scope.record)));
+        let room = copies.as_ref().map_or(0, |(_, c)| c.count);
+        let mut out = Map::with_capacity(self.fields.len() + room);
         self.eval_fields(scope, field, |_, key, v| {
             out.insert(key.to_owned(), v);
         })?;
         // Copies skip every explicit key, even one that produced no value: explicit keys win.
-        if let Some(star) = &self.star {
-            star.copy_into(scope, field, &self.fields, &mut out);
+        if let Some((star, selection)) = copies {
+            star.copy_into(scope, field, &self.fields, selection, &mut out);
         }
         Ok((!out.is_empty()).then_some(out))
     }
