@@ -67,21 +67,27 @@ fn apply_rule(
     scope: &mut Scope,
     received_at: Timestamp,
 ) -> Result<Vec<Operation>, String> {
-    let mut ops = Vec::new();
-    let mut user_identity: Option<(&str, Value)> = None;
-    if let Some(spec) = &rule.user {
-        let body = user_body(spec, scope)?;
-        user_identity = identity(&body);
-        ops.push(op(rule, OperationKind::User, body));
-    }
+    let user = match &rule.user {
+        Some(spec) => Some(user_body(spec, scope)?),
+        None => None,
+    };
+    // Events and the transaction borrow the user's identity; the user's operation
+    // still comes first.
+    let user_identity = user.as_ref().and_then(identity);
+    let mut ops = Vec::with_capacity(
+        usize::from(user.is_some()) + rule.events.len() + usize::from(rule.transaction.is_some()),
+    );
     for spec in &rule.events {
-        let body = event_body(spec, scope, user_identity.as_ref(), received_at)?;
+        let body = event_body(spec, scope, user_identity, received_at)?;
         ops.push(op(rule, OperationKind::Event, body));
     }
     if let Some(spec) = &rule.transaction {
         scope.limit_strings = false;
-        let body = transaction_body(spec, scope, user_identity.as_ref())?;
+        let body = transaction_body(spec, scope, user_identity)?;
         ops.push(op(rule, OperationKind::Transaction, body));
+    }
+    if let Some(body) = user {
+        ops.insert(0, op(rule, OperationKind::User, body));
     }
     Ok(ops)
 }
@@ -94,14 +100,14 @@ fn op(rule: &Rule, kind: OperationKind, body: Map<String, Value>) -> Operation {
     }
 }
 
-fn identity(body: &Map<String, Value>) -> Option<(&'static str, Value)> {
+fn identity(body: &Map<String, Value>) -> Option<(&'static str, &Value)> {
     ["userId", "anonymousId"]
         .into_iter()
-        .find_map(|k| body.get(k).map(|v| (k, v.clone())))
+        .find_map(|k| body.get(k).map(|v| (k, v)))
 }
 
-fn has_identity(body: &Map<String, Value>) -> bool {
-    body.contains_key("userId") || body.contains_key("anonymousId")
+fn is_identity(key: &str) -> bool {
+    key == "userId" || key == "anonymousId"
 }
 
 /// Payloads have no `"*"` copy (the compiler refuses one there), so their fields are
@@ -111,7 +117,7 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
     // WebEngage's checks of the standard fields come after every field is evaluated:
     // their warnings, and a bad userId, wait until then.
     let mut checks: Vec<String> = Vec::new();
-    let mut bad_id = None;
+    let (mut bad_id, mut identified) = (None, false);
     spec.eval_fields(scope, &FieldPath::Root("user"), |scope, key, value| {
         if key == "attributes" {
             body.insert(key.to_owned(), value);
@@ -127,9 +133,10 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
         };
         match value.map(|v| rules::check_user_field(key, v)) {
             Ok(Ok(v)) => {
+                identified |= is_identity(key);
                 body.insert(key.to_owned(), v);
             }
-            Ok(Err(e)) if key == "userId" || key == "anonymousId" => {
+            Ok(Err(e)) if is_identity(key) => {
                 bad_id = Some(format!("user.{key}: {e}"));
             }
             Ok(Err(e)) => checks.push(scope.warning(format_args!("user.{key}"), e)),
@@ -140,7 +147,7 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
     if let Some(e) = bad_id {
         return Err(e);
     }
-    if !has_identity(&body) {
+    if !identified {
         return Err("user has neither userId nor anonymousId for this record".to_owned());
     }
     Ok(body)
@@ -149,12 +156,12 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
 fn event_body(
     spec: &ObjectSpec,
     scope: &mut Scope,
-    user: Option<&(&str, Value)>,
+    user: Option<(&str, &Value)>,
     received_at: Timestamp,
 ) -> Result<Map<String, Value>, String> {
     // eventTime and eventData go last, whatever the mapping's order.
     let mut body = Map::with_capacity(spec.fields.len() + 2);
-    let (mut time, mut data) = (None, None);
+    let (mut time, mut data, mut identified) = (None, None, false);
     spec.eval_fields(
         scope,
         &FieldPath::Root("event"),
@@ -162,6 +169,7 @@ fn event_body(
             "eventTime" => time = Some(value),
             "eventData" => data = Some(value),
             _ => {
+                identified |= is_identity(key);
                 body.insert(key.to_owned(), value);
             }
         },
@@ -172,12 +180,12 @@ fn event_body(
         None => return Err("event.eventName has no value for this record".to_owned()),
     };
     rules::check_name(name).map_err(|e| format!("event.eventName: {e}"))?;
-    if !has_identity(&body) {
+    if !identified {
         let (key, id) = user.ok_or("event has no userId (and the rule has no user with one)")?;
         scope.explain(format_args!("event.{key}"), id, || {
             format!("the rule's user.{key}")
         });
-        body.shift_insert(0, (*key).to_owned(), id.clone());
+        body.shift_insert(0, key.to_owned(), id.clone());
     }
     let time = time
         .and_then(|t| {
@@ -202,7 +210,7 @@ fn event_body(
 fn transaction_body(
     spec: &ObjectSpec,
     scope: &mut Scope,
-    user: Option<&(&str, Value)>,
+    user: Option<(&str, &Value)>,
 ) -> Result<Map<String, Value>, String> {
     let mut body = spec
         .eval(scope, &FieldPath::Root("transaction"))?

@@ -343,7 +343,7 @@ impl Home {
         let mut national = digits(body, buf)?;
         let mut from = if plus { From::Plus } else { From::Default };
         if let Some(idd) = &self.international_prefix
-            && let Some(m) = idd.find(&national)
+            && let Some(m) = idd.find(national)
             && !national[m.end()..].starts_with('0')
         {
             national = &national[m.end()..];
@@ -370,7 +370,7 @@ impl Home {
     /// national number as it stands.
     fn default_country<'b>(&self, mut national: &'b str) -> Option<(u16, &'b str)> {
         if national.starts_with(&self.code_text)
-            && (!self.general_match(&national) || self.length(national.len()) != Length::Possible)
+            && (!self.general_match(national) || self.length(national.len()) != Length::Possible)
         {
             national = &national[self.code_text.len()..];
         }

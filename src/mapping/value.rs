@@ -191,6 +191,15 @@ impl ValueSpec {
     /// The field's value, `None` when it is left out. `Err` means the rule fails (a
     /// required field has no value); other problems drop the field with a warning.
     pub fn eval(&self, scope: &mut Scope, field: &FieldPath) -> Result<Option<Value>, String> {
+        // Most fields are a path copied as it is: returned without moving the value
+        // through the general steps below (each move of a 72-byte Value showed in perf).
+        if let Some(v) = self.plain_path(scope.record)
+            && scope.check_length(v).is_ok()
+        {
+            let record = scope.record;
+            scope.explain(field, v, || self.origin(record, false));
+            return Ok(Some(v.clone()));
+        }
         // An empty CRM field is "no value": it is not converted (and warned about), only defaulted.
         // A record's value is borrowed until the end: transforms read it and make their own.
         let mut value = self.source.eval(scope, field)?.filter(|v| !is_blank(v));
@@ -244,6 +253,21 @@ impl ValueSpec {
             scope.explain(field, v, || self.origin(record, defaulted));
         }
         Ok(value)
+    }
+
+    /// The value of a field that is only a path (no transform, no map), when the
+    /// record has one that is not blank.
+    fn plain_path<'r>(&self, record: &'r Value) -> Option<&'r Value> {
+        let Source::Paths(paths) = &self.source else {
+            return None;
+        };
+        if !self.transforms.is_empty() || self.map.is_some() {
+            return None;
+        }
+        paths
+            .iter()
+            .find_map(|p| p.first(record).filter(|v| !v.is_null()))
+            .filter(|v| !is_blank(v))
     }
 
     /// Where a value came from, in words: the path that matched, the template, the
