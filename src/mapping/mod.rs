@@ -19,6 +19,7 @@ mod phone;
 pub mod registry;
 pub mod schema;
 mod star;
+mod template;
 pub mod testing;
 mod transform;
 mod value;
