@@ -66,7 +66,8 @@ impl CompiledPath {
 /// mapping a record. Records of one CRM list their fields in the same order, so the
 /// key at the remembered position is compared first and the hashed lookup is only the
 /// fallback. Only the position is remembered, never a value: every lookup reads the
-/// record it is given, and a record in another order costs one comparison more.
+/// record it is given, and a record in another order costs one key comparison and a
+/// scan of entry addresses more.
 #[derive(Debug)]
 pub struct Member {
     name: String,
@@ -160,6 +161,23 @@ mod tests {
             CompiledPath::compile("$").expect("compiles").first(&v),
             Some(&v)
         );
+    }
+
+    #[test]
+    fn remembered_positions_never_change_what_is_found() {
+        let path = CompiledPath::compile("$.b").expect("compiles");
+        let records = [
+            (json!({"a": 1, "b": 2}), Some(json!(2))),
+            (json!({"b": 3, "a": 4}), Some(json!(3))),
+            (json!({"b": 5}), Some(json!(5))),
+            (json!({"a": 6}), None),
+            (json!({"a": 7, "c": 8}), None),
+            (json!({"a": 9, "b": 10}), Some(json!(10))),
+            (json!([1, 2]), None),
+        ];
+        for (record, want) in records {
+            assert_eq!(path.first(&record), want.as_ref(), "{record}");
+        }
     }
 
     #[test]
