@@ -8,7 +8,7 @@ use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 
 use super::compile::Rule;
-use super::transform::{parse_datetime, webengage_time};
+use super::datetime::{is_exact_webengage_time, parse_datetime, webengage_time};
 use super::value::{FieldPath, ObjectSpec, Scope, show};
 use super::{MappedRecord, Provenance, RecordStatus};
 use crate::webengage::rules;
@@ -38,6 +38,8 @@ pub fn map_record(
             limit_strings: true,
         };
         match apply_rule(rule, &mut scope, received_at) {
+            // The first rule's list becomes the record's: no copy, no second allocation.
+            Ok(ops) if operations.is_empty() => operations = ops,
             Ok(ops) => operations.extend(ops),
             Err(why) => failures.push(format!("rule `{}` failed: {why}", rule.name)),
         }
@@ -65,21 +67,27 @@ fn apply_rule(
     scope: &mut Scope,
     received_at: Timestamp,
 ) -> Result<Vec<Operation>, String> {
-    let mut ops = Vec::new();
-    let mut user_identity: Option<(&str, Value)> = None;
-    if let Some(spec) = &rule.user {
-        let body = user_body(spec, scope)?;
-        user_identity = identity(&body);
-        ops.push(op(rule, OperationKind::User, body));
-    }
+    let user = match &rule.user {
+        Some(spec) => Some(user_body(spec, scope)?),
+        None => None,
+    };
+    // Events and the transaction borrow the user's identity; the user's operation
+    // still comes first.
+    let user_identity = user.as_ref().and_then(identity);
+    let mut ops = Vec::with_capacity(
+        usize::from(user.is_some()) + rule.events.len() + usize::from(rule.transaction.is_some()),
+    );
     for spec in &rule.events {
-        let body = event_body(spec, scope, user_identity.as_ref(), received_at)?;
+        let body = event_body(spec, scope, user_identity, received_at)?;
         ops.push(op(rule, OperationKind::Event, body));
     }
     if let Some(spec) = &rule.transaction {
         scope.limit_strings = false;
-        let body = transaction_body(spec, scope, user_identity.as_ref())?;
+        let body = transaction_body(spec, scope, user_identity)?;
         ops.push(op(rule, OperationKind::Transaction, body));
+    }
+    if let Some(body) = user {
+        ops.insert(0, op(rule, OperationKind::User, body));
     }
     Ok(ops)
 }
@@ -92,39 +100,54 @@ fn op(rule: &Rule, kind: OperationKind, body: Map<String, Value>) -> Operation {
     }
 }
 
-fn identity(body: &Map<String, Value>) -> Option<(&'static str, Value)> {
+fn identity(body: &Map<String, Value>) -> Option<(&'static str, &Value)> {
     ["userId", "anonymousId"]
         .into_iter()
-        .find_map(|k| body.get(k).map(|v| (k, v.clone())))
+        .find_map(|k| body.get(k).map(|v| (k, v)))
 }
 
+fn is_identity(key: &str) -> bool {
+    key == "userId" || key == "anonymousId"
+}
+
+/// Payloads have no `"*"` copy (the compiler refuses one there), so their fields are
+/// placed straight into the body.
 fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>, String> {
-    let raw = spec
-        .eval(scope, &FieldPath::Root("user"))?
-        .unwrap_or_default();
-    let mut body = Map::with_capacity(raw.len());
-    for (key, value) in raw {
+    let mut body = Map::with_capacity(spec.fields.len());
+    // WebEngage's checks of the standard fields come after every field is evaluated:
+    // their warnings, and a bad userId, wait until then.
+    let mut checks: Vec<String> = Vec::new();
+    let (mut bad_id, mut identified) = (None, false);
+    spec.eval_fields(scope, &FieldPath::Root("user"), |scope, key, value| {
         if key == "attributes" {
-            body.insert(key, value);
-            continue;
+            body.insert(key.to_owned(), value);
+            return;
+        }
+        if bad_id.is_some() {
+            return;
         }
         let value = if key == "birthDate" {
-            normalise_time(scope, "user.birthDate", value)
+            normalise_time(value).map_err(|e| checks.push(scope.warning("user.birthDate", e)))
         } else {
-            Some(value)
+            Ok(value)
         };
-        match value.map(|v| rules::check_user_field(&key, v)) {
-            Some(Ok(v)) => {
-                body.insert(key, v);
+        match value.map(|v| rules::check_user_field(key, v)) {
+            Ok(Ok(v)) => {
+                identified |= is_identity(key);
+                body.insert(key.to_owned(), v);
             }
-            Some(Err(e)) if key == "userId" || key == "anonymousId" => {
-                return Err(format!("user.{key}: {e}"));
+            Ok(Err(e)) if is_identity(key) => {
+                bad_id = Some(format!("user.{key}: {e}"));
             }
-            Some(Err(e)) => scope.warn(format!("user.{key}"), e),
-            None => {}
+            Ok(Err(e)) => checks.push(scope.warning(format_args!("user.{key}"), e)),
+            Err(()) => {}
         }
+    })?;
+    scope.warnings.append(&mut checks);
+    if let Some(e) = bad_id {
+        return Err(e);
     }
-    if identity(&body).is_none() {
+    if !identified {
         return Err("user has neither userId nor anonymousId for this record".to_owned());
     }
     Ok(body)
@@ -133,28 +156,43 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
 fn event_body(
     spec: &ObjectSpec,
     scope: &mut Scope,
-    user: Option<&(&str, Value)>,
+    user: Option<(&str, &Value)>,
     received_at: Timestamp,
 ) -> Result<Map<String, Value>, String> {
-    let mut body = spec
-        .eval(scope, &FieldPath::Root("event"))?
-        .unwrap_or_default();
+    // eventTime and eventData go last, whatever the mapping's order.
+    let mut body = Map::with_capacity(spec.fields.len() + 2);
+    let (mut time, mut data, mut identified) = (None, None, false);
+    spec.eval_fields(
+        scope,
+        &FieldPath::Root("event"),
+        |_, key, value| match key {
+            "eventTime" => time = Some(value),
+            "eventData" => data = Some(value),
+            _ => {
+                identified |= is_identity(key);
+                body.insert(key.to_owned(), value);
+            }
+        },
+    )?;
     let name = match body.get("eventName") {
-        Some(Value::String(n)) => n.clone(),
+        Some(Value::String(n)) => n,
         Some(other) => return Err(format!("event.eventName must be text, got {}", show(other))),
         None => return Err("event.eventName has no value for this record".to_owned()),
     };
-    rules::check_name(&name).map_err(|e| format!("event.eventName: {e}"))?;
-    if identity(&body).is_none() {
+    rules::check_name(name).map_err(|e| format!("event.eventName: {e}"))?;
+    if !identified {
         let (key, id) = user.ok_or("event has no userId (and the rule has no user with one)")?;
         scope.explain(format_args!("event.{key}"), id, || {
             format!("the rule's user.{key}")
         });
-        body.shift_insert(0, (*key).to_owned(), id.clone());
+        body.shift_insert(0, key.to_owned(), id.clone());
     }
-    let time = body
-        .shift_remove("eventTime")
-        .and_then(|t| normalise_time(scope, "event.eventTime", t))
+    let time = time
+        .and_then(|t| {
+            normalise_time(t)
+                .map_err(|e| scope.warn("event.eventTime", e))
+                .ok()
+        })
         .unwrap_or_else(|| {
             let t = Value::String(webengage_time(received_at));
             scope.explain("event.eventTime", &t, || {
@@ -163,7 +201,7 @@ fn event_body(
             t
         });
     body.insert("eventTime".to_owned(), time);
-    if let Some(data) = body.shift_remove("eventData") {
+    if let Some(data) = data {
         body.insert("eventData".to_owned(), data);
     }
     Ok(body)
@@ -172,7 +210,7 @@ fn event_body(
 fn transaction_body(
     spec: &ObjectSpec,
     scope: &mut Scope,
-    user: Option<&(&str, Value)>,
+    user: Option<(&str, &Value)>,
 ) -> Result<Map<String, Value>, String> {
     let mut body = spec
         .eval(scope, &FieldPath::Root("transaction"))?
@@ -199,17 +237,14 @@ fn transaction_body(
 }
 
 /// Dates must reach WebEngage as `yyyy-MM-ddTHH:mm:ss+0000`; anything the datetime
-/// transform understands is converted, anything else is dropped with a warning.
-fn normalise_time(scope: &mut Scope, field: &str, value: Value) -> Option<Value> {
-    let text = value.as_str().map(str::to_owned);
-    match text
-        .as_deref()
-        .map(|t| parse_datetime(t, None, &TimeZone::UTC))
-    {
-        Some(Ok(ts)) => Some(Value::String(webengage_time(ts))),
-        _ => {
-            scope.warn(field, format!("{} is not a date/time", show(&value)));
-            None
-        }
+/// transform understands is converted, anything else is refused with the warning's text.
+fn normalise_time(value: Value) -> Result<Value, String> {
+    match value.as_str() {
+        // What the datetime transform wrote: converting it again would give it back.
+        Some(text) if is_exact_webengage_time(text) => Ok(value),
+        Some(text) => parse_datetime(text, None, &TimeZone::UTC)
+            .map(|ts| Value::String(webengage_time(ts)))
+            .map_err(|_| format!("{} is not a date/time", show(&value))),
+        None => Err(format!("{} is not a date/time", show(&value))),
     }
 }

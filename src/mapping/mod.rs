@@ -9,14 +9,17 @@ mod auth;
 mod check;
 mod compile;
 mod condition;
+mod datetime;
 mod eval;
 mod limits;
 mod loader;
 pub mod model;
 mod path;
+mod phone;
 pub mod registry;
 pub mod schema;
 mod star;
+mod template;
 pub mod testing;
 mod transform;
 mod value;
@@ -113,9 +116,10 @@ impl SourceMapping {
         let key = key
             .first(record)
             .and_then(transform::text_of)
-            .filter(|k| !k.is_empty())?;
+            .filter(|k| !k.is_empty())?
+            .into_owned();
         let at = at.first(record).and_then(transform::text_of)?;
-        let ts = transform::parse_datetime(&at, None, &jiff::tz::TimeZone::UTC).ok()?;
+        let ts = datetime::parse_datetime(&at, None, &jiff::tz::TimeZone::UTC).ok()?;
         // Fixed width (nanoseconds always written) so that string order is time order.
         let at = format!(
             "{}.{:09}Z",

@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 
 use super::check::Ctx;
 use super::model::{Node, Pos, SNode, get};
-use super::path::CompiledPath;
+use super::path::{CompiledPath, same};
 use super::value::{FieldPath, Scope, ValueSpec, show};
 
 pub(super) const KEYS: &[&str] = &[
@@ -25,6 +25,14 @@ pub enum Rename {
     Keep,
     SnakeCase,
     CamelCase,
+}
+
+/// The fields one record gives a copy: bit `i` of `first` for its `i`-th field (fields
+/// past the 128th are tested as they are copied); `count` of them in those bits.
+pub struct Selection<'r> {
+    source: Option<&'r Map<String, Value>>,
+    first: u128,
+    pub count: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -78,24 +86,53 @@ impl StarCopy {
         })
     }
 
-    /// Copies the matching fields into `out`, skipping names an explicit key defines.
+    /// Chooses the fields of `record` to copy. Done before the object is made, so it is
+    /// made with room for them: a map that grows reallocates its entries (about a hundred
+    /// bytes each) and rehashes.
+    pub fn select<'r>(&self, record: &'r Value) -> Selection<'r> {
+        let source = match self.from.first(record) {
+            Some(Value::Object(source)) => Some(source),
+            _ => None,
+        };
+        let (mut first, mut count) = (0u128, 0);
+        for (i, (name, value)) in source.iter().copied().flatten().enumerate().take(128) {
+            if self.wanted(name, value) {
+                first |= 1 << i;
+                count += 1;
+            }
+        }
+        Selection {
+            source,
+            first,
+            count,
+        }
+    }
+
+    /// Copies the selected fields into `out`, skipping names an explicit key defines.
     pub fn copy_into(
         &self,
         scope: &mut Scope,
         field: &FieldPath,
         explicit: &[(String, ValueSpec)],
+        selection: Selection,
         out: &mut Map<String, Value>,
     ) {
-        let Some(Value::Object(source)) = self.from.first(scope.record) else {
+        let Some(source) = selection.source else {
             return;
         };
-        for (name, value) in source {
-            let blank = value.is_null() || value.as_str() == Some("");
-            if blank || !self.selects(name) {
+        for (i, (name, value)) in source.iter().enumerate() {
+            let wanted = match selection.first.checked_shr(i as u32) {
+                Some(bits) if i < 128 => bits & 1 == 1,
+                _ => self.wanted(name, value),
+            };
+            if !wanted {
                 continue;
             }
             let target = self.rename(name);
-            if explicit.iter().any(|(k, _)| *k == target) {
+            if explicit
+                .iter()
+                .any(|(k, _)| same(k.as_bytes(), target.as_bytes()))
+            {
                 continue;
             }
             match crate::webengage::rules::check_name(&target) {
@@ -116,6 +153,11 @@ impl StarCopy {
         }
     }
 
+    /// A non-blank field whose name the patterns select.
+    fn wanted(&self, name: &str, value: &Value) -> bool {
+        !(value.is_null() || value.as_str() == Some("")) && self.selects(name)
+    }
+
     fn selects(&self, name: &str) -> bool {
         (self.include.is_empty() || self.include.iter().any(|g| g.matches(name)))
             && !self.exclude.iter().any(|g| g.matches(name))
@@ -129,12 +171,57 @@ impl StarCopy {
         if let Some(s) = self.strip_suffix.as_deref() {
             n = n.strip_suffix(s).unwrap_or(n);
         }
-        let cased = match self.rename {
-            Rename::Keep => n.to_owned(),
-            Rename::SnakeCase => words(n).join("_"),
-            Rename::CamelCase => camel(&words(n)),
-        };
-        format!("{}{cased}", self.prefix.as_deref().unwrap_or(""))
+        let prefix = self.prefix.as_deref().unwrap_or("");
+        let mut out = String::with_capacity(prefix.len() + n.len() + 4);
+        out.push_str(prefix);
+        recase(n, self.rename, &mut out);
+        out
+    }
+}
+
+/// Writes `name` recased onto `out`. Words are split at `_`, `-`, spaces and
+/// lower→upper case changes and lowercased; snake_case joins them with `_`, camelCase
+/// capitalises all but the first. Written in one pass: every copied field of every
+/// record is renamed.
+fn recase(name: &str, rename: Rename, out: &mut String) {
+    if rename == Rename::Keep {
+        out.push_str(name);
+        return;
+    }
+    let (mut words, mut in_word, mut prev_lower) = (0, false, false);
+    for c in name.chars() {
+        if c == '_' || c == '-' || c.is_whitespace() {
+            in_word = false;
+            prev_lower = false;
+            continue;
+        }
+        let starts_word = !in_word || (c.is_uppercase() && prev_lower);
+        if starts_word {
+            words += 1;
+            in_word = true;
+            if rename == Rename::SnakeCase && words > 1 {
+                out.push('_');
+            }
+        }
+        prev_lower = c.is_lowercase() || c.is_ascii_digit();
+        if c.is_ascii() {
+            // Most names: no case tables needed.
+            let lower = c.to_ascii_lowercase();
+            let camel_start = rename == Rename::CamelCase && starts_word && words > 1;
+            out.push(if camel_start {
+                lower.to_ascii_uppercase()
+            } else {
+                lower
+            });
+            continue;
+        }
+        for (i, lower) in c.to_lowercase().enumerate() {
+            if rename == Rename::CamelCase && starts_word && words > 1 && i == 0 {
+                out.extend(lower.to_uppercase());
+            } else {
+                out.push(lower);
+            }
+        }
     }
 }
 
@@ -191,22 +278,24 @@ impl Glob {
     }
 
     fn matches(&self, name: &str) -> bool {
+        let name = name.as_bytes();
         match self {
             Glob::Simple {
                 prefix,
                 star: false,
                 ..
-            } => name == prefix,
+            } => same(name, prefix.as_bytes()),
             Glob::Simple {
                 prefix,
                 suffix,
                 star: true,
             } => {
+                let (prefix, suffix) = (prefix.as_bytes(), suffix.as_bytes());
                 name.len() >= prefix.len() + suffix.len()
-                    && name.starts_with(prefix.as_str())
-                    && name.ends_with(suffix.as_str())
+                    && same(&name[..prefix.len()], prefix)
+                    && same(&name[name.len() - suffix.len()..], suffix)
             }
-            Glob::General(p) => glob_chars(p, name),
+            Glob::General(p) => std::str::from_utf8(name).is_ok_and(|n| glob_chars(p, n)),
         }
     }
 }
@@ -239,42 +328,6 @@ fn glob_chars(p: &[char], name: &str) -> bool {
     p[pi..].iter().all(|c| *c == '*')
 }
 
-/// Lowercase words of a name: split at `_`, `-`, spaces and lower→upper case changes.
-fn words(name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut current = String::new();
-    let mut prev_lower = false;
-    for c in name.chars() {
-        if c == '_' || c == '-' || c.is_whitespace() {
-            out.extend((!current.is_empty()).then(|| std::mem::take(&mut current)));
-            prev_lower = false;
-            continue;
-        }
-        if c.is_uppercase() && prev_lower {
-            out.push(std::mem::take(&mut current));
-        }
-        prev_lower = c.is_lowercase() || c.is_ascii_digit();
-        current.extend(c.to_lowercase());
-    }
-    out.extend((!current.is_empty()).then_some(current));
-    out
-}
-
-fn camel(words: &[String]) -> String {
-    let mut out = String::new();
-    for (i, w) in words.iter().enumerate() {
-        let mut chars = w.chars();
-        match chars.next() {
-            Some(first) if i > 0 => {
-                out.extend(first.to_uppercase());
-                out.push_str(chars.as_str());
-            }
-            _ => out.push_str(w),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,12 +346,74 @@ mod tests {
         assert!(glob("*", "anything") && glob("é*", "été"));
     }
 
+    fn recased(name: &str, rename: Rename) -> String {
+        let mut out = String::new();
+        recase(name, rename, &mut out);
+        out
+    }
+
     #[test]
     fn names_are_recased() {
-        assert_eq!(words("Course_Interest").join("_"), "course_interest");
-        assert_eq!(words("WhatsApp_Number").join("_"), "whats_app_number");
-        assert_eq!(words("ProductInterest").join("_"), "product_interest");
-        assert_eq!(camel(&words("Preferred_Batch")), "preferredBatch");
-        assert_eq!(words("Custom_1").join("_"), "custom_1");
+        let snake = |n| recased(n, Rename::SnakeCase);
+        assert_eq!(snake("Course_Interest"), "course_interest");
+        assert_eq!(snake("WhatsApp_Number"), "whats_app_number");
+        assert_eq!(snake("ProductInterest"), "product_interest");
+        assert_eq!(
+            recased("Preferred_Batch", Rename::CamelCase),
+            "preferredBatch"
+        );
+        assert_eq!(snake("Custom_1"), "custom_1");
+        assert_eq!(snake("__a--B  c"), "a_b_c");
+        assert_eq!(
+            recased("x_İstanbul_ßig", Rename::CamelCase),
+            "xI\u{307}stanbulSSig"
+        );
+    }
+
+    // The first implementation, words first: the one-pass writer must agree with it.
+
+    /// Lowercase words of a name: split at `_`, `-`, spaces and lower→upper case changes.
+    fn words(name: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut current = String::new();
+        let mut prev_lower = false;
+        for c in name.chars() {
+            if c == '_' || c == '-' || c.is_whitespace() {
+                out.extend((!current.is_empty()).then(|| std::mem::take(&mut current)));
+                prev_lower = false;
+                continue;
+            }
+            if c.is_uppercase() && prev_lower {
+                out.push(std::mem::take(&mut current));
+            }
+            prev_lower = c.is_lowercase() || c.is_ascii_digit();
+            current.extend(c.to_lowercase());
+        }
+        out.extend((!current.is_empty()).then_some(current));
+        out
+    }
+
+    fn camel(words: &[String]) -> String {
+        let mut out = String::new();
+        for (i, w) in words.iter().enumerate() {
+            let mut chars = w.chars();
+            match chars.next() {
+                Some(first) if i > 0 => {
+                    out.extend(first.to_uppercase());
+                    out.push_str(chars.as_str());
+                }
+                _ => out.push_str(w),
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn one_pass_recasing_agrees_with_splitting_into_words(name in "[a-zA-Z0-9_ İßǅ-]{0,12}") {
+            proptest::prop_assert_eq!(recased(&name, Rename::SnakeCase), words(&name).join("_"));
+            proptest::prop_assert_eq!(recased(&name, Rename::CamelCase), camel(&words(&name)));
+            proptest::prop_assert_eq!(recased(&name, Rename::Keep), name);
+        }
     }
 }

@@ -3,14 +3,15 @@
 //! A transform that cannot convert its input returns `Err(reason)`; the caller drops
 //! the field with a warning (or fails the rule when the field is required).
 
-use jiff::Timestamp;
-use jiff::civil::{Date, DateTime};
+use std::borrow::Cow;
+
 use jiff::tz::TimeZone;
 use regex::Regex;
 use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
 use super::check::Ctx;
+use super::datetime::{parse_datetime, webengage_time};
 use super::model::{Node, Pos, SNode, get};
 
 pub const NAMES: &[&str] = &[
@@ -61,7 +62,7 @@ pub enum Transform {
     Boolean,
     Not,
     Email,
-    Phone(phonenumber::country::Id),
+    Phone(super::phone::Phone),
     DateTime {
         format: Option<String>,
         tz: TimeZone,
@@ -129,15 +130,16 @@ impl Transform {
             Transform::Trim => Ok(map_text(v, |s| s.trim().to_owned())),
             Transform::Lowercase => Ok(map_text(v, |s| s.to_lowercase())),
             Transform::Uppercase => Ok(map_text(v, |s| s.to_uppercase())),
-            Transform::String => Ok(Value::String(
-                text_of(v).ok_or("a list or map is not text")?,
-            )),
+            Transform::String => Ok(Value::String(need_text(v)?.into_owned())),
             Transform::Number => to_number(v),
             Transform::Integer => to_integer(v),
             Transform::Boolean => to_bool(v).map(Value::Bool),
             Transform::Not => to_bool(v).map(|b| Value::Bool(!b)),
             Transform::Email => to_email(v),
-            Transform::Phone(region) => to_phone(v, *region),
+            Transform::Phone(phone) => phone
+                .to_e164(&need_text(v)?)
+                .map(Value::String)
+                .map_err(str::to_owned),
             Transform::DateTime { format, tz } => {
                 let ts = parse_datetime(&need_text(v)?, format.as_deref(), tz)?;
                 Ok(Value::String(webengage_time(ts)))
@@ -162,16 +164,16 @@ impl Transform {
 }
 
 /// A value as text: strings as they are, numbers and booleans printed; null, lists and maps have none.
-pub fn text_of(v: &Value) -> Option<String> {
+pub fn text_of(v: &Value) -> Option<Cow<'_, str>> {
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         _ => None,
     }
 }
 
-fn need_text(v: &Value) -> Result<String, String> {
+fn need_text(v: &Value) -> Result<Cow<'_, str>, String> {
     text_of(v).ok_or_else(|| "a list or map is not text".to_owned())
 }
 
@@ -212,10 +214,17 @@ fn to_bool(v: &Value) -> Result<bool, String> {
     if let Value::Bool(b) = v {
         return Ok(*b);
     }
-    match need_text(v)?.trim().to_lowercase().as_str() {
-        "true" | "yes" | "y" | "1" | "on" => Ok(true),
-        "false" | "no" | "n" | "0" | "off" => Ok(false),
-        _ => Err("not a yes/no value (true/false, yes/no, y/n, 1/0, on/off)".to_owned()),
+    // ASCII case folding is enough: no other character lowercases to one of these
+    // letters (the Kelvin sign becomes `k`, which none of them has).
+    let text = need_text(v)?;
+    let word = text.trim();
+    let is = |words: &[&str]| words.iter().any(|w| word.eq_ignore_ascii_case(w));
+    if is(&["true", "yes", "y", "1", "on"]) {
+        Ok(true)
+    } else if is(&["false", "no", "n", "0", "off"]) {
+        Ok(false)
+    } else {
+        Err("not a yes/no value (true/false, yes/no, y/n, 1/0, on/off)".to_owned())
     }
 }
 
@@ -239,94 +248,6 @@ fn to_email(v: &Value) -> Result<Value, String> {
     }
 }
 
-fn to_phone(v: &Value, region: phonenumber::country::Id) -> Result<Value, String> {
-    let text = need_text(v)?;
-    let number = phonenumber::parse(Some(region), text.trim())
-        .map_err(|_| "not a phone number".to_owned())?;
-    if !phonenumber::is_valid(&number) {
-        return Err("not a valid phone number".to_owned());
-    }
-    // E.164 is `+<country code><national number>`. Written directly: the crate's
-    // formatter matches the national formatting patterns first, even for E.164, which
-    // made it the largest single cost of mapping a record.
-    Ok(Value::String(format!(
-        "+{}{}",
-        number.country().code(),
-        number.national()
-    )))
-}
-
-/// WebEngage's timestamp format: `yyyy-MM-ddTHH:mm:ss+0000`, always in UTC.
-pub fn webengage_time(ts: Timestamp) -> String {
-    ts.strftime("%Y-%m-%dT%H:%M:%S+0000").to_string()
-}
-
-/// Parses the datetime forms CRMs send. Times without an offset are read in `tz`.
-pub fn parse_datetime(
-    text: &str,
-    format: Option<&str>,
-    tz: &TimeZone,
-) -> Result<Timestamp, String> {
-    let text = text.trim();
-    let fail = || {
-        format!(
-            "not a date/time{}",
-            format
-                .map(|f| format!(" in format `{f}`"))
-                .unwrap_or_default()
-        )
-    };
-    if let Some(format) = format {
-        let parsed = jiff::fmt::strtime::parse(format, text).map_err(|_| fail())?;
-        if parsed.offset().is_some() {
-            return parsed.to_timestamp().map_err(|_| fail());
-        }
-        let dt = parsed
-            .to_datetime()
-            .or_else(|_| {
-                parsed
-                    .to_date()
-                    .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-            })
-            .map_err(|_| fail())?;
-        return tz
-            .to_ambiguous_timestamp(dt)
-            .compatible()
-            .map_err(|_| fail());
-    }
-    if let Ok(ts) = text.parse::<Timestamp>() {
-        return Ok(ts);
-    }
-    // Salesforce writes `+0000`, which RFC 3339 parsers may refuse: add the colon.
-    if let Some(fixed) = colon_offset(text)
-        && let Ok(ts) = fixed.parse::<Timestamp>()
-    {
-        return Ok(ts);
-    }
-    let naive = text
-        .parse::<DateTime>()
-        .or_else(|_| {
-            text.parse::<Date>()
-                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
-        })
-        .map_err(|_| fail())?;
-    tz.to_ambiguous_timestamp(naive)
-        .compatible()
-        .map_err(|_| fail())
-}
-
-fn colon_offset(text: &str) -> Option<String> {
-    let n = text.len();
-    let bytes = text.as_bytes();
-    if n < 5
-        || !matches!(bytes[n - 5], b'+' | b'-')
-        || !text[n - 4..].bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    Some(format!("{}:{}", &text[..n - 2], &text[n - 2..]))
-}
-
 fn split(text: &str, sep: &str) -> Value {
     Value::Array(
         text.split(sep)
@@ -340,7 +261,7 @@ fn split(text: &str, sep: &str) -> Value {
 fn join(v: &Value, sep: &str) -> Result<Value, String> {
     match v {
         Value::Array(items) => {
-            let parts: Vec<String> = items
+            let parts: Vec<Cow<str>> = items
                 .iter()
                 .filter_map(text_of)
                 .filter(|s| !s.is_empty())
@@ -460,7 +381,7 @@ fn compile_phone(ctx: &mut Ctx, pos: Pos, args: Option<&SNode>) -> Option<Transf
         .to_uppercase()
         .parse::<phonenumber::country::Id>()
     {
-        Ok(id) => Some(Transform::Phone(id)),
+        Ok(id) => Some(Transform::Phone(super::phone::Phone::new(id))),
         Err(_) => {
             ctx.err(
                 Pos::of(region),

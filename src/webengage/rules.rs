@@ -48,7 +48,8 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("a name cannot be empty".to_owned());
     }
-    if name.chars().count() >= MAX_NAME_CHARS {
+    // Bytes bound characters from above: count characters only when it matters.
+    if name.len() >= MAX_NAME_CHARS && name.chars().count() >= MAX_NAME_CHARS {
         return Err(format!(
             "`{name}` is too long: WebEngage drops names of {MAX_NAME_CHARS} characters or more"
         ));
