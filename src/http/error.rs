@@ -58,10 +58,8 @@ impl From<IngestError> for ApiError {
             IngestError::UnknownSource(_) => ApiError::UnknownSource(e.to_string()),
             IngestError::Unauthorized(_) => ApiError::Unauthorized(e.to_string()),
             IngestError::Malformed(body) => ApiError::BadRequest(body.0),
-            IngestError::Storage(ref cause) => {
-                tracing::error!(error = %cause, "storing a webhook failed");
-                ApiError::Unavailable
-            }
+            // The webhook handler logs it, with the request id.
+            IngestError::Storage(_) => ApiError::Unavailable,
         }
     }
 }

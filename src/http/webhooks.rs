@@ -40,15 +40,18 @@ pub async fn receive(
     let outcome =
         ingest::accept_webhook(&state.ingest, &mappings, &source, &inbound, &request_id).await;
     if let (Some(spool), Err(ingest::IngestError::Storage(cause))) = (spool, &outcome) {
-        tracing::warn!(error = %cause, source = %source, "Postgres unavailable; spooling the webhook");
+        tracing::warn!(error = %cause, source = %source, request_id = %request_id, "Postgres unavailable; spooling the webhook");
         return spool_request(spool, &mappings, &source, &inbound, &request_id).await;
     }
     record_outcome(&source, &outcome);
     match outcome {
         Ok(accepted) => Ok(answer(accepted)),
-        Err(ingest::IngestError::Storage(cause)) if format == SourceFormat::SalesforceOutbound => {
-            tracing::error!(error = %cause, source = %source, "storing a Salesforce message failed");
-            Err(ApiError::SoapFault)
+        Err(ingest::IngestError::Storage(cause)) => {
+            tracing::error!(error = %cause, source = %source, request_id = %request_id, "storing a webhook failed");
+            Err(match format {
+                SourceFormat::SalesforceOutbound => ApiError::SoapFault,
+                _ => ApiError::Unavailable,
+            })
         }
         Err(e) => Err(e.into()),
     }
@@ -67,7 +70,7 @@ async fn spool_request(
         .append(&SpoolEntry::new(source, request_id, inbound))
         .await
     {
-        tracing::error!(error = %e, "cannot write to the spool");
+        tracing::error!(error = %e, request_id = %request_id, "cannot write to the spool");
         return Err(ApiError::Unavailable);
     }
     metrics::counter!("bridge_webhooks_total", "source" => source.to_owned(), "outcome" => "spooled")
