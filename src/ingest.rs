@@ -308,6 +308,21 @@ pub async fn remap_record(
     .await?)
 }
 
+/// `remap_record` as a support action: the re-map and its audit entry, as the console,
+/// the admin API and the CLI each record it under `role`.
+pub async fn remap_record_audited(
+    pool: &PgPool,
+    types: &TypeGuard,
+    mappings: &MappingSet,
+    inbound_id: i64,
+    role: &str,
+) -> Result<u64, RemapError> {
+    let rows = remap_record(pool, types, mappings, inbound_id).await?;
+    let target = format!("inbound {inbound_id}");
+    crate::store::support::audit(pool, role, "remap", &target, rows).await?;
+    Ok(rows)
+}
+
 /// What re-mapping many records did: records re-mapped, outbox rows produced, and why
 /// the others could not be (one line each).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]

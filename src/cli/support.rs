@@ -262,8 +262,8 @@ async fn remap_one(
     id: i64,
     json: bool,
 ) -> anyhow::Result<()> {
-    let operations = ingest::remap_record(pool, &TypeGuard::default(), mappings, id).await?;
-    support::audit(pool, ROLE, "remap", &format!("inbound {id}"), operations).await?;
+    let operations =
+        ingest::remap_record_audited(pool, &TypeGuard::default(), mappings, id, ROLE).await?;
     let value = serde_json::json!({ "remapped": 1, "operations": operations, "errors": [] });
     output(json, &value, || {
         println!("remapped inbound {id}: {operations} outbox row(s)")

@@ -109,19 +109,12 @@ pub async fn remap_one(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = ingest::remap_record(
+    let rows = ingest::remap_record_audited(
         &state.pool,
         &state.ingest.types,
         &state.registry.current(),
         *id,
-    )
-    .await?;
-    support::audit(
-        &state.pool,
         caller.0.as_str(),
-        "remap",
-        &format!("inbound {id}"),
-        rows,
     )
     .await?;
     Ok(HttpResponse::Ok().json(json!({ "remapped": 1, "operations": rows })))

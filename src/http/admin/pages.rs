@@ -308,19 +308,12 @@ pub async fn remap(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &state, &form.csrf)?;
-    let rows = ingest::remap_record(
+    let rows = ingest::remap_record_audited(
         &state.pool,
         &state.ingest.types,
         &state.registry.current(),
         *id,
-    )
-    .await?;
-    support::audit(
-        &state.pool,
         role.as_str(),
-        "remap",
-        &format!("inbound {id}"),
-        rows,
     )
     .await?;
     Ok(see_other(&format!(
