@@ -194,14 +194,27 @@ fn answer(accepted: Accepted) -> HttpResponse {
 
 /// LeadSquared may disable a webhook that answers other than 200, so it always gets
 /// 200 with a status body once its request is stored.
-fn leadsquared_answer(status: &str, reason: &str, counts: &IngestCounts) -> serde_json::Value {
-    let mut body = json!({"Status": status, "StatusReason": reason});
-    if let (Some(map), Ok(serde_json::Value::Object(extra))) =
-        (body.as_object_mut(), serde_json::to_value(counts))
-    {
-        map.extend(extra);
+fn leadsquared_answer<'a>(
+    status: &'a str,
+    reason: &'a str,
+    counts: &'a IngestCounts,
+) -> LeadSquaredAnswer<'a> {
+    LeadSquaredAnswer {
+        status,
+        reason,
+        counts,
     }
-    body
+}
+
+/// `{"Status": …, "StatusReason": …, "accepted": …, …}`, written straight from the counts.
+#[derive(serde::Serialize)]
+struct LeadSquaredAnswer<'a> {
+    #[serde(rename = "Status")]
+    status: &'a str,
+    #[serde(rename = "StatusReason")]
+    reason: &'a str,
+    #[serde(flatten)]
+    counts: &'a IngestCounts,
 }
 
 fn status_reason(c: &IngestCounts) -> String {

@@ -53,7 +53,7 @@ pub struct GroupCommitConfig {
 impl Default for GroupCommitConfig {
     fn default() -> Self {
         GroupCommitConfig {
-            flushers: 3,
+            flushers: 2,
             max_records: 512,
         }
     }

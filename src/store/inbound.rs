@@ -1,8 +1,7 @@
 //! Inbound records and the ingest transaction: every record of a webhook request and
 //! its outbox rows are committed together, before the CRM is answered.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -65,78 +64,100 @@ pub async fn ingest(
     Ok(counts.into_iter().next().unwrap_or_default())
 }
 
-/// Stores the records of many requests in one transaction with one multi-row insert
-/// per table: the group commit. Answers per request, in order. Dedupe and the stale
-/// fence work across requests of the batch as they do across batches.
+/// Stores the records of many requests, and the outbox rows of the new ones, with one
+/// statement: the group commit. A lone statement is its own transaction, so there is
+/// no `BEGIN`/`COMMIT` round trip; only records with a version fence need an explicit
+/// transaction, to advance the fence and insert together. Answers per request, in
+/// order. Dedupe and the stale fence work across requests of the batch as they do
+/// across batches.
 pub async fn ingest_batch(
     conn: &mut PgConnection,
     jobs: &[IngestJob<'_>],
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
+    let records = || jobs.iter().flat_map(|job| job.records);
+    if records().all(|record| record.version.is_none()) {
+        let rows = inbound_rows(jobs, &vec![false; records().count()]);
+        let inserted = insert_records(conn, &rows).await?;
+        return Ok(count_outcomes(jobs, &rows, &inserted));
+    }
     let mut tx = conn.begin().await?;
-    let mut rows = Vec::new();
+    let mut stale = Vec::new();
     for job in jobs {
         for record in job.records {
-            let stale = match &record.version {
+            stale.push(match &record.version {
                 Some(version) => !advance_version(&mut tx, job.meta.source, version).await?,
                 None => false,
-            };
-            rows.push(InboundRow {
-                meta: job.meta,
-                record,
-                stale,
             });
         }
     }
-    let mut inserted = insert_inbound_many(&mut tx, &rows).await?;
-    let mut counts = vec![IngestCounts::default(); jobs.len()];
-    let mut operations = Vec::new();
-    let mut row = rows.iter();
-    for (job_counts, job) in counts.iter_mut().zip(jobs) {
-        for row in row.by_ref().take(job.records.len()) {
-            // The first occurrence of a key in the batch is the one inserted (rows go in in order).
-            let Some(inbound_id) =
-                inserted.remove(&(row.meta.source, row.record.dedupe_key.as_str()))
-            else {
-                job_counts.duplicates += 1;
-                continue;
-            };
-            if row.stale {
-                job_counts.stale += 1;
-                continue;
-            }
-            operations.extend(
-                row.record
-                    .mapped
-                    .operations
-                    .iter()
-                    .map(|op| (row.meta, inbound_id, op)),
-            );
-            match row.record.mapped.status {
-                RecordStatus::Mapped => job_counts.accepted += 1,
-                RecordStatus::Ignored => job_counts.ignored += 1,
-                RecordStatus::Failed => job_counts.failed += 1,
-            }
-        }
-    }
-    insert_outbox_many(&mut tx, &operations).await?;
+    let rows = inbound_rows(jobs, &stale);
+    let inserted = insert_records(&mut tx, &rows).await?;
     tx.commit().await?;
-    Ok(counts)
+    Ok(count_outcomes(jobs, &rows, &inserted))
 }
 
 struct InboundRow<'a> {
     meta: &'a RequestMeta<'a>,
     record: &'a NewRecord,
     stale: bool,
+    /// The first record of the batch with its source and dedupe key: the one inserted
+    /// (a later one is a duplicate of it).
+    first: bool,
 }
 
-/// One `INSERT … SELECT FROM UNNEST` for every record of the batch; returns the ids of
-/// the rows that were new, keyed by (source, dedupe key).
-async fn insert_inbound_many<'a>(
+/// The batch's records in order, each with whether it is stale and whether it is the
+/// first of its key in the batch.
+fn inbound_rows<'a>(jobs: &'a [IngestJob<'a>], stale: &[bool]) -> Vec<InboundRow<'a>> {
+    let mut seen = HashSet::new();
+    jobs.iter()
+        .flat_map(|job| job.records.iter().map(move |record| (job.meta, record)))
+        .zip(stale)
+        .map(|((meta, record), &stale)| InboundRow {
+            meta,
+            record,
+            stale,
+            first: seen.insert((meta.source, record.dedupe_key.as_str())),
+        })
+        .collect()
+}
+
+/// Each request's counts: a record not inserted is a duplicate; an inserted one counts
+/// by what its mapping made of it.
+fn count_outcomes(
+    jobs: &[IngestJob<'_>],
+    rows: &[InboundRow<'_>],
+    inserted: &HashSet<usize>,
+) -> Vec<IngestCounts> {
+    let mut counts = vec![IngestCounts::default(); jobs.len()];
+    let mut index = 0..;
+    for (job_counts, job) in counts.iter_mut().zip(jobs) {
+        for i in index.by_ref().take(job.records.len()) {
+            let row = &rows[i];
+            if !inserted.contains(&i) {
+                job_counts.duplicates += 1;
+            } else if row.stale {
+                job_counts.stale += 1;
+            } else {
+                match row.record.mapped.status {
+                    RecordStatus::Mapped => job_counts.accepted += 1,
+                    RecordStatus::Ignored => job_counts.ignored += 1,
+                    RecordStatus::Failed => job_counts.failed += 1,
+                }
+            }
+        }
+    }
+    counts
+}
+
+/// One statement for the whole batch: the inbound rows (`ON CONFLICT DO NOTHING` is the
+/// dedupe), and the outbox rows of those that were new and not stale, joined to their
+/// new ids, in the CRM's order. Returns the positions of the rows that were inserted.
+async fn insert_records(
     conn: &mut PgConnection,
-    rows: &'a [InboundRow<'a>],
-) -> Result<HashMap<(&'a str, &'a str), i64>, sqlx::Error> {
+    rows: &[InboundRow<'_>],
+) -> Result<HashSet<usize>, sqlx::Error> {
     if rows.is_empty() {
-        return Ok(HashMap::new());
+        return Ok(HashSet::new());
     }
     let sources: Vec<&str> = rows.iter().map(|r| r.meta.source).collect();
     let keys: Vec<&str> = rows.iter().map(|r| r.record.dedupe_key.as_str()).collect();
@@ -162,15 +183,43 @@ async fn insert_inbound_many<'a>(
         .collect();
     let hashes: Vec<&str> = rows.iter().map(|r| r.meta.mapping_hash).collect();
     let request_ids: Vec<&str> = rows.iter().map(|r| r.meta.request_id).collect();
-    let inserted: Vec<(i64, String, String)> = sqlx::query_as(
-        "INSERT INTO inbound_records
-           (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id)
-         SELECT s, k, st, p, ct, w, e, h, r
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::json[], $5::text[], $6::jsonb[], $7::text[], $8::text[], $9::text[])
-              WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, ord)
-         ORDER BY ord
-         ON CONFLICT (source, dedupe_key) DO NOTHING
-         RETURNING id, source, dedupe_key",
+    let firsts: Vec<bool> = rows.iter().map(|r| r.first).collect();
+    // Operations of the rows that may produce some; the join with the inserted rows
+    // drops those of duplicates.
+    let operations: Vec<(i64, &Operation)> = rows
+        .iter()
+        .zip(1i64..)
+        .filter(|(r, _)| r.first && !r.stale)
+        .flat_map(|(r, ord)| r.record.mapped.operations.iter().map(move |op| (ord, op)))
+        .collect();
+    let op_rows: Vec<i64> = operations.iter().map(|(ord, _)| *ord).collect();
+    let op_ids: Vec<Uuid> = operations.iter().map(|_| Uuid::now_v7()).collect();
+    let op_rules: Vec<&str> = operations.iter().map(|(_, o)| o.rule.as_str()).collect();
+    let op_kinds: Vec<&str> = operations.iter().map(|(_, o)| o.kind.as_str()).collect();
+    let op_users: Vec<Option<String>> = operations.iter().map(|(_, o)| o.user_key()).collect();
+    let op_bodies: Vec<String> = operations.iter().map(|(_, o)| json_text(&o.body)).collect();
+    let inserted: Vec<i64> = sqlx::query_scalar(
+        "WITH rec AS (
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::json[], $5::text[],
+                                  $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::bool[])
+                  WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, ord)),
+         ins AS (
+             INSERT INTO inbound_records
+               (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id)
+             SELECT s, k, st, p, ct, w, e, h, r FROM rec ORDER BY ord
+             ON CONFLICT (source, dedupe_key) DO NOTHING
+             RETURNING id, source, dedupe_key),
+         new AS (
+             SELECT ins.id, rec.ord, rec.s, rec.h FROM ins
+             JOIN rec ON rec.s = ins.source AND rec.k = ins.dedupe_key AND rec.first),
+         out AS (
+             INSERT INTO outbox (request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash)
+             SELECT o.rid, new.id, new.s, o.ru, o.k, o.u, o.b, new.h
+             FROM UNNEST($11::int8[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[]::json[])
+                  WITH ORDINALITY AS o(rec_ord, rid, ru, k, u, b, op_ord)
+             JOIN new ON new.ord = o.rec_ord
+             ORDER BY o.op_ord)
+         SELECT ord FROM new",
     )
     .bind(&sources)
     .bind(&keys)
@@ -181,21 +230,17 @@ async fn insert_inbound_many<'a>(
     .bind(&errors)
     .bind(&hashes)
     .bind(&request_ids)
+    .bind(&firsts)
+    .bind(&op_rows)
+    .bind(&op_ids)
+    .bind(&op_rules)
+    .bind(&op_kinds)
+    .bind(&op_users)
+    .bind(&op_bodies)
     .fetch_all(&mut *conn)
     .await?;
-    // Key the ids by strings borrowed from the batch, so callers need no copies.
-    let keys_in_batch: HashMap<(&str, &str), (&str, &str)> = sources
-        .iter()
-        .zip(&keys)
-        .map(|(s, k)| ((*s, *k), (*s, *k)))
-        .collect();
-    let mut ids = HashMap::with_capacity(inserted.len());
-    for (id, source, key) in inserted {
-        if let Some(&borrowed) = keys_in_batch.get(&(source.as_str(), key.as_str())) {
-            ids.insert(borrowed, id);
-        }
-    }
-    Ok(ids)
+    // `WITH ORDINALITY` counts from 1.
+    Ok(inserted.into_iter().map(|ord| ord as usize - 1).collect())
 }
 
 /// Moves the fence forward when `version` is not older than the newest accepted one.
@@ -360,39 +405,51 @@ pub async fn ids_for_remap(
 
 /// A document as the JSON text stored in a `json` column (sent as text: a `json` value
 /// is only validated, where `jsonb` would be parsed and rebuilt).
+///
+/// Postgres' `jsonb` cannot hold U+0000, and support queries and WebEngage read these
+/// documents as `jsonb`. A CRM that sends one must not be refused forever (it would
+/// retry until it gives up), so the character becomes U+FFFD. serde_json writes it as
+/// `\u0000`, so text without that sequence holds none: one search of the text instead
+/// of a walk of the document. (A literal backslash before `u0000` also matches; the
+/// replacement then changes nothing.)
 fn json_text(value: &Value) -> String {
     // `serde_json::to_string` writes bytes directly; `Display` goes through `fmt`.
+    let text = serde_json::to_string(value).expect("a JSON value always serializes");
+    if !text.contains("\\u0000") {
+        return text;
+    }
     serde_json::to_string(&without_nul(value)).expect("a JSON value always serializes")
 }
 
-/// Postgres' `jsonb` cannot hold U+0000, and support queries and WebEngage read these
-/// documents as `jsonb`. A CRM that sends one must not be refused forever (it would
-/// retry until it gives up), so the character becomes U+FFFD. Copies only when there
-/// is something to replace.
-fn without_nul(value: &Value) -> Cow<'_, Value> {
-    fn has_nul(v: &Value) -> bool {
-        match v {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().any(has_nul),
-            Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-            _ => false,
-        }
+fn without_nul(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(s.replace('\0', "\u{FFFD}")),
+        Value::Array(items) => Value::Array(items.iter().map(without_nul).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), without_nul(v)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
-    fn replace(v: &Value) -> Value {
-        match v {
-            Value::String(s) => Value::String(s.replace('\0', "\u{FFFD}")),
-            Value::Array(items) => Value::Array(items.iter().map(replace).collect()),
-            Value::Object(map) => Value::Object(
-                map.iter()
-                    .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), replace(v)))
-                    .collect(),
-            ),
-            other => other.clone(),
-        }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::json_text;
+
+    #[test]
+    fn nul_in_keys_and_values_becomes_the_replacement_character() {
+        let text = json_text(&json!({"a\u{0}": ["x\u{0}y", {"n": 1}]}));
+        assert_eq!(text, r#"{"a\ufffd":["x\ufffdy",{"n":1}]}"#.replace("\\ufffd", "\u{FFFD}"));
     }
-    if has_nul(value) {
-        Cow::Owned(replace(value))
-    } else {
-        Cow::Borrowed(value)
+
+    #[test]
+    fn a_literal_backslash_u0000_is_kept_as_written() {
+        let value = json!({"note": "C:\\u0000dir"});
+        let text = json_text(&value);
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), value);
     }
 }
