@@ -158,3 +158,42 @@ async fn the_stale_fence_orders_records_within_one_batch() {
             .unwrap();
     assert_eq!(stale, "v1");
 }
+
+#[tokio::test]
+async fn a_key_repeated_within_one_batch_keeps_the_first_record_and_its_operations() {
+    let db = common::TestDb::new().await;
+    let committer = GroupCommit::spawn(db.pool.clone(), GroupCommitConfig::default());
+    let mut two_operations = record("k2", json!({"n": 2}), None);
+    two_operations.mapped.operations.push(Operation {
+        rule: "second".into(),
+        kind: OperationKind::Event,
+        body: json!({"userId": "k2", "eventName": "e"}),
+    });
+    let counts = send(
+        &committer,
+        1,
+        vec![
+            record("k1", json!({"n": 1}), None),
+            two_operations,
+            record("k1", json!({"n": 3}), None),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!((counts.accepted, counts.duplicates), (2, 1));
+    let rows: Vec<(String, String, Value)> = sqlx::query_as(
+        "SELECT i.dedupe_key, o.rule, i.payload::jsonb FROM outbox o
+         JOIN inbound_records i ON i.id = o.inbound_id ORDER BY o.id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            ("k1".into(), "r".into(), json!({"n": 1})),
+            ("k2".into(), "r".into(), json!({"n": 2})),
+            ("k2".into(), "second".into(), json!({"n": 2})),
+        ]
+    );
+}

@@ -443,13 +443,19 @@ mod tests {
     #[test]
     fn nul_in_keys_and_values_becomes_the_replacement_character() {
         let text = json_text(&json!({"a\u{0}": ["x\u{0}y", {"n": 1}]}));
-        assert_eq!(text, r#"{"a\ufffd":["x\ufffdy",{"n":1}]}"#.replace("\\ufffd", "\u{FFFD}"));
+        assert_eq!(
+            text,
+            r#"{"a\ufffd":["x\ufffdy",{"n":1}]}"#.replace("\\ufffd", "\u{FFFD}")
+        );
     }
 
     #[test]
     fn a_literal_backslash_u0000_is_kept_as_written() {
         let value = json!({"note": "C:\\u0000dir"});
         let text = json_text(&value);
-        assert_eq!(serde_json::from_str::<serde_json::Value>(&text).unwrap(), value);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            value
+        );
     }
 }
