@@ -177,7 +177,7 @@ fn build_server(
     let port = listener.local_addr()?.port();
     // Install the metrics recorder before the first request counts anything.
     http::metrics::handle();
-    let state = web::Data::new(AppState {
+    let shared = AppState {
         pool: ingest.pool().clone(),
         ingest,
         registry,
@@ -189,11 +189,17 @@ fn build_server(
             settings.http.admin_token.clone(),
             settings.http.viewer_token.clone(),
         ),
-    });
+    };
     let server = HttpServer::new(move || {
+        // The factory runs on each HTTP worker's thread: each worker commits through its
+        // own group commit, so a request and the commit that answers it never wake
+        // another thread (BENCHMARKS.md, "Ingest").
+        let mut state = shared.clone();
+        state.ingest.committer =
+            GroupCommit::spawn(state.pool.clone(), GroupCommitConfig::default());
         App::new()
             .wrap(TracingLogger::<http::request_span::RedactedRootSpan>::new())
-            .app_data(state.clone())
+            .app_data(web::Data::new(state))
             .configure(http::routes)
     })
     .listen(listener)?

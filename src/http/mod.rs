@@ -16,6 +16,7 @@ use crate::ingest::IngestStore;
 use crate::mapping::Registry;
 
 /// What every handler can reach.
+#[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
     /// Webhook records commit through here (many requests per transaction), after the
@@ -35,10 +36,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(metrics::metrics))
-        .service(
-            web::resource("/webhooks/{source}")
-                .route(web::post().to(webhooks::receive))
-                .route(web::head().to(webhooks::probe)),
-        )
+        .service(web::scope("/webhooks").default_service(web::to(webhooks::route)))
         .configure(admin::routes);
 }

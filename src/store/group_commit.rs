@@ -53,7 +53,7 @@ pub struct GroupCommitConfig {
 impl Default for GroupCommitConfig {
     fn default() -> Self {
         GroupCommitConfig {
-            flushers: 2,
+            flushers: 1,
             max_records: 512,
         }
     }
