@@ -272,3 +272,28 @@ async fn attempts_are_listed_in_order_with_truncated_excerpts() {
     );
     assert_eq!(listed[1].http_status, None);
 }
+
+#[tokio::test]
+async fn the_next_due_time_counts_a_fresh_row_put_off_by_a_rate_limit() {
+    let db = common::TestDb::new().await;
+    let id = insert(&db.pool, Some("u1"), None).await;
+    // A fresh row is due at once; the claim takes it.
+    let claimed = outbox::claim_due(&db.pool, 10, LEASE).await.unwrap();
+    assert_eq!(claimed.iter().map(|r| r.id).collect::<Vec<_>>(), vec![id]);
+    assert_eq!(outbox::next_due_in(&db.pool).await.unwrap(), None);
+    // A 429 puts it off for a minute without charging an attempt.
+    let later = OffsetDateTime::now_utc() + Duration::from_secs(60);
+    assert!(
+        outbox::release(&db.pool, claimed[0].lease(), Some(later))
+            .await
+            .unwrap()
+    );
+    let next = outbox::next_due_in(&db.pool)
+        .await
+        .unwrap()
+        .expect("a row is waiting");
+    assert!(
+        next > Duration::from_secs(50) && next <= Duration::from_secs(60),
+        "{next:?}"
+    );
+}

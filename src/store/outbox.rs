@@ -159,11 +159,14 @@ pub async fn claim_due_of(
 
 /// How long until the next row could be claimed (zero when one is due now), or `None`
 /// when nothing is waiting. Rows held back by an earlier row of their user don't count:
-/// that earlier row settling is what wakes the worker for them.
+/// that earlier row settling is what wakes the worker for them. Nor do fresh rows never
+/// put off (`next_attempt_at = created_at`): they were due when they were inserted, so
+/// the claim that just ran took them, and a newer one comes with a NOTIFY. That keeps
+/// them out of the `outbox_due` index, which the ingest path then never writes.
 pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
     let secs: Option<f64> = sqlx::query_scalar(
         "SELECT EXTRACT(EPOCH FROM (min(o.next_attempt_at) - now()))::float8 FROM outbox o
-         WHERE o.status = 'pending'
+         WHERE o.status = 'pending' AND o.next_attempt_at > o.created_at
            AND NOT EXISTS (
                SELECT 1 FROM outbox e
                WHERE e.user_id = o.user_id AND e.id < o.id AND e.status IN ('pending', 'in_flight'))",

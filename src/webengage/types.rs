@@ -6,8 +6,6 @@
 //! Scopes follow WebEngage: user attributes are account-wide (`user`), event
 //! attributes belong to one event (`event:<eventName>`).
 
-use std::collections::HashMap;
-
 use serde_json::{Map, Value};
 
 use super::rules::MAX_ATTRIBUTES_PER_TYPE;
@@ -102,12 +100,14 @@ pub struct AttributeType {
 /// WebEngage's limit of attributes per type.
 #[derive(Debug, Clone, Default)]
 pub struct AttributeTypes {
-    scopes: HashMap<String, ScopeTypes>,
+    // foldhash, not SipHash: every attribute of every record is looked up here, and
+    // SipHash was most of the type check's share of the ingest profile.
+    scopes: foldhash::HashMap<String, ScopeTypes>,
 }
 
 #[derive(Debug, Clone, Default)]
 struct ScopeTypes {
-    types: HashMap<String, AttrType>,
+    types: foldhash::HashMap<String, AttrType>,
     counts: [usize; AttrType::ALL.len()],
 }
 
