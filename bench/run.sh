@@ -3,15 +3,16 @@
 # memory, a 100-notification Salesforce message, and the drain rate. One command, one
 # run, ratios against baselines measured in the same run.
 #
-#   bench/run.sh                 # defaults: 64 connections, 20 s per load
-#   CONNECTIONS=64 DURATION=30 bench/run.sh
+#   bench/run.sh                 # defaults: 64 connections, 3 rounds of 10 s per load
+#   CONNECTIONS=64 DURATION=20 ROUNDS=5 bench/run.sh
 #
 # Needs: the local Postgres (127.0.0.1:5432, trust), pgbench, wrk (apt-get install wrk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONNECTIONS=${CONNECTIONS:-64}
-DURATION=${DURATION:-20}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 PG=${PG:-postgres://postgres@127.0.0.1:5432}
 PORT=${PORT:-18080}
 OUT=${OUT:-target/bench}
@@ -47,24 +48,13 @@ fresh_db() {
   psql "$PG/postgres" -qAt -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1" >/dev/null
 }
 
-# (a) The physical baseline: durable single-row inserts of a lead-sized JSON row.
-echo "== (a) pgbench: single-row durable inserts, $CONNECTIONS connections, ${DURATION}s"
+# (a) and (b) run in alternating rounds (pgbench, bridge, pgbench, bridge, ...): this
+# machine's speed swings by a third over minutes (shared cores), and a swing between
+# one long pgbench run and one long bridge run would decide the ratio on its own.
 fresh_db wb_bench_pg
 psql "$PG/wb_bench_pg" -qAt -c "CREATE TABLE leads (id bigserial PRIMARY KEY, payload jsonb NOT NULL)" >/dev/null
 LEAD_SQL=$(python3 -c 'import json,sys; print(json.dumps(json.load(open("tests/fixtures/lsq_lead_create.json"))).replace("'"'"'", "'"''"'"))')
 printf "INSERT INTO leads (payload) VALUES ('%s');\n" "$LEAD_SQL" > "$OUT/insert.sql"
-PG0=$(pg_cpu)
-/usr/bin/time -f "%U %S" -o "$OUT/pgbench.time" \
-  pgbench -n -c "$CONNECTIONS" -j 2 -T "$DURATION" -f "$OUT/insert.sql" "$PG/wb_bench_pg" > "$OUT/pgbench.txt" 2>&1
-PG1=$(pg_cpu)
-PG_TPS=$(grep -Eo 'tps = [0-9.]+' "$OUT/pgbench.txt" | head -1 | awk '{print $3}')
-PG_ROWS=$(psql "$PG/wb_bench_pg" -qAt -c "SELECT count(*) FROM leads")
-read -r U S < "$OUT/pgbench.time"
-PGBENCH_COST="Postgres $(per_record "$PG1 - $PG0" "$PG_ROWS") + pgbench $(per_record "($U + $S) * $TICKS" "$PG_ROWS") µs of CPU per row"
-echo "pgbench: $PG_TPS inserts/s"
-
-# (b) The bridge: unique LeadSquared webhooks, accepted (committed) per second.
-echo "== (b) bridge: LeadSquared webhooks, $CONNECTIONS connections, ${DURATION}s"
 fresh_db wb_bench
 # The bridge on its defaults (log level included), as a user would run it.
 DATABASE_URL="$PG/wb_bench" BRIDGE_LISTEN="127.0.0.1:$PORT" \
@@ -72,19 +62,58 @@ DATABASE_URL="$PG/wb_bench" BRIDGE_LISTEN="127.0.0.1:$PORT" \
 BRIDGE=$!
 trap 'kill $BRIDGE 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.1; done
-PG0=$(pg_cpu); BR0=$(proc_cpu "$BRIDGE")
-/usr/bin/time -f "%U %S" -o "$OUT/wrk.time" \
-  wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/lsq_unique.lua \
-  "http://127.0.0.1:$PORT/webhooks/leadsquared" > "$OUT/wrk.txt" 2>&1
-PG1=$(pg_cpu); BR1=$(proc_cpu "$BRIDGE")
-BRIDGE_RPS=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.txt")
-P50=$(awk '$1 == "50%" {print $2}' "$OUT/wrk.txt")
-P99=$(awk '$1 == "99%" {print $2}' "$OUT/wrk.txt")
-NON2XX=$(awk '/Non-2xx/ {print $5}' "$OUT/wrk.txt"); NON2XX=${NON2XX:-0}
-ERRORS=$(grep -E 'Socket errors' "$OUT/wrk.txt" || true)
+
+PG_CPU_A=0; PGBENCH_CPU=0; PG_CPU_B=0; BR_CPU=0; WRK_CPU=0; ROUND_LINES=""
+for round in $(seq 1 "$ROUNDS"); do
+  echo "== round $round/$ROUNDS: (a) pgbench, then (b) the bridge, $CONNECTIONS connections, ${DURATION}s each"
+  psql "$PG/postgres" -qAt -c CHECKPOINT >/dev/null
+  PG0=$(pg_cpu)
+  /usr/bin/time -f "%U %S" -o "$OUT/pgbench.time" \
+    pgbench -n -c "$CONNECTIONS" -j 2 -T "$DURATION" -f "$OUT/insert.sql" "$PG/wb_bench_pg" > "$OUT/pgbench-$round.txt" 2>&1
+  PG1=$(pg_cpu)
+  read -r U S < "$OUT/pgbench.time"
+  PG_CPU_A=$(( PG_CPU_A + PG1 - PG0 ))
+  PGBENCH_CPU=$(python3 -c "print(round($PGBENCH_CPU + ($U + $S) * $TICKS))")
+  TPS=$(grep -Eo 'tps = [0-9.]+' "$OUT/pgbench-$round.txt" | head -1 | awk '{print $3}')
+
+  psql "$PG/postgres" -qAt -c CHECKPOINT >/dev/null
+  PG0=$(pg_cpu); BR0=$(proc_cpu "$BRIDGE")
+  /usr/bin/time -f "%U %S" -o "$OUT/wrk.time" \
+    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --latency -s bench/lsq_unique.lua \
+    "http://127.0.0.1:$PORT/webhooks/leadsquared" > "$OUT/wrk-$round.txt" 2>&1
+  PG1=$(pg_cpu); BR1=$(proc_cpu "$BRIDGE")
+  read -r U S < "$OUT/wrk.time"
+  PG_CPU_B=$(( PG_CPU_B + PG1 - PG0 )); BR_CPU=$(( BR_CPU + BR1 - BR0 ))
+  WRK_CPU=$(python3 -c "print(round($WRK_CPU + ($U + $S) * $TICKS))")
+  RPS=$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-$round.txt")
+  LINE="round $round: pgbench $TPS /s, bridge $RPS /s, ratio $(python3 -c "print(f'{$RPS / $TPS:.2f}')"), p99 $(awk '$1 == "99%" {print $2}' "$OUT/wrk-$round.txt")"
+  echo "$LINE"; ROUND_LINES="$ROUND_LINES    $LINE"$'\n'
+done
+PG_ROWS=$(psql "$PG/wb_bench_pg" -qAt -c "SELECT count(*) FROM leads")
 STORED=$(psql "$PG/wb_bench" -qAt -c "SELECT count(*) FROM inbound_records")
-read -r U S < "$OUT/wrk.time"
-BRIDGE_COST="Postgres $(per_record "$PG1 - $PG0" "$STORED") + bridge $(per_record "$BR1 - $BR0" "$STORED") + wrk $(per_record "($U + $S) * $TICKS" "$STORED") µs of CPU per record"
+PG_TPS=$(python3 -c "print(f'{$PG_ROWS / ($ROUNDS * $DURATION):.0f}')")
+BRIDGE_RPS=$(python3 -c "print(f'{$STORED / ($ROUNDS * $DURATION):.0f}')")
+PGBENCH_COST="Postgres $(per_record "$PG_CPU_A" "$PG_ROWS") + pgbench $(per_record "$PGBENCH_CPU" "$PG_ROWS") µs of CPU per row"
+BRIDGE_COST="Postgres $(per_record "$PG_CPU_B" "$STORED") + bridge $(per_record "$BR_CPU" "$STORED") + wrk $(per_record "$WRK_CPU" "$STORED") µs of CPU per record"
+# Latency over every round: wrk prints percentiles per run, so the report gives the
+# median round's p50 and the worst round's p99.
+read -r P50 P99 < <(python3 - "$OUT"/wrk-*.txt <<'PY'
+import re, sys
+def ms(v):
+    unit = re.search(r"[a-z]+$", v).group()
+    return float(v[: -len(unit)]) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit]
+found = {"50%": [], "99%": []}
+for path in sys.argv[1:]:
+    for line in open(path):
+        parts = line.split()
+        if len(parts) == 2 and parts[0] in found:
+            found[parts[0]].append(parts[1])
+p50 = sorted(found["50%"], key=ms)
+print(p50[len(p50) // 2], max(found["99%"], key=ms))
+PY
+)
+NON2XX=$(cat "$OUT"/wrk-*.txt | awk '/Non-2xx/ {n += $5} END {print n + 0}')
+ERRORS=$(grep -hE 'Socket errors' "$OUT"/wrk-*.txt || true)
 
 # (g) A 100-notification Salesforce message: time to the Ack (median of 5).
 echo "== (g) Salesforce: 100 notifications in one message"
@@ -118,11 +147,12 @@ RATIO=$(python3 -c "print(f'{float(\"$BRIDGE_RPS\") / float(\"$PG_TPS\"):.2f}')"
 cat <<REPORT | tee "$OUT/report.txt"
 
 == results ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo))
-(a) pgbench single-row inserts      : $PG_TPS /s   ($CONNECTIONS connections)
+(a) pgbench single-row inserts      : $PG_TPS /s   ($CONNECTIONS connections, $ROUNDS rounds of ${DURATION}s)
     CPU per row                     : $PGBENCH_COST
 (b) bridge accepted webhooks        : $BRIDGE_RPS /s   ($CONNECTIONS connections, $STORED records stored)
     CPU per record                  : $BRIDGE_COST
 (c) ratio bridge / pgbench          : $RATIO
+${ROUND_LINES%$'\n'}
 (d) latency p50 / p99               : $P50 / $P99
     non-2xx answers                 : $NON2XX  ${ERRORS}
 (e) peak RSS                        : $((RSS_KB / 1024)) MiB

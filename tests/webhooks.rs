@@ -191,6 +191,31 @@ async fn leadsquared_head_check_answers_200() {
     assert_eq!(response.status(), 200);
 }
 
+/// The webhook path is routed by hand (no `{source}` pattern): it must still answer
+/// like one.
+#[tokio::test]
+async fn webhook_paths_answer_404_and_405_as_a_route_pattern_would() {
+    let app = app_without_worker().await;
+    let status = |method: reqwest::Method, path: &str| {
+        let request = app.http.request(method, format!("{}{path}", app.address));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(
+        status(reqwest::Method::GET, "/webhooks/leadsquared").await,
+        405
+    );
+    assert_eq!(
+        status(reqwest::Method::HEAD, "/webhooks/nosuchsource").await,
+        404
+    );
+    assert_eq!(
+        status(reqwest::Method::POST, "/webhooks/leadsquared/extra").await,
+        404
+    );
+    assert_eq!(status(reqwest::Method::POST, "/webhooks/").await, 404);
+    assert_eq!(app.count("SELECT count(*) FROM inbound_records").await, 0);
+}
+
 #[tokio::test]
 async fn flow_json_lead_is_accepted_with_counts() {
     let app = app_without_worker().await;

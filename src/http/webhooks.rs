@@ -45,7 +45,7 @@ async fn receive(
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
     let mappings = state.registry.current();
-    let format = mappings.get(&source).map(|m| m.format).ok_or_else(|| {
+    let format = mappings.get(source).map(|m| m.format).ok_or_else(|| {
         ApiError::UnknownSource(format!("no mapping file defines the source `{source}`"))
     })?;
     let body = read_body(&request, payload, state.max_body).await?;
@@ -57,15 +57,15 @@ async fn receive(
         .filter(|_| format == SourceFormat::LeadSquared);
     // Behind a spool backlog, new requests queue too, so records keep the CRM's order.
     if let Some(spool) = spool.filter(|s| s.has_backlog()) {
-        return spool_request(spool, &mappings, &source, &inbound, &request_id).await;
+        return spool_request(spool, &mappings, source, &inbound, &request_id).await;
     }
     let outcome =
-        ingest::accept_webhook(&state.ingest, &mappings, &source, &inbound, &request_id).await;
+        ingest::accept_webhook(&state.ingest, &mappings, source, &inbound, &request_id).await;
     if let (Some(spool), Err(ingest::IngestError::Storage(cause))) = (spool, &outcome) {
         tracing::warn!(error = %cause, source = %source, request_id = %request_id, "Postgres unavailable; spooling the webhook");
-        return spool_request(spool, &mappings, &source, &inbound, &request_id).await;
+        return spool_request(spool, &mappings, source, &inbound, &request_id).await;
     }
-    record_outcome(&source, &outcome);
+    record_outcome(source, &outcome);
     match outcome {
         Ok(accepted) => Ok(answer(accepted)),
         Err(ingest::IngestError::Storage(cause)) => {
