@@ -2,9 +2,12 @@
 //! answered only after the commit that holds its records, so "2xx means committed"
 //! holds, while Postgres makes one WAL flush for many requests instead of one each.
 //!
-//! Batching needs no timer: while one flusher commits, requests queue up, and the next
-//! flusher takes everything queued (up to `max_records`). An idle service commits a
-//! lone request at once.
+//! Batching needs no timer: while a flusher commits, requests queue up, and the next
+//! free flusher takes everything queued (up to `max_records`). An idle service commits
+//! a lone request at once. The server gives each HTTP worker thread its own group
+//! commit with one flusher (`startup::build_server`): batches stay large (the CPU per
+//! record falls with batch size, on both sides) and no request wakes another thread.
+//! A linger (waiting for more requests before flushing) was measured and lost.
 
 use std::sync::Arc;
 
@@ -44,7 +47,8 @@ pub struct GroupCommit {
 
 #[derive(Debug, Clone, Copy)]
 pub struct GroupCommitConfig {
-    /// Transactions in flight at once: one commits while the next collects.
+    /// Transactions in flight at once. More than one lets a batch collect while
+    /// another commits, but makes batches smaller (BENCHMARKS.md, "Profiles").
     pub flushers: usize,
     /// Records per transaction at most.
     pub max_records: usize,
