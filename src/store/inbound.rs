@@ -74,11 +74,9 @@ pub async fn ingest_batch(
     conn: &mut PgConnection,
     jobs: &[IngestJob<'_>],
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
-    let records = || jobs.iter().flat_map(|job| job.records);
-    if records().all(|record| record.version.is_none()) {
-        let rows = inbound_rows(jobs, &vec![false; records().count()]);
-        let inserted = insert_records(conn, &rows).await?;
-        return Ok(count_outcomes(jobs, &rows, &inserted));
+    let records = jobs.iter().flat_map(|job| job.records);
+    if records.clone().all(|record| record.version.is_none()) {
+        return store_rows(conn, jobs, &vec![false; records.count()]).await;
     }
     let mut tx = conn.begin().await?;
     let mut stale = Vec::new();
@@ -90,9 +88,19 @@ pub async fn ingest_batch(
             });
         }
     }
-    let rows = inbound_rows(jobs, &stale);
-    let inserted = insert_records(&mut tx, &rows).await?;
+    let counts = store_rows(&mut tx, jobs, &stale).await?;
     tx.commit().await?;
+    Ok(counts)
+}
+
+/// Inserts the batch (each record stale or not, as given) and counts per request.
+async fn store_rows(
+    conn: &mut PgConnection,
+    jobs: &[IngestJob<'_>],
+    stale: &[bool],
+) -> Result<Vec<IngestCounts>, sqlx::Error> {
+    let rows = inbound_rows(jobs, stale);
+    let inserted = insert_records(conn, &rows).await?;
     Ok(count_outcomes(jobs, &rows, &inserted))
 }
 
