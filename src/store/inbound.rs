@@ -201,11 +201,7 @@ async fn insert_records(
         .flat_map(|(r, ord)| r.record.mapped.operations.iter().map(move |op| (ord, op)))
         .collect();
     let op_rows: Vec<i64> = operations.iter().map(|(ord, _)| *ord).collect();
-    let op_ids: Vec<Uuid> = operations.iter().map(|_| Uuid::now_v7()).collect();
-    let op_rules: Vec<&str> = operations.iter().map(|(_, o)| o.rule.as_str()).collect();
-    let op_kinds: Vec<&str> = operations.iter().map(|(_, o)| o.kind.as_str()).collect();
-    let op_users: Vec<Option<String>> = operations.iter().map(|(_, o)| o.user_key()).collect();
-    let op_bodies: Vec<String> = operations.iter().map(|(_, o)| json_text(&o.body)).collect();
+    let ops = OperationColumns::of(operations.iter().map(|(_, op)| *op));
     let inserted: Vec<i64> = sqlx::query_scalar(
         "WITH rec AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::json[], $5::text[],
@@ -240,11 +236,11 @@ async fn insert_records(
     .bind(&request_ids)
     .bind(&firsts)
     .bind(&op_rows)
-    .bind(&op_ids)
-    .bind(&op_rules)
-    .bind(&op_kinds)
-    .bind(&op_users)
-    .bind(&op_bodies)
+    .bind(&ops.request_ids)
+    .bind(&ops.rules)
+    .bind(&ops.kinds)
+    .bind(&ops.users)
+    .bind(&ops.bodies)
     .fetch_all(&mut *conn)
     .await?;
     // `WITH ORDINALITY` counts from 1.
@@ -273,40 +269,63 @@ async fn advance_version(
     Ok(advanced.is_some())
 }
 
-/// One multi-row insert for all operations of the batch; ids follow the CRM's order.
-async fn insert_outbox_many(
+/// The outbox columns of some operations, as arrays for `UNNEST`: each operation gets
+/// a fresh idempotency id (a UUIDv7) and its body as stored JSON text.
+struct OperationColumns<'a> {
+    request_ids: Vec<Uuid>,
+    rules: Vec<&'a str>,
+    kinds: Vec<&'a str>,
+    users: Vec<Option<String>>,
+    bodies: Vec<String>,
+}
+
+impl<'a> OperationColumns<'a> {
+    fn of(operations: impl Iterator<Item = &'a Operation>) -> Self {
+        let mut columns = OperationColumns {
+            request_ids: Vec::new(),
+            rules: Vec::new(),
+            kinds: Vec::new(),
+            users: Vec::new(),
+            bodies: Vec::new(),
+        };
+        for op in operations {
+            columns.request_ids.push(Uuid::now_v7());
+            columns.rules.push(op.rule.as_str());
+            columns.kinds.push(op.kind.as_str());
+            columns.users.push(op.user_key());
+            columns.bodies.push(json_text(&op.body));
+        }
+        columns
+    }
+}
+
+/// New outbox rows for one inbound record, in the order given (a re-map).
+async fn insert_outbox(
     conn: &mut PgConnection,
-    operations: &[(&RequestMeta<'_>, i64, &Operation)],
+    inbound_id: i64,
+    source: &str,
+    mapping_hash: &str,
+    operations: &[Operation],
 ) -> Result<(), sqlx::Error> {
     if operations.is_empty() {
         return Ok(());
     }
-    let request_ids: Vec<Uuid> = operations.iter().map(|_| Uuid::now_v7()).collect();
-    let inbound_ids: Vec<i64> = operations.iter().map(|(_, id, _)| *id).collect();
-    let sources: Vec<&str> = operations.iter().map(|(m, _, _)| m.source).collect();
-    let hashes: Vec<&str> = operations.iter().map(|(m, _, _)| m.mapping_hash).collect();
-    let rules: Vec<&str> = operations.iter().map(|(_, _, o)| o.rule.as_str()).collect();
-    let kinds: Vec<&str> = operations.iter().map(|(_, _, o)| o.kind.as_str()).collect();
-    let users: Vec<Option<String>> = operations.iter().map(|(_, _, o)| o.user_key()).collect();
-    let bodies: Vec<String> = operations
-        .iter()
-        .map(|(_, _, o)| json_text(&o.body))
-        .collect();
+    let ops = OperationColumns::of(operations.iter());
     sqlx::query(
         "INSERT INTO outbox (request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash)
-         SELECT r, i, s, ru, k, u, b, h
-         FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[]::json[], $8::text[])
-              WITH ORDINALITY AS t(r, i, s, ru, k, u, b, h, ord)
+         SELECT r, $2, $3, ru, k, u, b, $4
+         FROM UNNEST($1::uuid[], $5::text[], $6::text[], $7::text[], $8::text[]::json[])
+              WITH ORDINALITY AS t(r, ru, k, u, b, ord)
          ORDER BY ord",
     )
-    .bind(&request_ids)
-    .bind(&inbound_ids)
-    .bind(&sources)
-    .bind(&rules)
-    .bind(&kinds)
-    .bind(&users)
-    .bind(&bodies)
-    .bind(&hashes)
+    .bind(&ops.request_ids)
+    .bind(inbound_id)
+    .bind(source)
+    .bind(mapping_hash)
+    .bind(&ops.rules)
+    .bind(&ops.kinds)
+    .bind(&ops.users)
+    .bind(&ops.bodies)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -372,14 +391,7 @@ pub async fn replace_operations(
         })
         .cloned()
         .collect();
-    let meta = RequestMeta {
-        source,
-        mapping_hash,
-        content_type: None,
-        request_id: "",
-    };
-    let operations: Vec<_> = fresh.iter().map(|op| (&meta, inbound_id, op)).collect();
-    insert_outbox_many(&mut tx, &operations).await?;
+    insert_outbox(&mut tx, inbound_id, source, mapping_hash, &fresh).await?;
     sqlx::query("UPDATE inbound_records SET status = $2, warnings = $3, error = $4, mapping_hash = $5 WHERE id = $1")
         .bind(inbound_id)
         .bind(mapped.status.as_str())
