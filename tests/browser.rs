@@ -234,6 +234,15 @@ async fn scenario(browser: &Client, app: &TestApp, dead: i64) -> Result<(), Stri
         .click()
         .await
         .map_err(err)?;
+    // The unfiltered list already links the row: wait for the search's page first, or
+    // the link found may belong to the page being replaced (a stale element).
+    browser
+        .wait()
+        .for_element(Locator::Css(
+            "input[name=q][value='kavya.srinivasan@example.com']",
+        ))
+        .await
+        .map_err(err)?;
     let link = browser
         .wait()
         .for_element(Locator::Css(&format!("a[href='/admin/outbox/{dead}']")))
