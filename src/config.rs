@@ -59,6 +59,23 @@ pub struct HttpSettings {
     /// Optional local durable spool that keeps accepting while Postgres is down.
     #[arg(long, env = "BRIDGE_SPOOL_DIR")]
     pub spool_dir: Option<PathBuf>,
+    /// HTTP worker threads, each committing webhooks through its own group commit.
+    /// Default: half the CPUs, at least one.
+    #[arg(long, env = "BRIDGE_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+}
+
+impl HttpSettings {
+    /// Each worker commits its own batches: fewer workers make larger batches, which
+    /// cost Postgres and the bridge less CPU per record. On 2 cores shared with
+    /// Postgres, one worker accepted 7-25% more webhooks than two (BENCHMARKS.md,
+    /// "Ingest"); the other half of the machine is Postgres'.
+    pub fn workers(&self) -> usize {
+        self.http_workers.unwrap_or_else(|| {
+            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cpus / 2).max(1)
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -330,7 +347,8 @@ fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
         | "limit_events_per_min"
         | "limit_bulk_per_min"
         | "limit_transaction_per_min"
-        | "concurrency" => match value.parse::<u32>() {
+        | "concurrency"
+        | "http_workers" => match value.parse::<u32>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(format!("`{value}` is not a positive whole number")),
         },

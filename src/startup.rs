@@ -202,6 +202,7 @@ fn build_server(
             .app_data(web::Data::new(state))
             .configure(http::routes)
     })
+    .workers(settings.http.workers())
     .listen(listener)?
     .shutdown_timeout(30)
     .run();

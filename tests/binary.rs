@@ -66,6 +66,7 @@ fn every_configuration_problem_is_reported_at_once_with_exit_2() {
         .env("BRIDGE_MAX_BODY", "lots")
         .env("BRIDGE_LISTEN", "nowhere")
         .env("WEBENGAGE_BASE_URL", "not a url")
+        .env("BRIDGE_HTTP_WORKERS", "0")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
@@ -78,6 +79,7 @@ fn every_configuration_problem_is_reported_at_once_with_exit_2() {
         "BRIDGE_MAX_BODY",
         "BRIDGE_LISTEN",
         "WEBENGAGE_BASE_URL",
+        "BRIDGE_HTTP_WORKERS",
     ] {
         assert!(stderr.contains(name), "{name} not reported:\n{stderr}");
     }

@@ -7,6 +7,8 @@
 //! a lone request at once. The server gives each HTTP worker thread its own group
 //! commit with one flusher (`startup::build_server`): batches stay large (the CPU per
 //! record falls with batch size, on both sides) and no request wakes another thread.
+//! For the same reason there are only half as many workers as CPUs by default
+//! (`BRIDGE_HTTP_WORKERS`): Postgres needs the other half.
 //! A linger (waiting for more requests before flushing) was measured and lost.
 
 use std::sync::Arc;

@@ -119,6 +119,7 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             admin_token: options.admin_token.clone().map(Into::into),
             viewer_token: options.viewer_token.clone().map(Into::into),
             spool_dir: options.spool_dir.clone(),
+            http_workers: None,
         },
         webengage: WebEngageSettings {
             license_code: options.credentials.then(|| LICENSE.to_owned()),
