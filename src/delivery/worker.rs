@@ -328,11 +328,7 @@ impl Worker {
         if !destination::take_probe(pool, self.shared.settings.pause_probe).await? {
             return Ok(false);
         }
-        let Some(row) = outbox::claim_due_of(pool, 1, LEASE, Due::Any, None)
-            .await?
-            .into_iter()
-            .next()
-        else {
+        let Some(row) = claim_one(pool).await? else {
             return Ok(false);
         };
         tracing::info!(
@@ -542,4 +538,19 @@ async fn release_all(pool: &PgPool, leases: &[Lease]) {
             tracing::warn!(outbox_id = lease.id, error = %e, "could not release a row; its lease will expire");
         }
     }
+}
+
+/// One due row for the probe, through the claims by kind: they walk the partial claim
+/// indexes, where a claim of any kind in id order would walk the primary key past every
+/// delivered row still kept (`BRIDGE_RETENTION`), every `BRIDGE_PAUSE_PROBE`.
+async fn claim_one(pool: &PgPool) -> Result<Option<ClaimedRow>, sqlx::Error> {
+    for which in [Due::Fresh, Due::Retries] {
+        for kind in KINDS {
+            let claimed = outbox::claim_due_of(pool, 1, LEASE, which, Some(kind)).await?;
+            if let Some(row) = claimed.into_iter().next() {
+                return Ok(Some(row));
+            }
+        }
+    }
+    Ok(None)
 }
