@@ -1,13 +1,14 @@
 //! The claim's plan on a large backlog (run by `bench/claim.sh`): fills a fresh
 //! database with ROWS pending outbox rows (half users, half events, a user each), then
 //! prints `EXPLAIN (ANALYZE, BUFFERS)` of the worker's claim statement
-//! (`store::outbox::claim_sql`, the statement itself, not a copy) with a generic plan,
+//! (`store::outbox::prepare_claim`, the statement itself, not a copy) with a generic plan,
 //! as the worker's prepared statement gets, for first attempts and for retries. Each
 //! claim runs in a transaction that is rolled back, so every case sees the same rows.
 //!
 //! Then, as midway through a drain, nine rows in ten are delivered while the planner's
 //! statistics still say they are pending (autovacuum is off for the table), and the
-//! first-attempts claim is explained again.
+//! first-attempts claim is explained twice more: the first claim after that, which marks
+//! the delivered rows' index entries dead, and the next.
 //!
 //! Usage: `claim_explain [ROWS]` (default 1,000,000); `TEST_DATABASE_URL` names the
 //! Postgres server. `--blocked-heads` instead puts every user's first row in flight
@@ -135,12 +136,9 @@ async fn explain_claim(pool: &PgPool, which: Due) -> anyhow::Result<Vec<String>>
     sqlx::query("SET LOCAL plan_cache_mode = force_generic_plan")
         .execute(&mut *tx)
         .await?;
-    sqlx::query(&format!(
-        "PREPARE claim (int8, interval, uuid, text) AS {}",
-        store::outbox::claim_sql(which, true)
-    ))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(&store::outbox::prepare_claim("claim", which))
+        .execute(&mut *tx)
+        .await?;
     let plan = sqlx::query(&format!(
         "EXPLAIN (ANALYZE, BUFFERS) EXECUTE claim({CLAIM_LIMIT}, interval '30 seconds', gen_random_uuid(), 'user')"
     ))

@@ -309,13 +309,10 @@ async fn claim_plan_scans(db: &common::TestDb) -> Vec<(String, String, String)> 
         .execute(&mut conn)
         .await
         .unwrap();
-    let sql = outbox::claim_sql(outbox::Due::Fresh, true);
-    sqlx::query(&format!(
-        "PREPARE claim (int8, interval, uuid, text) AS {sql}"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    sqlx::query(&outbox::prepare_claim("claim", outbox::Due::Fresh))
+        .execute(&mut conn)
+        .await
+        .unwrap();
     let plan: serde_json::Value = sqlx::query_scalar(
         "EXPLAIN (FORMAT JSON) EXECUTE claim(200, interval '1 minute', gen_random_uuid(), 'user')",
     )

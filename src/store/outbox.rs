@@ -129,10 +129,19 @@ pub async fn claim_due_of(
         })
 }
 
+/// `PREPARE name` of the worker's claim of one kind, with the parameter types
+/// `claim_due_of` binds: so that `examples/claim_explain.rs` and the plan test explain
+/// the statement the worker runs, not a copy.
+pub fn prepare_claim(name: &str, which: Due) -> String {
+    format!(
+        "PREPARE {name} (int8, interval, uuid, text) AS {}",
+        claim_sql(which, true)
+    )
+}
+
 /// The claim statement of `claim_due_of`, with parameters `$1` limit, `$2` lease,
-/// `$3` token and, `with_kind`, `$4` kind. Public so that `examples/claim_explain.rs`
-/// shows the plan of the statement the worker runs, not of a copy.
-pub fn claim_sql(which: Due, with_kind: bool) -> String {
+/// `$3` token and, `with_kind`, `$4` kind.
+fn claim_sql(which: Due, with_kind: bool) -> String {
     // Literal predicates (not `$n IS NULL OR …`), so the planner can use the partial
     // claim indexes even with a generic plan: a retry claim must not scan every fresh row.
     let attempts = match which {
