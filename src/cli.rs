@@ -10,8 +10,9 @@ use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::config::{DatabaseSettings, LogSettings, ServeSettings};
 use crate::mapping::MappingSet;
+use crate::mapping_tools::preview;
 use crate::startup::Application;
-use crate::{ingest, store, telemetry};
+use crate::{store, telemetry};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -163,7 +164,7 @@ fn mappings(command: MappingsCommand) -> ExitCode {
         },
         MappingsCommand::Test { dir } => test_mappings(&dir),
         MappingsCommand::Schema => {
-            let schema = crate::mapping::schema::mapping_file_schema();
+            let schema = crate::mapping_tools::schema::mapping_file_schema();
             match serde_json::to_string_pretty(&schema) {
                 Ok(text) => {
                     println!("{text}");
@@ -196,7 +197,7 @@ fn test_mappings(dir: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = crate::mapping::testing::run_tests(&set, &dir.join("tests"));
+    let report = crate::mapping_tools::testing::run_tests(&set, &dir.join("tests"));
     for failure in &report.failures {
         println!("FAIL {failure}");
     }
@@ -218,7 +219,7 @@ fn preview(
 ) -> anyhow::Result<()> {
     let set = MappingSet::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let body = read_input(file)?;
-    let output = ingest::preview_with(
+    let output = preview::preview_with(
         &set,
         source,
         body,

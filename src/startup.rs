@@ -14,11 +14,11 @@ use tracing_actix_web::TracingLogger;
 use crate::config::ServeSettings;
 use crate::delivery;
 use crate::http::{self, AppState};
+use crate::ingest::Registry;
+use crate::ingest::group_commit::{GroupCommit, GroupCommitConfig};
+use crate::ingest::spool::Spool;
 use crate::ingest::{IngestStore, TypeGuard};
-use crate::mapping::Registry;
-use crate::spool::Spool;
 use crate::store;
-use crate::store::group_commit::{GroupCommit, GroupCommitConfig};
 use crate::store::ready::Readiness;
 
 /// A running service: the HTTP server and, unless disabled, the delivery worker.
@@ -55,7 +55,7 @@ impl Application {
         }
         let (server, port) = if with_http {
             let registry = Arc::new(load_mappings(&settings)?);
-            crate::mapping::watch::spawn_reloader(registry.clone(), shutdown.clone());
+            crate::ingest::watch::spawn_reloader(registry.clone(), shutdown.clone());
             let ingest = IngestStore {
                 committer: GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
                 types: Arc::new(TypeGuard::default()),
@@ -135,7 +135,7 @@ fn open_spool(
     let spool = Arc::new(
         Spool::open(dir).with_context(|| format!("opening BRIDGE_SPOOL_DIR={}", dir.display()))?,
     );
-    crate::spool::spawn_replayer(
+    crate::ingest::spool::spawn_replayer(
         spool.clone(),
         ingest.clone(),
         registry.clone(),

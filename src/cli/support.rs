@@ -14,8 +14,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::config::DatabaseSettings;
 use crate::ingest::TypeGuard;
 use crate::mapping::MappingSet;
+use crate::store;
 use crate::store::support::{self, InboundFilter, OutboxFilter, ReplayFilter};
-use crate::{ingest, store};
+use crate::support::remap;
 
 /// The role the audit log records for terminal actions.
 const ROLE: &str = "cli";
@@ -263,7 +264,7 @@ async fn remap_one(
     json: bool,
 ) -> anyhow::Result<()> {
     let operations =
-        ingest::remap_record_audited(pool, &TypeGuard::default(), mappings, id, ROLE).await?;
+        remap::remap_record_audited(pool, &TypeGuard::default(), mappings, id, ROLE).await?;
     let value = serde_json::json!({ "remapped": 1, "operations": operations, "errors": [] });
     output(json, &value, || {
         println!("remapped inbound {id}: {operations} outbox row(s)")
@@ -277,7 +278,7 @@ async fn remap_many(
     source: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let summary = ingest::remap_matching(
+    let summary = remap::remap_matching(
         pool,
         &TypeGuard::default(),
         mappings,

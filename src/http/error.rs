@@ -71,9 +71,9 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<crate::ingest::RemapError> for ApiError {
-    fn from(e: crate::ingest::RemapError) -> Self {
-        use crate::ingest::RemapError;
+impl From<crate::support::remap::RemapError> for ApiError {
+    fn from(e: crate::support::remap::RemapError) -> Self {
+        use crate::support::remap::RemapError;
         match e {
             RemapError::NotFound(_) => ApiError::NotFound(e.to_string()),
             RemapError::NoPayload(_) | RemapError::UnknownSource(_) => {

@@ -13,7 +13,7 @@ use actix_web::web;
 use sqlx::PgPool;
 
 use crate::ingest::IngestStore;
-use crate::mapping::Registry;
+use crate::ingest::Registry;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -26,7 +26,7 @@ pub struct AppState {
     /// Whether the database has been created and migrated (retried while Postgres is down).
     pub database: Arc<crate::store::ready::Readiness>,
     /// `BRIDGE_SPOOL_DIR`: where LeadSquared webhooks wait while Postgres is down.
-    pub spool: Option<Arc<crate::spool::Spool>>,
+    pub spool: Option<Arc<crate::ingest::spool::Spool>>,
     pub max_body: usize,
     pub has_credentials: bool,
     pub admin: admin::AdminTokens,

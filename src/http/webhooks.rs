@@ -10,10 +10,10 @@ use tracing_actix_web::RequestId;
 
 use super::AppState;
 use super::error::ApiError;
+use crate::ingest::spool::{Spool, SpoolEntry};
 use crate::ingest::{self, Accepted};
 use crate::mapping::MappingSet;
 use crate::source::{InboundRequest, SourceFormat, salesforce};
-use crate::spool::{Spool, SpoolEntry};
 use crate::store::inbound::IngestCounts;
 
 /// `/webhooks/{source}`, routed by hand under the `/webhooks` scope: actix matches a

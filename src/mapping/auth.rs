@@ -8,12 +8,12 @@ use super::model::{Entries, Node, Pos, SNode, get};
 use crate::source::SourceFormat;
 use crate::source::auth::{AuthSpec, BasicAuth, HeaderAuth, HmacAuth, HmacEncoding, QueryAuth};
 
-pub(super) const HEADER_KEYS: &[&str] = &["name", "value_env"];
-pub(super) const BASIC_KEYS: &[&str] = &["username_env", "password_env"];
-pub(super) const HMAC_KEYS: &[&str] = &["header", "secret_env", "encoding", "prefix"];
-pub(super) const HMAC_ENCODINGS: &[&str] = &["hex", "base64"];
-pub(super) const QUERY_KEYS: &[&str] = &["name", "value_env"];
-pub(super) const KEYS: &[&str] = &[
+pub const HEADER_KEYS: &[&str] = &["name", "value_env"];
+pub const BASIC_KEYS: &[&str] = &["username_env", "password_env"];
+pub const HMAC_KEYS: &[&str] = &["header", "secret_env", "encoding", "prefix"];
+pub const HMAC_ENCODINGS: &[&str] = &["hex", "base64"];
+pub const QUERY_KEYS: &[&str] = &["name", "value_env"];
+pub const KEYS: &[&str] = &[
     "bearer_env",
     "header",
     "basic",

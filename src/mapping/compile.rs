@@ -15,9 +15,9 @@ use super::value::{self, ObjectSpec, Source, Template, ValueSpec};
 use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::rules;
 
-pub(super) const TOP_KEYS: &[&str] = &["source", "rules"];
-pub(super) const SOURCE_KEYS: &[&str] = &["format", "auth", "records", "dedupe_key", "version"];
-pub(super) const RULE_KEYS: &[&str] = &[
+pub const TOP_KEYS: &[&str] = &["source", "rules"];
+pub const SOURCE_KEYS: &[&str] = &["format", "auth", "records", "dedupe_key", "version"];
+pub const RULE_KEYS: &[&str] = &[
     "name",
     "when",
     "stop",
@@ -26,15 +26,15 @@ pub(super) const RULE_KEYS: &[&str] = &[
     "events",
     "transaction",
 ];
-pub(super) const EVENT_KEYS: &[&str] = &[
+pub const EVENT_KEYS: &[&str] = &[
     "userId",
     "anonymousId",
     "eventName",
     "eventTime",
     "eventData",
 ];
-pub(super) const VERSION_KEYS: &[&str] = &["key", "at"];
-pub(super) const TXN_KEYS: &[&str] = &["campaignId", "userId", "ttl", "txnId", "overrideData"];
+pub const VERSION_KEYS: &[&str] = &["key", "at"];
+pub const TXN_KEYS: &[&str] = &["campaignId", "userId", "ttl", "txnId", "overrideData"];
 
 /// One compiled rule.
 #[derive(Debug, Clone)]

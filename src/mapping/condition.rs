@@ -8,8 +8,8 @@ use super::model::{Entries, Node, Pos, SNode, get};
 use super::path::CompiledPath;
 use super::transform::text_of;
 
-pub(super) const TESTS: &[&str] = &["equals", "not_equals", "in", "exists", "matches"];
-pub(super) const KEYS: &[&str] = &[
+pub const TESTS: &[&str] = &["equals", "not_equals", "in", "exists", "matches"];
+pub const KEYS: &[&str] = &[
     "path",
     "equals",
     "not_equals",

@@ -16,14 +16,10 @@ mod loader;
 pub mod model;
 mod path;
 mod phone;
-pub mod registry;
-pub mod schema;
 mod star;
 mod template;
-pub mod testing;
 mod transform;
 mod value;
-pub mod watch;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,8 +31,36 @@ use serde_json::Value;
 use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::Operation;
 
-pub use registry::{Registry, ReloadError};
 pub(crate) use value::show as show_value;
+
+/// The keys, names and arguments the loader accepts, for tools that describe the
+/// language (the editor schema): one list each, so a tool cannot drift from the loader.
+pub mod vocabulary {
+    pub mod auth {
+        pub use crate::mapping::auth::{
+            BASIC_KEYS, HEADER_KEYS, HMAC_ENCODINGS, HMAC_KEYS, KEYS, QUERY_KEYS,
+        };
+    }
+    pub mod compile {
+        pub use crate::mapping::compile::{
+            EVENT_KEYS, RULE_KEYS, SOURCE_KEYS, TOP_KEYS, TXN_KEYS, VERSION_KEYS,
+        };
+    }
+    pub mod condition {
+        pub use crate::mapping::condition::{KEYS, TESTS};
+    }
+    pub mod star {
+        pub use crate::mapping::star::{KEYS, RENAMES};
+    }
+    pub mod transform {
+        pub use crate::mapping::transform::{
+            DATETIME_ARGS, NAMES, NO_ARGS, PHONE_ARGS, REPLACE_ARGS,
+        };
+    }
+    pub mod value {
+        pub use crate::mapping::value::{ALL_KEYS, SOURCE_KEYS};
+    }
+}
 
 /// Every source's mapping, loaded and checked as a whole.
 #[derive(Debug, Default)]

@@ -7,7 +7,7 @@ use super::model::{Node, Pos, SNode, get};
 use super::path::{CompiledPath, same};
 use super::value::{FieldPath, Scope, ValueSpec, show};
 
-pub(super) const KEYS: &[&str] = &[
+pub const KEYS: &[&str] = &[
     "from",
     "include",
     "exclude",
@@ -18,7 +18,7 @@ pub(super) const KEYS: &[&str] = &[
 ];
 
 /// The values of `rename`.
-pub(super) const RENAMES: &[&str] = &["snake_case", "camelCase", "keep"];
+pub const RENAMES: &[&str] = &["snake_case", "camelCase", "keep"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rename {

@@ -15,8 +15,8 @@ pub use super::template::Template;
 use super::transform::{self, Transform, text_of};
 use crate::webengage::rules;
 
-pub(super) const SOURCE_KEYS: &[&str] = &["path", "template", "const", "object", "array"];
-pub(super) const ALL_KEYS: &[&str] = &[
+pub const SOURCE_KEYS: &[&str] = &["path", "template", "const", "object", "array"];
+pub const ALL_KEYS: &[&str] = &[
     "path",
     "template",
     "const",

@@ -7,7 +7,6 @@ pub mod attempts;
 pub mod attribute_types;
 pub mod console;
 pub mod destination;
-pub mod group_commit;
 pub mod inbound;
 pub mod outbox;
 pub mod rate_windows;

@@ -8,9 +8,9 @@ use serde_json::json;
 use super::auth::Caller;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::ingest;
 use crate::store::support::RowAction;
 use crate::store::{self, support};
+use crate::support::remap;
 
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
@@ -109,7 +109,7 @@ pub async fn remap_one(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = ingest::remap_record_audited(
+    let rows = remap::remap_record_audited(
         &state.pool,
         &state.ingest.types,
         &state.registry.current(),
@@ -127,7 +127,7 @@ pub async fn remap_many(
     filter: web::Json<support::InboundFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let status = filter.status.as_deref().unwrap_or("failed");
-    let summary = ingest::remap_matching(
+    let summary = remap::remap_matching(
         &state.pool,
         &state.ingest.types,
         &state.registry.current(),

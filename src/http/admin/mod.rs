@@ -3,7 +3,6 @@
 pub mod api;
 pub mod auth;
 mod login;
-pub mod mask;
 mod pages;
 pub mod session;
 mod views;

@@ -8,14 +8,14 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::auth::{PageCaller, Role};
-use super::mask::Reveal;
 use super::session;
 use super::views::{self, Nav};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::ingest;
 use crate::store::console::{self, IssueKind, IssueRows};
 use crate::store::support::{self, RowAction};
+use crate::support::mask::Reveal;
+use crate::support::remap;
 
 /// A rendered page. Pages hold personal data: never cached, never framed.
 pub(super) fn html(page: &impl Template) -> Result<HttpResponse, ApiError> {
@@ -308,7 +308,7 @@ pub async fn remap(
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
     check_csrf(&req, &state, &form.csrf)?;
-    let rows = ingest::remap_record_audited(
+    let rows = remap::remap_record_audited(
         &state.pool,
         &state.ingest.types,
         &state.registry.current(),

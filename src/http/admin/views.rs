@@ -6,9 +6,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::auth::Role;
-use super::mask::{self, Reveal};
 use crate::store::console::{Issue, IssueKind, LastHour};
 use crate::store::support::{AttemptItem, AuditEntry, InboundItem, OutboxDetail, OutboxItem};
+use crate::support::mask::{self, Reveal};
 
 pub const STATUSES: [&str; 5] = ["pending", "in_flight", "delivered", "dead", "cancelled"];
 

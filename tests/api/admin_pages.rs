@@ -1,0 +1,478 @@
+//! The support console's pages over HTTP: login, CSRF, masking, issues, no secrets.
+
+use crate::helpers::{ADMIN_TOKEN, API_KEY, AppOptions, TestApp, VIEWER_TOKEN, fixture, spawn_app};
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn app_with_leads() -> TestApp {
+    let app = spawn_app(AppOptions {
+        with_worker: false,
+        ..AppOptions::default()
+    })
+    .await;
+    for (source, file) in [
+        ("leadsquared", "lsq_lead_create.json"),
+        ("salesforce-flow", "sf_flow_lead.json"),
+    ] {
+        let ok = app.post(source, "application/json", fixture(file)).await;
+        assert_eq!(ok.status(), 200);
+    }
+    app
+}
+
+/// A browser-like client that does not follow redirects, so each answer can be checked.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Logs in with a token; returns the `name=value` of the session cookie and its full header.
+async fn login(app: &TestApp, token: &str) -> (String, String) {
+    let answer = browser()
+        .post(format!("{}/admin/login", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("token", token)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert_eq!(answer.headers()["location"], "/admin/");
+    let header = answer.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let pair = header.split(';').next().unwrap().to_owned();
+    (pair, header)
+}
+
+async fn page(app: &TestApp, cookie: &str, path: &str) -> (StatusCode, String) {
+    let answer = browser()
+        .get(format!("{}{path}", app.address))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    (answer.status(), answer.text().await.unwrap())
+}
+
+async fn submit(app: &TestApp, cookie: &str, path: &str, form: &[(&str, &str)]) -> StatusCode {
+    browser()
+        .post(format!("{}{path}", app.address))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(form))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn encode(pairs: &[(&str, &str)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
+fn csrf_of(html: &str) -> String {
+    let re = regex::Regex::new(r#"name="csrf" value="([0-9a-f]+)""#).unwrap();
+    re.captures(html).expect("a CSRF field")[1].to_owned()
+}
+
+async fn first_row(app: &TestApp, source: &str) -> i64 {
+    sqlx::query_scalar("SELECT min(id) FROM outbox WHERE source = $1")
+        .bind(source)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn audit_targets(app: &TestApp, action: &str) -> Vec<(String, String)> {
+    sqlx::query_as("SELECT role, target FROM admin_audit WHERE action = $1 ORDER BY id")
+        .bind(action)
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn login_issues_a_strict_http_only_cookie_and_refuses_wrong_tokens() {
+    let app = app_with_leads().await;
+    let (status, form) = page(&app, "", "/admin/login").await;
+    assert_eq!(status, 200);
+    assert!(form.contains(r#"name="token""#));
+
+    let (status, _) = page(&app, "", "/admin/").await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "no session: off to the login form"
+    );
+
+    let wrong = browser()
+        .post(format!("{}/admin/login", app.address))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("token", "guess")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers().get("set-cookie").is_none());
+    assert!(wrong.text().await.unwrap().contains("not valid"));
+
+    let (cookie, header) = login(&app, ADMIN_TOKEN).await;
+    assert!(header.contains("HttpOnly"), "{header}");
+    assert!(header.contains("SameSite=Strict"), "{header}");
+    assert!(header.contains("Path=/admin"), "{header}");
+    assert!(
+        !header.contains(ADMIN_TOKEN),
+        "the cookie never holds the token"
+    );
+    let (status, dashboard) = page(&app, &cookie, "/admin/").await;
+    assert_eq!(status, 200);
+    assert!(dashboard.contains("Dashboard"));
+    assert!(dashboard.contains("signed in as <strong>admin</strong>"));
+
+    let out = browser()
+        .post(format!("{}/admin/logout", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert!(
+        out.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_client() {
+    let app = app_with_leads().await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        let answer = browser()
+            .post(format!("{}/admin/login", app.address))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encode(&[("token", "guess")]))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(answer.status());
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn actions_need_the_sessions_csrf_token() {
+    let app = app_with_leads().await;
+    let (cookie, _) = login(&app, ADMIN_TOKEN).await;
+    let id = first_row(&app, "leadsquared").await;
+    let cancel = format!("/admin/outbox/{id}/cancel");
+    assert_eq!(
+        submit(&app, &cookie, &cancel, &[]).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        submit(&app, &cookie, &cancel, &[("csrf", "00ff")]).await,
+        StatusCode::FORBIDDEN
+    );
+    // A token from another session does not fit this one.
+    let (other, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, other_page) = page(&app, &other, &format!("/admin/outbox/{id}")).await;
+    let (_, html) = page(&app, &cookie, &format!("/admin/outbox/{id}")).await;
+    let (theirs, mine) = (csrf_of(&other_page), csrf_of(&html));
+    if theirs != mine {
+        assert_eq!(
+            submit(&app, &cookie, &cancel, &[("csrf", &theirs)]).await,
+            StatusCode::FORBIDDEN
+        );
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'cancelled'")
+            .await,
+        0
+    );
+
+    assert_eq!(
+        submit(&app, &cookie, &cancel, &[("csrf", &mine)]).await,
+        StatusCode::SEE_OTHER
+    );
+    let (_, after) = page(
+        &app,
+        &cookie,
+        &format!("/admin/outbox/{id}?notice=cancelled&n=1"),
+    )
+    .await;
+    assert!(after.contains(r#"id="row-status">cancelled"#));
+    assert!(after.contains("never be sent"));
+    assert_eq!(
+        audit_targets(&app, "cancel").await,
+        [("admin".into(), format!("outbox {id}"))]
+    );
+
+    // A viewer's session may not act at all, token or not.
+    let (viewer, _) = login(&app, VIEWER_TOKEN).await;
+    let retry = format!("/admin/outbox/{id}/retry");
+    assert_eq!(
+        submit(&app, &viewer, &retry, &[("csrf", &mine)]).await,
+        StatusCode::FORBIDDEN
+    );
+    // Scripts with the Bearer header need no CSRF token.
+    let scripted = browser()
+        .post(format!("{}{retry}", app.address))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", "")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scripted.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn viewers_see_masked_personal_data_until_they_reveal_it_which_is_audited() {
+    let app = app_with_leads().await;
+    let id = first_row(&app, "leadsquared").await;
+    let row = format!("/admin/outbox/{id}");
+    let (viewer, _) = login(&app, VIEWER_TOKEN).await;
+
+    let (_, masked) = page(&app, &viewer, &row).await;
+    for personal in [
+        "rohan.deshpande@example.com",
+        "9123456780",
+        "Deshpande",
+        "Sneha",
+    ] {
+        assert!(!masked.contains(personal), "{personal} shown to a viewer");
+    }
+    assert!(masked.contains("r***@example.com"));
+    assert!(masked.contains("+91******6780"));
+    assert!(
+        audit_targets(&app, "reveal").await.is_empty(),
+        "looking is not revealing"
+    );
+
+    let (_, search) = page(
+        &app,
+        &viewer,
+        "/admin/outbox?q=rohan.deshpande%40example.com",
+    )
+    .await;
+    assert!(
+        search.contains(&format!(r#"href="/admin/outbox/{id}""#)),
+        "found by email"
+    );
+    assert!(!search.contains("rohan.deshpande@example.com\n"));
+    assert!(search.contains("r***@example.com"));
+
+    let (_, one_field) = page(&app, &viewer, &format!("{row}?reveal=Mobile")).await;
+    assert!(one_field.contains("+91-9123456780"));
+    assert!(!one_field.contains("Deshpande"));
+    let (_, all) = page(&app, &viewer, &format!("{row}?reveal=all")).await;
+    assert!(all.contains("rohan.deshpande@example.com"));
+    assert!(all.contains("Deshpande"));
+    assert_eq!(
+        audit_targets(&app, "reveal").await,
+        [
+            ("viewer".into(), format!("outbox {id} fields Mobile")),
+            ("viewer".into(), format!("outbox {id}")),
+        ]
+    );
+    let (_, dashboard) = page(&app, &viewer, "/admin/").await;
+    assert!(
+        dashboard.contains("reveal"),
+        "the dashboard lists the reveals"
+    );
+
+    let (admin, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, plain) = page(&app, &admin, &row).await;
+    assert!(plain.contains("rohan.deshpande@example.com"));
+    assert!(!plain.contains("reveal all"));
+    assert_eq!(
+        audit_targets(&app, "reveal").await.len(),
+        2,
+        "admins reveal nothing"
+    );
+}
+
+#[tokio::test]
+async fn failures_are_grouped_by_cause_and_one_group_replays() {
+    let app = app_with_leads().await;
+    // Dead rows whose errors differ only by an id and an email: one cause per source.
+    for (source, error) in [
+        (
+            "leadsquared",
+            "HTTP 400: user 5c1f9a2e-7b4d-4e0a-9c3f-2a8d61b7e4f0 rejected (a@example.com)",
+        ),
+        (
+            "salesforce-flow",
+            "HTTP 400: user 00Q5j00000Hk5WdEAJ rejected (b@example.com)",
+        ),
+    ] {
+        sqlx::query("UPDATE outbox SET status = 'dead', last_error = $2 WHERE source = $1")
+            .bind(source)
+            .bind(error)
+            .execute(&app.db.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("UPDATE outbox SET last_error = last_error || ' 98765' WHERE id = (SELECT max(id) FROM outbox WHERE source = 'leadsquared')")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    // Two leads whose phone cannot be read: one warning cause with two records.
+    for (id, phone) in [("p-1", "not a phone"), ("p-2", "call me")] {
+        let mut lead: serde_json::Value =
+            serde_json::from_slice(&fixture("lsq_lead_create.json")).unwrap();
+        lead["ProspectID"] = json!(id);
+        lead["Mobile"] = json!(phone);
+        lead["Phone"] = json!(null);
+        let ok = app
+            .post(
+                "leadsquared",
+                "application/json",
+                serde_json::to_vec(&lead).unwrap(),
+            )
+            .await;
+        assert_eq!(ok.status(), 200);
+    }
+    let malformed = app
+        .post(
+            "leadsquared",
+            "application/json",
+            fixture("lsq_malformed.json"),
+        )
+        .await;
+    assert_eq!(malformed.status(), 200);
+
+    let issues = webengage_bridge::store::console::issues(&app.db.pool)
+        .await
+        .unwrap();
+    let mut dead: Vec<(&str, &str, i64)> = issues
+        .dead
+        .iter()
+        .map(|i| (i.source.as_str(), i.cause.as_str(), i.count))
+        .collect();
+    dead.sort();
+    assert_eq!(
+        dead,
+        [
+            ("leadsquared", "HTTP 400: user <id> rejected (<email>)", 1),
+            ("leadsquared", "HTTP 400: user <id> rejected (<email>) N", 1),
+            (
+                "salesforce-flow",
+                "HTTP 400: user <id> rejected (<email>)",
+                2
+            ),
+        ]
+    );
+    assert_eq!(issues.warnings.len(), 1, "{:?}", issues.warnings);
+    assert_eq!(issues.warnings[0].count, 2);
+    assert_eq!(
+        issues.warnings[0].cause,
+        "rule `lead-profile`: user.phone dropped: … is not a phone number (transform phone)"
+    );
+    assert_eq!(issues.inbound.len(), 1);
+    assert!(
+        issues.inbound[0].cause.starts_with("malformed: "),
+        "{:?}",
+        issues.inbound
+    );
+
+    let (cookie, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, html) = page(&app, &cookie, "/admin/issues").await;
+    assert!(html.contains("is not a phone number"));
+    assert!(html.contains("Replay all"));
+    let rows_link = "/admin/issues/rows?kind=dead&source=salesforce-flow&cause=HTTP+400%3A+user+%3Cid%3E+rejected+%28%3Cemail%3E%29";
+    let (status, rows) = page(&app, &cookie, rows_link).await;
+    assert_eq!(status, 200);
+    assert_eq!(rows.matches(r#"<span class="status dead">"#).count(), 2);
+
+    let replay = submit(
+        &app,
+        &cookie,
+        "/admin/issues/replay",
+        &[
+            ("csrf", &csrf_of(&html)),
+            ("source", "salesforce-flow"),
+            ("cause", "HTTP 400: user <id> rejected (<email>)"),
+        ],
+    )
+    .await;
+    assert_eq!(replay, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) FROM outbox WHERE source = 'salesforce-flow' AND status = 'pending'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE source = 'leadsquared' AND status = 'dead'")
+            .await,
+        2,
+        "other groups stay dead"
+    );
+    let audited: (String, i64) =
+        sqlx::query_as("SELECT target, rows FROM admin_audit WHERE action = 'replay'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        audited,
+        (
+            "issue dead source=salesforce-flow cause=HTTP 400: user <id> rejected (<email>)".into(),
+            2
+        )
+    );
+}
+
+#[tokio::test]
+async fn no_page_shows_the_api_key_or_a_token() {
+    let app = app_with_leads().await;
+    sqlx::query("UPDATE outbox SET status = 'dead', last_error = 'HTTP 400: bad' WHERE source = 'leadsquared'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let row = first_row(&app, "leadsquared").await;
+    let inbound: i64 = sqlx::query_scalar("SELECT min(id) FROM inbound_records")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    for token in [ADMIN_TOKEN, VIEWER_TOKEN] {
+        let (cookie, _) = login(&app, token).await;
+        for path in [
+            "/admin/login".to_owned(),
+            "/admin/".to_owned(),
+            "/admin/outbox".to_owned(),
+            "/admin/outbox?q=example".to_owned(),
+            format!("/admin/outbox/{row}"),
+            format!("/admin/outbox/{row}?reveal=all"),
+            format!("/admin/inbound/{inbound}"),
+            "/admin/issues".to_owned(),
+            "/admin/issues/rows?kind=dead&source=leadsquared&cause=HTTP+400%3A+bad".to_owned(),
+        ] {
+            let (status, html) = page(&app, &cookie, &path).await;
+            assert_eq!(status, 200, "{path}");
+            for secret in [API_KEY, ADMIN_TOKEN, VIEWER_TOKEN] {
+                assert!(!html.contains(secret), "{path} shows a secret");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn pages_are_off_without_an_admin_token() {
+    let app = spawn_app(AppOptions {
+        with_worker: false,
+        admin_token: None,
+        ..AppOptions::default()
+    })
+    .await;
+    assert_eq!(page(&app, "", "/admin/login").await.0, 404);
+    assert_eq!(page(&app, "", "/admin/").await.0, 404);
+}

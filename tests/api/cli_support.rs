@@ -1,0 +1,205 @@
+//! `outbox ...` and `inbound ...` from a terminal, against a real database.
+
+use std::process::Command;
+
+use crate::helpers::{AppOptions, TestApp, example_mappings, fixture, spawn_app};
+use serde_json::Value;
+
+async fn app_with_leads() -> TestApp {
+    let app = spawn_app(AppOptions {
+        with_worker: false,
+        ..AppOptions::default()
+    })
+    .await;
+    for (source, ct, file) in [
+        ("leadsquared", "application/json", "lsq_lead_create.json"),
+        ("salesforce-flow", "application/json", "sf_flow_lead.json"),
+        ("salesforce", "text/xml", "sf_outbound_lead_single.xml"),
+    ] {
+        assert_eq!(app.post(source, ct, fixture(file)).await.status(), 200);
+    }
+    app
+}
+
+/// Runs the binary with `args` on the app's database; returns (success, stdout, stderr).
+async fn cli(app: &TestApp, args: &[&str]) -> (bool, String, String) {
+    let url = app.db.url.clone();
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_webengage-bridge"))
+            .args(&args)
+            .env("DATABASE_URL", url)
+            .env("BRIDGE_MAPPINGS_DIR", example_mappings())
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("the binary runs")
+    })
+    .await
+    .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+async fn cli_json(app: &TestApp, args: &[&str]) -> Value {
+    let (ok, out, err) = cli(app, args).await;
+    assert!(ok, "{args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+#[tokio::test]
+async fn stats_list_and_show_read_the_outbox() {
+    let app = app_with_leads().await;
+    let stats = cli_json(&app, &["outbox", "stats", "--json"]).await;
+    assert_eq!(stats["by_status"]["pending"], 6);
+
+    let (ok, table, _) = cli(&app, &["outbox", "stats"]).await;
+    assert!(ok);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().eq(["outbox", "pending", "6"])),
+        "{table}"
+    );
+
+    let page = cli_json(
+        &app,
+        &["outbox", "list", "--source", "salesforce", "--json"],
+    )
+    .await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    let found = cli_json(
+        &app,
+        &[
+            "outbox",
+            "list",
+            "-q",
+            "kavya.srinivasan@example.com",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 2);
+    let first = cli_json(&app, &["outbox", "list", "--limit", "4", "--json"]).await;
+    let next = first["next"].as_i64().expect("a second page");
+    let second = cli_json(
+        &app,
+        &["outbox", "list", "--before", &next.to_string(), "--json"],
+    )
+    .await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 2);
+
+    let (ok, listing, _) = cli(&app, &["outbox", "list", "--source", "leadsquared"]).await;
+    assert!(ok);
+    assert!(listing.starts_with("id "), "{listing}");
+    assert!(listing.contains("rohan.deshpande@example.com"));
+
+    let id = page["items"][0]["id"].as_i64().unwrap().to_string();
+    let row = cli_json(&app, &["outbox", "show", &id, "--json"]).await;
+    assert_eq!(row["id"].to_string(), id);
+    assert!(row["inbound"]["payload"].is_object());
+    let (ok, shown, _) = cli(&app, &["outbox", "show", &id]).await;
+    assert!(ok && shown.contains("payload:"), "{shown}");
+    let (ok, _, err) = cli(&app, &["outbox", "show", "999999"]).await;
+    assert!(!ok && err.contains("no outbox row 999999"), "{err}");
+}
+
+#[tokio::test]
+async fn retry_cancel_and_replay_act_and_are_audited() {
+    let app = app_with_leads().await;
+    sqlx::query(
+        "UPDATE outbox SET status = 'dead', last_error = 'HTTP 400' WHERE source <> 'leadsquared'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let replayed = cli_json(
+        &app,
+        &[
+            "outbox",
+            "replay",
+            "--status",
+            "dead",
+            "--source",
+            "salesforce",
+            "--since",
+            "2020-01-01T00:00:00Z",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(replayed["rows"], 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'dead'")
+            .await,
+        2
+    );
+
+    let id: i64 = sqlx::query_scalar("SELECT min(id) FROM outbox WHERE status = 'dead'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let (ok, said, _) = cli(&app, &["outbox", "cancel", &id.to_string()]).await;
+    assert!(ok);
+    assert_eq!(said.trim(), format!("cancel outbox {id}: 1 row(s)"));
+    let retried = cli_json(&app, &["outbox", "retry", &id.to_string(), "--json"]).await;
+    assert_eq!(retried["rows"], 1);
+
+    let audit: Vec<(String, String, i64)> =
+        sqlx::query_as("SELECT role, action, rows FROM admin_audit ORDER BY id")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        audit,
+        [
+            ("cli".into(), "replay".into(), 2),
+            ("cli".into(), "cancel".into(), 1),
+            ("cli".into(), "retry".into(), 1),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn inbound_records_list_and_remap() {
+    let app = app_with_leads().await;
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM inbound_records WHERE source = 'salesforce-flow'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    sqlx::query("DELETE FROM outbox WHERE inbound_id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE inbound_records SET status = 'failed', error = 'x' WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+
+    let failed = cli_json(&app, &["inbound", "list", "--status", "failed", "--json"]).await;
+    assert_eq!(failed["items"][0]["id"], id);
+    let (ok, table, _) = cli(&app, &["inbound", "list", "--source", "salesforce-flow"]).await;
+    assert!(ok && table.contains("failed"), "{table}");
+
+    let all = cli_json(&app, &["inbound", "remap", "--status", "failed", "--json"]).await;
+    assert_eq!(
+        (all["remapped"].as_u64(), all["operations"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let one = cli_json(&app, &["inbound", "remap", &id.to_string(), "--json"]).await;
+    assert_eq!(one["operations"], 2);
+    assert_eq!(
+        app.count(&format!(
+            "SELECT count(*) FROM outbox WHERE inbound_id = {id} AND status = 'pending'"
+        ))
+        .await,
+        2
+    );
+    let (ok, _, err) = cli(&app, &["inbound", "remap"]).await;
+    assert!(!ok && err.contains("--status"), "{err}");
+}
