@@ -17,4 +17,5 @@ pub mod startup;
 pub mod store;
 pub mod support;
 pub mod telemetry;
+pub mod tls;
 pub mod webengage;

@@ -2,6 +2,7 @@
 
 pub mod bridge;
 pub mod proxy;
+pub mod tools;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -31,6 +32,8 @@ pub struct TestDb {
 
 impl TestDb {
     pub async fn new() -> TestDb {
+        // reqwest has no TLS provider of its own (Cargo.toml): any client needs it.
+        webengage_bridge::tls::install_crypto_provider();
         let admin = PgConnectOptions::from_str(&admin_url()).expect("TEST_DATABASE_URL");
         let name = format!("wb_test_{}", uuid::Uuid::new_v4().simple());
         let mut conn = admin.connect().await.expect("connect to the test Postgres");
@@ -90,6 +93,31 @@ pub const API_KEY: &str = "we-secret-api-key-123";
 /// The project's shipped example mappings.
 pub fn example_mappings() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings")
+}
+
+/// A copy of the example mappings in `dir` (a test may edit it): `dir/mappings`.
+pub fn copy_example_mappings(dir: &Path) -> PathBuf {
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(example_mappings())
+        .arg(dir)
+        .status()
+        .expect("cp runs");
+    assert!(status.success(), "copying the example mappings");
+    dir.join("mappings")
+}
+
+/// A stand-in for WebEngage that answers every POST 201 `queued`.
+pub async fn queued_webengage() -> MockServer {
+    let server = MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(201)
+                .set_body_json(serde_json::json!({"response": {"status": "queued"}})),
+        )
+        .mount(&server)
+        .await;
+    server
 }
 
 pub fn fixture(name: &str) -> Vec<u8> {

@@ -34,13 +34,20 @@ pub fn binary() -> Command {
 impl Bridge {
     /// `serve` with `env` on a fresh port; waits until `/healthz` answers.
     pub async fn serve(env: &[(&str, String)]) -> Bridge {
+        Bridge::start(&["serve"], "BRIDGE_LISTEN", env).await
+    }
+
+    /// `args` with `env`, its HTTP address (`listen_var`) on a fresh port; waits until
+    /// `/healthz` answers there.
+    pub async fn start(args: &[&str], listen_var: &str, env: &[(&str, String)]) -> Bridge {
+        webengage_bridge::tls::install_crypto_provider();
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("bridge.log");
         let mut command = binary();
         command
-            .arg("serve")
-            .env("BRIDGE_LISTEN", format!("127.0.0.1:{port}"))
+            .args(args)
+            .env(listen_var, format!("127.0.0.1:{port}"))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
