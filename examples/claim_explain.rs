@@ -99,7 +99,7 @@ async fn fresh_database(admin: &str) -> anyhow::Result<PgPool> {
             .context("TEST_DATABASE_URL has no database")?
             .0
     );
-    let pool = store::connect(&url).await?;
+    let pool = store::connect_creating(&url).await?;
     store::migrate(&pool).await?;
     Ok(pool)
 }

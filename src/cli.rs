@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::config::{DatabaseSettings, LogSettings, ServeSettings};
+use crate::config::{
+    DatabaseSettings, LogSettings, SECRETS_HELP, ServeSettings, WorkerHttpSettings,
+};
 use crate::mapping::MappingSet;
 use crate::mapping_tools::preview;
 use crate::startup::Application;
@@ -30,6 +32,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// HTTP server and delivery worker in one process (the default deployment).
+    #[command(after_help = SECRETS_HELP)]
     Serve {
         /// Run only the HTTP side (scale the worker apart with `worker`).
         #[arg(long)]
@@ -37,12 +40,18 @@ pub enum Command {
         #[command(flatten)]
         settings: Box<ServeSettings>,
     },
-    /// Only the delivery worker.
+    /// Only the delivery worker, with `/healthz`, `/readyz` and `/metrics` on
+    /// BRIDGE_WORKER_LISTEN.
+    #[command(after_help = SECRETS_HELP)]
     Worker {
         #[command(flatten)]
         settings: Box<ServeSettings>,
+        #[command(flatten)]
+        http: WorkerHttpSettings,
     },
-    /// Apply the migrations and exit (`serve` also applies them at start).
+    /// Apply the migrations and exit, creating the database when missing (`serve` and
+    /// `worker` also do both at start).
+    #[command(after_help = SECRETS_HELP)]
     Migrate {
         #[command(flatten)]
         database: DatabaseSettings,
@@ -53,9 +62,22 @@ pub enum Command {
         command: MappingsCommand,
     },
     /// Support actions on the outbox: stats, list, show, retry, cancel, replay.
+    #[command(after_help = SECRETS_HELP)]
     Outbox(support::OutboxArgs),
     /// Stored CRM records: list, and re-map through today's mappings.
+    #[command(after_help = SECRETS_HELP)]
     Inbound(support::InboundArgs),
+    /// Ask a running bridge's `/readyz`; exit 0 when ready, 1 otherwise (for container
+    /// health checks: the image has no curl).
+    Healthcheck {
+        /// The address the bridge listens on (0.0.0.0 is asked on 127.0.0.1). For a
+        /// `worker`, pass its BRIDGE_WORKER_LISTEN.
+        #[arg(long, env = "BRIDGE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// The path to ask.
+        #[arg(long, default_value = "/readyz")]
+        path: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +120,7 @@ pub enum MappingsCommand {
 const EXIT_CONFIG: u8 = 2;
 
 pub fn run() -> ExitCode {
+    crate::tls::install_crypto_provider();
     let problems = crate::config::problems(Cli::command(), std::env::args_os());
     if !problems.is_empty() {
         eprintln!(
@@ -116,8 +139,12 @@ pub fn run() -> ExitCode {
             no_worker,
             settings,
         } => serve(*settings, true, !no_worker),
-        Command::Worker { settings } => serve(*settings, false, true),
+        Command::Worker { settings, http } => {
+            let listen = http.address().map(str::to_owned);
+            serve_with(*settings, false, true, listen)
+        }
         Command::Migrate { database } => migrate(&database),
+        Command::Healthcheck { listen, path } => healthcheck(&listen, &path),
         Command::Mappings { command } => mappings(command),
         Command::Outbox(args) => support::outbox(args),
         Command::Inbound(args) => support::inbound(args),
@@ -132,8 +159,19 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn serve(settings: ServeSettings, with_http: bool, with_worker: bool) -> ExitCode {
+    serve_with(settings, with_http, with_worker, None)
+}
+
+fn serve_with(
+    settings: ServeSettings,
+    with_http: bool,
+    with_worker: bool,
+    health_listen: Option<String>,
+) -> ExitCode {
     let result = actix_web::rt::System::with_tokio_rt(runtime).block_on(async move {
-        let app = Application::build(settings, with_http, with_worker).await?;
+        let app =
+            Application::build_with(settings, with_http, with_worker, health_listen.as_deref())
+                .await?;
         app.run_until_stopped().await
     });
     report(result)
@@ -141,10 +179,35 @@ fn serve(settings: ServeSettings, with_http: bool, with_worker: bool) -> ExitCod
 
 fn migrate(database: &DatabaseSettings) -> ExitCode {
     let result = runtime().block_on(async {
-        let pool = store::connect(&database.database_url).await?;
+        let pool = store::connect_creating(&database.database_url).await?;
         store::migrate(&pool).await?;
         tracing::info!("migrations applied");
         anyhow::Ok(())
+    });
+    report(result)
+}
+
+/// GET `path` on the bridge at `listen`: exit 0 on a 200 within 5 s, else 1 (the
+/// answer, or why there was none, on stderr).
+fn healthcheck(listen: &str, path: &str) -> ExitCode {
+    let host = match listen.rsplit_once(':') {
+        Some(("0.0.0.0", port)) => format!("127.0.0.1:{port}"),
+        Some(("[::]", port)) => format!("[::1]:{port}"),
+        _ => listen.to_owned(),
+    };
+    let url = format!("http://{host}{path}");
+    let result = runtime().block_on(async {
+        let response = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()?
+            .get(&url)
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        anyhow::ensure!(status.is_success(), "{url}: {status} {body}");
+        println!("{body}");
+        Ok(())
     });
     report(result)
 }

@@ -1,5 +1,13 @@
 //! Settings from flags and environment variables (each flag also reads the variable
-//! named in `interface.md`). Nothing else lives here.
+//! named in the README's configuration table). Secrets are read from the environment
+//! or a `NAME_FILE` file only, never from flags, which any user sees in `ps`.
+//! `check` finds every problem at start (exit 2).
+
+mod check;
+mod secrets;
+
+pub use check::{BOUNDS, Bound, problems};
+pub use secrets::{SECRETS, SECRETS_HELP, read_secret_file, secret};
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,8 +34,8 @@ pub struct ServeSettings {
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseSettings {
-    /// Postgres connection URL; the database is created when missing.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    /// `DATABASE_URL` or `DATABASE_URL_FILE` (it may hold a password: no flag).
+    #[arg(skip = secret("DATABASE_URL").ok().flatten().unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()))]
     pub database_url: String,
 }
 
@@ -50,11 +58,12 @@ pub struct HttpSettings {
     /// Largest webhook body accepted (e.g. 5MiB, 512KiB, 1000000).
     #[arg(long, env = "BRIDGE_MAX_BODY", default_value = "5MiB", value_parser = parse_byte_size)]
     pub max_body: usize,
-    /// Bearer token for the admin API and pages (read and write). Unset: admin surface off.
-    #[arg(long, env = "BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
+    /// `BRIDGE_ADMIN_TOKEN` (or `_FILE`): the admin API and pages, read and write.
+    /// Unset: the admin surface is off.
+    #[arg(skip = secret("BRIDGE_ADMIN_TOKEN").ok().flatten().map(SecretString::from))]
     pub admin_token: Option<SecretString>,
-    /// Bearer token for read-only support access.
-    #[arg(long, env = "BRIDGE_VIEWER_TOKEN", hide_env_values = true)]
+    /// `BRIDGE_VIEWER_TOKEN` (or `_FILE`): read-only support access.
+    #[arg(skip = secret("BRIDGE_VIEWER_TOKEN").ok().flatten().map(SecretString::from))]
     pub viewer_token: Option<SecretString>,
     /// Optional local durable spool that keeps accepting while Postgres is down.
     #[arg(long, env = "BRIDGE_SPOOL_DIR")]
@@ -100,8 +109,8 @@ pub struct WebEngageSettings {
     /// WebEngage account license code.
     #[arg(long, env = "WEBENGAGE_LICENSE_CODE")]
     pub license_code: Option<String>,
-    /// WebEngage REST API key (sent as Bearer). Never logged.
-    #[arg(long, env = "WEBENGAGE_API_KEY", hide_env_values = true)]
+    /// `WEBENGAGE_API_KEY`: the REST API key (sent as Bearer). Never logged.
+    #[arg(skip = secrets::env_only("WEBENGAGE_API_KEY").map(SecretString::from))]
     pub api_key: Option<SecretString>,
     /// A file holding the API key (its first line), read at start and again on SIGHUP,
     /// so a rotated key takes effect without a restart. Wins over WEBENGAGE_API_KEY.
@@ -160,15 +169,44 @@ impl WebEngageSettings {
 
     /// Both credentials are needed before anything can be sent.
     pub fn has_credentials(&self) -> bool {
+        self.missing_credentials().is_empty()
+    }
+
+    /// The credentials that are not set, by variable name.
+    pub fn missing_credentials(&self) -> Vec<&'static str> {
         use secrecy::ExposeSecret;
         // docker compose passes unset variables as empty strings: those count as unset.
-        self.license_code
+        let mut missing = Vec::new();
+        if self
+            .license_code
             .as_deref()
-            .is_some_and(|s| !s.trim().is_empty())
-            && self
-                .api_key
-                .as_ref()
-                .is_some_and(|k| !k.expose_secret().trim().is_empty())
+            .is_none_or(|s| s.trim().is_empty())
+        {
+            missing.push("WEBENGAGE_LICENSE_CODE");
+        }
+        if self
+            .api_key
+            .as_ref()
+            .is_none_or(|k| k.expose_secret().trim().is_empty())
+        {
+            missing.push("WEBENGAGE_API_KEY");
+        }
+        missing
+    }
+
+    /// Why delivery waits, naming exactly the variables that are missing; None when
+    /// both are set.
+    pub fn credentials_problem(&self) -> Option<String> {
+        let missing = self.missing_credentials();
+        let (names, verb) = match missing.as_slice() {
+            [] => return None,
+            [one] => ((*one).to_owned(), "is"),
+            many => (many.join(" and "), "are"),
+        };
+        Some(format!(
+            "{names} {verb} not set: webhooks are accepted and stored, delivery waits for {}",
+            if missing.len() == 1 { "it" } else { "them" }
+        ))
     }
 }
 
@@ -207,23 +245,41 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct LogSettings {
     /// `text` for people, `json` for log collectors. The filter is `RUST_LOG` (default `info`).
-    #[arg(long, env = "BRIDGE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        env = "BRIDGE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     pub log_format: LogFormat,
+}
+
+/// The `worker` command's own `/healthz`, `/readyz` and `/metrics`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerHttpSettings {
+    /// Address of the worker's `/healthz`, `/readyz` and `/metrics`; `off` for none.
+    #[arg(
+        long = "worker-listen",
+        env = "BRIDGE_WORKER_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub worker_listen: String,
+}
+
+impl WorkerHttpSettings {
+    /// The address to bind, or None when switched off (`off`, or empty as docker
+    /// compose passes an unset variable).
+    pub fn address(&self) -> Option<&str> {
+        let value = self.worker_listen.trim();
+        (!value.is_empty() && !value.eq_ignore_ascii_case("off")).then_some(value)
+    }
 }
 
 /// The API key in `path`: its first line, trimmed. The error names the file, never
 /// the content.
 pub fn read_api_key_file(path: &std::path::Path) -> Result<SecretString, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("WEBENGAGE_API_KEY_FILE {}: {e}", path.display()))?;
-    let key = text.lines().next().unwrap_or("").trim();
-    if key.is_empty() {
-        return Err(format!(
-            "WEBENGAGE_API_KEY_FILE {} is empty",
-            path.display()
-        ));
-    }
-    Ok(SecretString::from(key.to_owned()))
+    read_secret_file("WEBENGAGE_API_KEY_FILE", path).map(SecretString::from)
 }
 
 /// A humantime duration: `2s`, `1h`, `72h`, `30d`.
@@ -259,146 +315,6 @@ pub fn parse_byte_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{s}` is not a usable size"))
 }
 
-/// Every problem in the settings of `serve`, `worker` and `migrate`, each naming its
-/// variable, found in one pass: clap alone stops at the first bad value, and an operator
-/// fixing a deployment should see them all at once. Empty when all is well, or when
-/// clap itself will explain the command line (unknown flags, `--help`).
-pub fn problems<I, T>(command: clap::Command, args: I) -> Vec<String>
-where
-    I: IntoIterator<Item = T>,
-    T: Into<std::ffi::OsString> + Clone,
-{
-    let command = as_strings(command);
-    let Ok(matches) = command.clone().try_get_matches_from(args) else {
-        return Vec::new();
-    };
-    let Some((name, sub)) = matches.subcommand() else {
-        return Vec::new();
-    };
-    let (Some(subcommand), true) = (
-        command.find_subcommand(name),
-        matches!(name, "serve" | "worker" | "migrate"),
-    ) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for (cmd, matches) in [(&command, &matches), (subcommand, sub)] {
-        for arg in cmd.get_arguments() {
-            let id = arg.get_id().as_str();
-            let Ok(Some(value)) = matches.try_get_one::<String>(id) else {
-                continue;
-            };
-            if let Err(why) = check_value(id, value, name) {
-                found.push(format!("{}: {why}", describe(arg)));
-            }
-        }
-    }
-    found
-}
-
-/// The same command with every value read as text, so no single bad value stops parsing.
-fn as_strings(command: clap::Command) -> clap::Command {
-    let names: Vec<String> = command
-        .get_subcommands()
-        .map(|s| s.get_name().to_owned())
-        .collect();
-    let mut command = command.mut_args(|arg| {
-        if arg.get_action().takes_values() {
-            arg.value_parser(clap::builder::ValueParser::string())
-        } else {
-            arg
-        }
-    });
-    for name in names {
-        command = command.mut_subcommand(name, as_strings);
-    }
-    command
-}
-
-/// `BRIDGE_RETRY_BASE (--retry-base)`: the names an operator can search for.
-fn describe(arg: &clap::Arg) -> String {
-    let flag = arg.get_long().map(|l| format!("--{l}"));
-    match (arg.get_env().and_then(|e| e.to_str()), flag) {
-        (Some(env), Some(flag)) => format!("{env} ({flag})"),
-        (Some(env), None) => env.to_owned(),
-        (None, Some(flag)) => flag,
-        (None, None) => arg.get_id().to_string(),
-    }
-}
-
-/// Checks one setting's text the way it will be used.
-fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
-    match id {
-        "database_url" => check_database_url(value),
-        "mappings_dir" if command == "serve" => std::fs::read_dir(value)
-            .map(|_| ())
-            .map_err(|e| format!("cannot read the folder `{value}`: {e}")),
-        "listen" => check_listen(value),
-        "max_body" => parse_byte_size(value).map(|_| ()),
-        "data_center" => DataCenter::from_str(value, false)
-            .map(|_| ())
-            .map_err(|_| format!("`{value}` is not a data center: use global, india or ksa")),
-        "base_url" => check_base_url(value),
-        "bulk" => match value {
-            "true" | "false" => Ok(()),
-            _ => Err(format!("`{value}` is not true or false")),
-        },
-        "limit_users_per_min"
-        | "limit_events_per_min"
-        | "limit_bulk_per_min"
-        | "limit_transaction_per_min"
-        | "concurrency"
-        | "http_workers" => match value.parse::<u32>() {
-            Ok(n) if n > 0 => Ok(()),
-            _ => Err(format!("`{value}` is not a positive whole number")),
-        },
-        "retry_base" | "retry_max_delay" | "retry_max_age" | "pause_probe" | "retention" => {
-            parse_duration(value).map(|_| ())
-        }
-        "log_format" => LogFormat::from_str(value, false)
-            .map(|_| ())
-            .map_err(|_| format!("`{value}` is not a log format: use text or json")),
-        _ => Ok(()),
-    }
-}
-
-/// Parsed exactly as the pool will parse it; the message never repeats the URL, which
-/// may hold a password.
-fn check_database_url(value: &str) -> Result<(), String> {
-    use std::str::FromStr;
-    let url = url::Url::parse(value).map_err(|e| format!("not a URL: {e}"))?;
-    if !matches!(url.scheme(), "postgres" | "postgresql") {
-        return Err(format!(
-            "the scheme must be postgres:// or postgresql://, not {}://",
-            url.scheme()
-        ));
-    }
-    sqlx::postgres::PgConnectOptions::from_str(value)
-        .map(|_| ())
-        .map_err(|e| format!("not a usable Postgres URL: {e}"))
-}
-
-fn check_listen(value: &str) -> Result<(), String> {
-    use std::net::ToSocketAddrs;
-    match value.to_socket_addrs().map(|mut a| a.next()) {
-        Ok(Some(_)) => Ok(()),
-        _ => Err(format!(
-            "`{value}` is not an address like 127.0.0.1:8080 or 0.0.0.0:8080"
-        )),
-    }
-}
-
-fn check_base_url(value: &str) -> Result<(), String> {
-    // docker compose passes unset variables as empty strings: that means "not set".
-    if value.trim().is_empty() {
-        return Ok(());
-    }
-    match url::Url::parse(value) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(()),
-        _ => Err(format!("`{value}` is not an http(s) URL")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -423,7 +339,7 @@ mod tests {
     #[test]
     fn data_center_picks_host_and_base_url_overrides_it() {
         assert_eq!(DataCenter::India.api_host(), "https://api.in.webengage.com");
-        let s = WebEngageSettings {
+        let mut s = WebEngageSettings {
             license_code: None,
             api_key: None,
             api_key_file: None,
@@ -437,5 +353,17 @@ mod tests {
         };
         assert_eq!(s.base_url(), "http://127.0.0.1:9999");
         assert!(!s.has_credentials());
+        assert_eq!(
+            s.credentials_problem().unwrap(),
+            "WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set: webhooks are accepted and stored, delivery waits for them"
+        );
+        s.license_code = Some("in~1".into());
+        let only_key = s.credentials_problem().unwrap();
+        assert!(
+            only_key.starts_with("WEBENGAGE_API_KEY is not set"),
+            "{only_key}"
+        );
+        s.api_key = Some("k".to_owned().into());
+        assert_eq!(s.credentials_problem(), None);
     }
 }

@@ -13,6 +13,8 @@ use tracing_actix_web::TracingLogger;
 
 use crate::config::ServeSettings;
 use crate::delivery;
+use crate::http::health::HealthState;
+use crate::http::probe::DatabaseProbe;
 use crate::http::{self, AppState};
 use crate::ingest::Registry;
 use crate::ingest::group_commit::{GroupCommit, GroupCommitConfig};
@@ -25,6 +27,8 @@ use crate::store::ready::Readiness;
 pub struct Application {
     port: u16,
     server: Option<Server>,
+    /// A `worker` process's `/healthz`, `/readyz` and `/metrics` (`BRIDGE_WORKER_LISTEN`).
+    health_server: Option<(Server, u16)>,
     worker: Option<JoinHandle<()>>,
     shutdown: CancellationToken,
     pool: PgPool,
@@ -34,16 +38,27 @@ impl Application {
     /// Connects (creating the database when missing), migrates, loads the mappings and
     /// binds the listener. `with_http`/`with_worker` pick the halves to run.
     pub async fn build(
-        mut settings: ServeSettings,
+        settings: ServeSettings,
         with_http: bool,
         with_worker: bool,
     ) -> anyhow::Result<Self> {
+        Self::build_with(settings, with_http, with_worker, None).await
+    }
+
+    /// `build`, and for a process without the HTTP side, `/healthz`, `/readyz` and
+    /// `/metrics` on `health_listen` when given (`worker`: `BRIDGE_WORKER_LISTEN`).
+    pub async fn build_with(
+        mut settings: ServeSettings,
+        with_http: bool,
+        with_worker: bool,
+        health_listen: Option<&str>,
+    ) -> anyhow::Result<Self> {
+        crate::tls::install_crypto_provider();
         settings
             .webengage
             .load_api_key_file()
             .map_err(anyhow::Error::msg)?;
-        let pool =
-            store::connect_lazy(&settings.database.database_url).context("reading DATABASE_URL")?;
+        let pool = store::connect_lazy(&settings.database.database_url)?;
         let shutdown = CancellationToken::new();
         let database = Arc::new(Readiness::default());
         // One attempt now, so a healthy start is ready when `build` returns; if Postgres
@@ -53,6 +68,15 @@ impl Application {
             let (database, pool, shutdown) = (database.clone(), pool.clone(), shutdown.clone());
             tokio::spawn(async move { database.prepare_until_ready(&pool, &shutdown).await });
         }
+        // Install the metrics recorder before anything counts.
+        http::metrics::handle();
+        let credentials_problem = settings.webengage.credentials_problem();
+        let health = HealthState {
+            probe: Arc::new(DatabaseProbe::new(pool.clone())),
+            database: database.clone(),
+            registry: None,
+            credentials_problem: credentials_problem.clone(),
+        };
         let (server, port) = if with_http {
             let registry = Arc::new(load_mappings(&settings)?);
             crate::ingest::watch::spawn_reloader(registry.clone(), shutdown.clone());
@@ -61,22 +85,29 @@ impl Application {
                 types: Arc::new(TypeGuard::default()),
             };
             let spool = open_spool(&settings, &ingest, &registry, &shutdown)?;
+            let health = HealthState {
+                registry: Some(registry.clone()),
+                ..health.clone()
+            };
             let (server, port) =
-                build_server(&settings, ingest, registry, database.clone(), spool)?;
+                build_server(&settings, ingest, registry, database.clone(), spool, health)?;
             (Some(server), port)
         } else {
             (None, 0)
         };
-        if !settings.webengage.has_credentials() {
-            tracing::warn!(
-                "WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set: webhooks are accepted and stored, delivery waits for them"
-            );
+        let health_server = match health_listen.filter(|_| !with_http) {
+            Some(address) => Some(build_health_server(address, health)?),
+            None => None,
+        };
+        if let Some(problem) = &credentials_problem {
+            tracing::warn!("{problem}");
         }
         let worker =
             with_worker.then(|| spawn_worker_when_ready(&settings, &pool, &database, &shutdown));
         Ok(Application {
             port,
             server,
+            health_server,
             worker,
             shutdown,
             pool,
@@ -88,12 +119,24 @@ impl Application {
         self.port
     }
 
+    /// The bound port of the `/healthz`, `/readyz`, `/metrics` listener of a process
+    /// without the HTTP side, when it has one.
+    pub fn health_port(&self) -> Option<u16> {
+        self.health_server.as_ref().map(|(_, port)| *port)
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
     /// Runs until SIGINT/SIGTERM: the server drains in-flight requests, then the worker stops.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
+        // Stopped below, after the worker, not by actix's own signal handling.
+        let health_server = self.health_server.take().map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         match self.server.take() {
             Some(server) => server.await?,
             None => wait_for_signal().await,
@@ -101,6 +144,9 @@ impl Application {
         self.shutdown.cancel();
         if let Some(worker) = self.worker.take() {
             let _ = worker.await;
+        }
+        if let Some(handle) = health_server {
+            handle.stop(true).await;
         }
         Ok(())
     }
@@ -171,12 +217,11 @@ fn build_server(
     registry: Arc<Registry>,
     database: Arc<Readiness>,
     spool: Option<Arc<Spool>>,
+    health: HealthState,
 ) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(&settings.http.listen)
         .with_context(|| format!("binding BRIDGE_LISTEN={}", settings.http.listen))?;
     let port = listener.local_addr()?.port();
-    // Install the metrics recorder before the first request counts anything.
-    http::metrics::handle();
     let shared = AppState {
         pool: ingest.pool().clone(),
         ingest,
@@ -185,6 +230,7 @@ fn build_server(
         spool,
         max_body: settings.http.max_body,
         has_credentials: settings.webengage.has_credentials(),
+        credentials_problem: settings.webengage.credentials_problem(),
         admin: http::admin::AdminTokens::new(
             settings.http.admin_token.clone(),
             settings.http.viewer_token.clone(),
@@ -200,6 +246,7 @@ fn build_server(
         App::new()
             .wrap(TracingLogger::<http::request_span::RedactedRootSpan>::new())
             .app_data(web::Data::new(state))
+            .app_data(web::Data::new(health.clone()))
             .configure(http::routes)
     })
     .workers(settings.http.workers())
@@ -207,6 +254,26 @@ fn build_server(
     .shutdown_timeout(30)
     .run();
     tracing::info!(address = %settings.http.listen, port, "listening");
+    Ok((server, port))
+}
+
+/// `/healthz`, `/readyz` and `/metrics` alone, for a process without the HTTP side.
+fn build_health_server(address: &str, health: HealthState) -> anyhow::Result<(Server, u16)> {
+    let listener = TcpListener::bind(address).with_context(|| {
+        format!("binding BRIDGE_WORKER_LISTEN={address} (set another address, or `off`)")
+    })?;
+    let port = listener.local_addr()?.port();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(health.clone()))
+            .configure(http::health_routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)?
+    .shutdown_timeout(5)
+    .run();
+    tracing::info!(address, port, "worker health and metrics listening");
     Ok((server, port))
 }
 

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod error;
 pub mod health;
 pub mod metrics;
+pub mod probe;
 pub mod request_span;
 pub mod webhooks;
 
@@ -29,13 +30,22 @@ pub struct AppState {
     pub spool: Option<Arc<crate::ingest::spool::Spool>>,
     pub max_body: usize,
     pub has_credentials: bool,
+    /// Which WebEngage credentials are missing, by name, when any is.
+    pub credentials_problem: Option<String>,
     pub admin: admin::AdminTokens,
 }
 
+/// Every route of `serve`. The app data: `AppState` and `health::HealthState`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
+    cfg.configure(health_routes)
         .service(web::scope("/webhooks").default_service(web::to(webhooks::route)))
         .configure(admin::routes);
+}
+
+/// `/healthz`, `/readyz` and `/metrics`: all a `worker` process serves. The app data:
+/// `health::HealthState`.
+pub fn health_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics));
 }

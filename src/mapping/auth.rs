@@ -112,13 +112,18 @@ fn required_secret(
 /// Reads the environment variable named by `node`. Errors name the variable, never a value.
 fn secret(ctx: &mut Ctx, node: &SNode, key: &str) -> Option<SecretString> {
     let var = ctx.string(node, key)?;
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(SecretString::from(v)),
-        _ => {
+    // `{var}_FILE` naming a file works too, as for every secret of the bridge.
+    match crate::config::secret(var) {
+        Ok(Some(v)) => Some(SecretString::from(v)),
+        Ok(None) => {
             ctx.err(
                 Pos::of(node),
-                format!("environment variable `{var}` (named by `{key}`) is not set or empty; set it before starting the bridge — secrets never go in the file"),
+                format!("environment variable `{var}` (named by `{key}`) is not set or empty; set it (or `{var}_FILE`) before starting the bridge — secrets never go in the file"),
             );
+            None
+        }
+        Err(why) => {
+            ctx.err(Pos::of(node), format!("{why} (named by `{key}`)"));
             None
         }
     }

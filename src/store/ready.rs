@@ -51,12 +51,8 @@ impl Readiness {
     }
 
     /// One attempt: create the database when missing, apply the migrations.
-    pub async fn try_prepare(&self, pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-        let result = async {
-            super::ensure_database(&pool.connect_options()).await?;
-            super::migrate(pool).await
-        }
-        .await;
+    pub async fn try_prepare(&self, pool: &PgPool) -> Result<(), super::ConnectError> {
+        let result = super::prepare(pool).await;
         match &result {
             Ok(()) => {
                 *self.last_error.lock().expect("readiness lock") = None;
@@ -85,4 +81,27 @@ impl Readiness {
             }
         }
     }
+}
+
+/// Whether Postgres answers now: on an idle pooled connection when there is one (cheap,
+/// and a broken one fails at once), else on a new connection, so the error is the real
+/// cause (refused, reset, authentication) rather than the pool's timeout.
+pub async fn check(pool: &PgPool) -> Result<(), super::ConnectError> {
+    let options = pool.connect_options();
+    let failed = |e| super::connect_error(&options, e);
+    if let Some(mut conn) = pool.try_acquire() {
+        return sqlx::query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+            .map_err(failed);
+    }
+    use sqlx::{ConnectOptions, Connection};
+    let mut conn = options.connect().await.map_err(failed)?;
+    sqlx::query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .map_err(failed)?;
+    let _ = conn.close().await;
+    Ok(())
 }

@@ -13,6 +13,9 @@ pub struct PgProxy {
     up: Arc<AtomicBool>,
     /// Cancelled to cut every connection open through the proxy.
     cut: Arc<Mutex<CancellationToken>>,
+    /// Cancelled to stop forwarding while keeping every connection open: a server that
+    /// hangs without answering.
+    hang: Arc<Mutex<CancellationToken>>,
 }
 
 impl PgProxy {
@@ -21,7 +24,8 @@ impl PgProxy {
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
         let cut = Arc::new(Mutex::new(CancellationToken::new()));
-        let (up2, cut2) = (up.clone(), cut.clone());
+        let hang = Arc::new(Mutex::new(CancellationToken::new()));
+        let (up2, cut2, hang2) = (up.clone(), cut.clone(), hang.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 // Down: accept and close at once, like a server that is restarting.
@@ -30,10 +34,22 @@ impl PgProxy {
                     continue;
                 }
                 let token = cut2.lock().unwrap().clone();
-                tokio::spawn(pipe(client, target, token));
+                let hang = hang2.lock().unwrap().clone();
+                tokio::spawn(pipe(client, target, token, hang));
             }
         });
-        PgProxy { port, up, cut }
+        PgProxy {
+            port,
+            up,
+            cut,
+            hang,
+        }
+    }
+
+    /// Stops forwarding in both directions, on open and new connections alike, without
+    /// closing any (until `down`): Postgres hung.
+    pub fn hang(&self) {
+        self.hang.lock().unwrap().cancel();
     }
 
     /// Refuses new connections and cuts the open ones.
@@ -57,12 +73,19 @@ impl PgProxy {
     }
 }
 
-async fn pipe(mut client: TcpStream, target: SocketAddr, cut: CancellationToken) {
+async fn pipe(
+    mut client: TcpStream,
+    target: SocketAddr,
+    cut: CancellationToken,
+    hang: CancellationToken,
+) {
     let Ok(mut server) = TcpStream::connect(target).await else {
         return;
     };
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
         _ = cut.cancelled() => {}
+        // Both sockets stay open, nothing moves, until the connections are cut.
+        _ = hang.cancelled() => cut.cancelled().await,
     }
 }
