@@ -234,6 +234,8 @@ fn spawn_worker(
         .env("WEBENGAGE_BASE_URL", webengage)
         .env("WEBENGAGE_LICENSE_CODE", "bench")
         .env("WEBENGAGE_API_KEY", "bench-key")
+        // Several workers on one host: none binds the default health address.
+        .env("BRIDGE_WORKER_LISTEN", "off")
         .env(
             "RUST_LOG",
             std::env::var("DRAIN_LOG").unwrap_or_else(|_| "warn".to_owned()),

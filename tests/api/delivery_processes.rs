@@ -27,6 +27,8 @@ impl Worker {
             .env("WEBENGAGE_BASE_URL", webengage)
             .env("WEBENGAGE_LICENSE_CODE", LICENSE)
             .env("RUST_LOG", "error")
+            // Several workers on one host: none binds the default health address.
+            .env("BRIDGE_WORKER_LISTEN", "off")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
