@@ -207,6 +207,9 @@ where
     }
     found.extend(secret_problems(name));
     found.extend(cross_problems(sub));
+    // A global flag is seen on the command and on its subcommand: say it once.
+    let mut seen = std::collections::HashSet::new();
+    found.retain(|problem| seen.insert(problem.clone()));
     found
 }
 

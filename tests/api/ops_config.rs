@@ -45,6 +45,7 @@ fn absurd_durations_sizes_and_counts_exit_2_naming_variable_and_range() {
         .env("BRIDGE_WORKER_CONCURRENCY", "100000")
         .env("BRIDGE_RETENTION", "1s")
         .env("WEBENGAGE_LIMIT_USERS_PER_MIN", "0")
+        .env("BRIDGE_LOG_FORMAT", "xml")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
@@ -58,6 +59,7 @@ fn absurd_durations_sizes_and_counts_exit_2_naming_variable_and_range() {
     ] {
         assert!(text.contains(expected), "no `{expected}` in:\n{text}");
     }
+    assert_eq!(text.matches("BRIDGE_LOG_FORMAT").count(), 1, "{text}");
 }
 
 #[test]
