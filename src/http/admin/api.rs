@@ -10,6 +10,7 @@ use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::store::support::RowAction;
 use crate::store::{self, support};
+use crate::store::{InboundStatus, OutboxStatus};
 use crate::support::remap;
 
 #[derive(Debug, Deserialize)]
@@ -82,7 +83,10 @@ pub async fn replay(
     let rows = support::replay(&state.pool, &filter).await?;
     let target = format!(
         "status={} source={} since={}",
-        filter.status.as_deref().unwrap_or("dead"),
+        filter
+            .status
+            .as_deref()
+            .unwrap_or(OutboxStatus::Dead.as_str()),
         filter.source.as_deref().unwrap_or("*"),
         filter
             .since
@@ -126,7 +130,10 @@ pub async fn remap_many(
     state: web::Data<AppState>,
     filter: web::Json<support::InboundFilter>,
 ) -> Result<HttpResponse, ApiError> {
-    let status = filter.status.as_deref().unwrap_or("failed");
+    let status = filter
+        .status
+        .as_deref()
+        .unwrap_or(InboundStatus::Failed.as_str());
     let summary = remap::remap_matching(
         &state.pool,
         &state.ingest.types,

@@ -6,11 +6,12 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::auth::Role;
+use crate::store::OutboxStatus;
 use crate::store::console::{Issue, IssueKind, LastHour};
 use crate::store::support::{AttemptItem, AuditEntry, InboundItem, OutboxDetail, OutboxItem};
 use crate::support::mask::{self, Reveal};
 
-pub const STATUSES: [&str; 5] = ["pending", "in_flight", "delivered", "dead", "cancelled"];
+pub const STATUSES: [&str; 5] = OutboxStatus::NAMES;
 
 /// The header every page shares: who is logged in and the CSRF token its forms echo.
 pub struct Nav {
@@ -134,9 +135,9 @@ impl RowView {
             href: format!("/admin/outbox/{}", item.id),
             source: item.source.clone(),
             rule: item.rule.clone(),
-            kind: item.kind.clone(),
+            kind: item.kind.as_str().to_owned(),
             user_id: mask::text_for(item.user_id.as_deref().unwrap_or(""), reveal),
-            status: item.status.clone(),
+            status: item.status.to_string(),
             attempts: item.attempts,
             created: when(item.created_at),
             next_attempt: when(item.next_attempt_at),
@@ -180,7 +181,7 @@ impl RecordView {
             href: format!("/admin/inbound/{}", item.id),
             source: item.source.clone(),
             dedupe_key: mask::text_for(&item.dedupe_key, reveal),
-            status: item.status.clone(),
+            status: item.status.to_string(),
             received: when(item.received_at),
             content_type: item.content_type.clone().unwrap_or_default(),
             record,
@@ -310,10 +311,10 @@ impl RowPage {
             Reveal::All => Vec::new(),
             Reveal::Fields(f) => f.clone(),
         };
-        let status = detail.item.status.as_str();
+        let status = detail.item.status;
         RowPage {
-            can_retry: nav.is_admin && matches!(status, "pending" | "dead" | "cancelled"),
-            can_cancel: nav.is_admin && matches!(status, "pending" | "dead"),
+            can_retry: nav.is_admin && status.can_retry(),
+            can_cancel: nav.is_admin && status.can_cancel(),
             nav,
             row: RowView::new(&detail.item, reveal),
             request_id: detail.item.request_id.to_string(),
