@@ -1,7 +1,8 @@
 //! Every SQL statement of the service lives under this module.
 //!
 //! `inbound` (raw records and the ingest transaction), `outbox` (claim, settle, support
-//! queries), `attempts` (the history of each delivery), `destination` (paused or running).
+//! queries), `attempts` (the history of each delivery), `destination` (paused or running),
+//! `storable` (CRM text made storable, and data errors told from outages).
 
 pub mod attempts;
 pub mod attribute_types;
@@ -12,6 +13,7 @@ pub mod outbox;
 pub mod rate_windows;
 pub mod ready;
 pub mod stats;
+pub mod storable;
 pub mod support;
 
 use std::str::FromStr;
