@@ -3,8 +3,9 @@
 use sqlx::PgPool;
 
 use crate::ingest::TypeGuard;
+use crate::mapping::IncomingRecord;
 use crate::mapping::MappingSet;
-use crate::store::inbound::{self, NewRecord};
+use crate::store::inbound;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RemapError {
@@ -35,7 +36,7 @@ pub async fn remap_record(
         .ok_or_else(|| RemapError::UnknownSource(record.source.clone()))?;
     let received_at = jiff::Timestamp::from_second(record.received_at.unix_timestamp())
         .unwrap_or_else(|_| jiff::Timestamp::now());
-    let mut remapped = [NewRecord {
+    let mut remapped = [IncomingRecord {
         dedupe_key: record.dedupe_key,
         version: None,
         mapped: mapping.map_record(&payload, received_at),
