@@ -404,25 +404,6 @@ pub async fn replace_operations(
     Ok(fresh.len() as u64)
 }
 
-/// Ids of inbound records matching a re-map filter, oldest first, at most `limit`.
-pub async fn ids_for_remap(
-    pool: &PgPool,
-    status: Option<&str>,
-    source: Option<&str>,
-    limit: i64,
-) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT id FROM inbound_records
-         WHERE payload IS NOT NULL AND ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
-         ORDER BY id LIMIT $3",
-    )
-    .bind(status)
-    .bind(source)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
 /// A document as the JSON text stored in a `json` column (sent as text: a `json` value
 /// is only validated, where `jsonb` would be parsed and rebuilt).
 ///

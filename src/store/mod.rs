@@ -8,9 +8,12 @@ pub mod attribute_types;
 pub mod console;
 pub mod destination;
 pub mod inbound;
+pub mod jobs;
+pub mod lifecycle;
 pub mod outbox;
 pub mod rate_windows;
 pub mod ready;
+pub mod sessions;
 pub mod stats;
 pub mod support;
 
