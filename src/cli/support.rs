@@ -15,6 +15,7 @@ use crate::config::DatabaseSettings;
 use crate::ingest::TypeGuard;
 use crate::mapping::MappingSet;
 use crate::store;
+use crate::store::OutboxStatus;
 use crate::store::support::{self, InboundFilter, OutboxFilter, ReplayFilter};
 use crate::support::actions::{self, RowAction};
 use crate::support::erase::{Person, PersonRequest};
@@ -62,7 +63,7 @@ enum OutboxCommand {
     /// Make every matching dead (or cancelled) row due now.
     Replay {
         /// The status to replay: `dead` or `cancelled`.
-        #[arg(long, default_value = "dead")]
+        #[arg(long, default_value = OutboxStatus::Dead.as_str())]
         status: String,
         /// Only rows of this source.
         #[arg(long)]
@@ -217,7 +218,7 @@ pub fn outbox(args: OutboxArgs) -> ExitCode {
                 since,
                 dry_run,
             } => {
-                if !actions::REPLAYABLE.contains(&status.as_str()) {
+                if !OutboxStatus::parse(&status).is_some_and(OutboxStatus::can_replay) {
                     anyhow::bail!("--status takes dead or cancelled, not `{status}`");
                 }
                 let target = format!(
@@ -441,11 +442,11 @@ impl Progress {
 async fn stats(pool: &PgPool, json: bool) -> anyhow::Result<()> {
     let stats = store::stats::outbox_stats(pool).await?;
     output(json, &stats, || {
-        let mut rows: Vec<Vec<String>> = ["pending", "in_flight", "delivered", "dead", "cancelled"]
+        let mut rows: Vec<Vec<String>> = OutboxStatus::ALL
             .iter()
             .map(|s| {
-                let n = stats.by_status.get(*s).copied().unwrap_or(0);
-                vec!["outbox".into(), (*s).to_owned(), n.to_string()]
+                let n = stats.count(*s);
+                vec!["outbox".into(), s.as_str().to_owned(), n.to_string()]
             })
             .collect();
         rows.extend(
@@ -469,7 +470,7 @@ fn outbox_table(page: &support::Page<support::OutboxItem>) {
         .map(|i| {
             vec![
                 i.id.to_string(),
-                i.status.clone(),
+                i.status.to_string(),
                 format!("{}/{}", i.source, i.rule),
                 i.user_id.clone().unwrap_or_default(),
                 i.attempts.to_string(),
@@ -502,7 +503,7 @@ fn inbound_table(page: &support::Page<support::InboundItem>) {
         .map(|i| {
             vec![
                 i.id.to_string(),
-                i.status.clone(),
+                i.status.to_string(),
                 i.source.clone(),
                 clip(&i.dedupe_key, 40),
                 i.received_at.format(&Rfc3339).unwrap_or_default(),
@@ -523,7 +524,11 @@ fn show_detail(detail: &support::OutboxDetail) {
     let item = &detail.item;
     println!(
         "outbox {}  {}  {}/{} ({})",
-        item.id, item.status, item.source, item.rule, item.kind
+        item.id,
+        item.status,
+        item.source,
+        item.rule,
+        item.kind.as_str()
     );
     println!("user:        {}", item.user_id.as_deref().unwrap_or("-"));
     println!("x-request-id: {}", item.request_id);

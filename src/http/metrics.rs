@@ -9,6 +9,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
 use crate::store;
+use crate::store::OutboxStatus;
 
 /// The process-wide recorder (installed once, even when tests start many apps).
 pub fn handle() -> &'static PrometheusHandle {
@@ -39,9 +40,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 async fn record_outbox_gauges(state: &AppState) {
     match store::stats::outbox_stats(&state.pool).await {
         Ok(stats) => {
-            for status in ["pending", "in_flight", "delivered", "dead", "cancelled"] {
-                let n = stats.by_status.get(status).copied().unwrap_or(0);
-                metrics::gauge!("bridge_outbox_rows", "status" => status).set(n as f64);
+            for status in OutboxStatus::ALL {
+                let n = stats.count(status);
+                metrics::gauge!("bridge_outbox_rows", "status" => status.as_str()).set(n as f64);
             }
             for (status, n) in &stats.inbound_by_status {
                 metrics::gauge!("bridge_inbound_records", "status" => status.clone())

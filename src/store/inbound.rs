@@ -9,8 +9,10 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+use super::outbox::INSERT_COLUMNS;
+use super::status::InboundStatus;
 use crate::mapping::{MappedRecord, RecordStatus, RecordVersion};
-use crate::webengage::Operation;
+use crate::webengage::{Operation, OperationKind};
 
 /// One parsed and mapped record, ready to be stored.
 #[derive(Debug, Clone)]
@@ -169,13 +171,13 @@ async fn insert_records(
     }
     let sources: Vec<&str> = rows.iter().map(|r| r.meta.source).collect();
     let keys: Vec<&str> = rows.iter().map(|r| r.record.dedupe_key.as_str()).collect();
-    let statuses: Vec<&str> = rows
+    let statuses: Vec<InboundStatus> = rows
         .iter()
         .map(|r| {
             if r.stale {
-                "stale"
+                InboundStatus::Stale
             } else {
-                r.record.mapped.status.as_str()
+                r.record.mapped.status.into()
             }
         })
         .collect();
@@ -202,9 +204,9 @@ async fn insert_records(
         .collect();
     let op_rows: Vec<i64> = operations.iter().map(|(ord, _)| *ord).collect();
     let ops = OperationColumns::of(operations.iter().map(|(_, op)| *op));
-    let inserted: Vec<i64> = sqlx::query_scalar(
+    let sql = format!(
         "WITH rec AS (
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[]::json[], $5::text[],
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::inbound_status[], $4::text[]::json[], $5::text[],
                                   $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::bool[])
                   WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, ord)),
          ins AS (
@@ -217,32 +219,33 @@ async fn insert_records(
              SELECT ins.id, rec.ord, rec.s, rec.h FROM ins
              JOIN rec ON rec.s = ins.source AND rec.k = ins.dedupe_key AND rec.first),
          out AS (
-             INSERT INTO outbox (request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash)
+             INSERT INTO outbox ({INSERT_COLUMNS})
              SELECT o.rid, new.id, new.s, o.ru, o.k, o.u, o.b, new.h
-             FROM UNNEST($11::int8[], $12::uuid[], $13::text[], $14::text[], $15::text[], $16::text[]::json[])
+             FROM UNNEST($11::int8[], $12::uuid[], $13::text[], $14::operation_kind[], $15::text[], $16::text[]::json[])
                   WITH ORDINALITY AS o(rec_ord, rid, ru, k, u, b, op_ord)
              JOIN new ON new.ord = o.rec_ord
              ORDER BY o.op_ord)
-         SELECT ord FROM new",
-    )
-    .bind(&sources)
-    .bind(&keys)
-    .bind(&statuses)
-    .bind(&payloads)
-    .bind(&content_types)
-    .bind(&warnings)
-    .bind(&errors)
-    .bind(&hashes)
-    .bind(&request_ids)
-    .bind(&firsts)
-    .bind(&op_rows)
-    .bind(&ops.request_ids)
-    .bind(&ops.rules)
-    .bind(&ops.kinds)
-    .bind(&ops.users)
-    .bind(&ops.bodies)
-    .fetch_all(&mut *conn)
-    .await?;
+         SELECT ord FROM new"
+    );
+    let inserted: Vec<i64> = sqlx::query_scalar(&sql)
+        .bind(&sources)
+        .bind(&keys)
+        .bind(&statuses)
+        .bind(&payloads)
+        .bind(&content_types)
+        .bind(&warnings)
+        .bind(&errors)
+        .bind(&hashes)
+        .bind(&request_ids)
+        .bind(&firsts)
+        .bind(&op_rows)
+        .bind(&ops.request_ids)
+        .bind(&ops.rules)
+        .bind(&ops.kinds)
+        .bind(&ops.users)
+        .bind(&ops.bodies)
+        .fetch_all(&mut *conn)
+        .await?;
     // `WITH ORDINALITY` counts from 1.
     Ok(inserted.into_iter().map(|ord| ord as usize - 1).collect())
 }
@@ -274,7 +277,7 @@ async fn advance_version(
 struct OperationColumns<'a> {
     request_ids: Vec<Uuid>,
     rules: Vec<&'a str>,
-    kinds: Vec<&'a str>,
+    kinds: Vec<OperationKind>,
     users: Vec<Option<String>>,
     bodies: Vec<String>,
 }
@@ -291,7 +294,7 @@ impl<'a> OperationColumns<'a> {
         for op in operations {
             columns.request_ids.push(Uuid::now_v7());
             columns.rules.push(op.rule.as_str());
-            columns.kinds.push(op.kind.as_str());
+            columns.kinds.push(op.kind);
             columns.users.push(op.user_key());
             columns.bodies.push(json_text(&op.body));
         }
@@ -311,23 +314,24 @@ async fn insert_outbox(
         return Ok(());
     }
     let ops = OperationColumns::of(operations.iter());
-    sqlx::query(
-        "INSERT INTO outbox (request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash)
+    let sql = format!(
+        "INSERT INTO outbox ({INSERT_COLUMNS})
          SELECT r, $2, $3, ru, k, u, b, $4
-         FROM UNNEST($1::uuid[], $5::text[], $6::text[], $7::text[], $8::text[]::json[])
+         FROM UNNEST($1::uuid[], $5::text[], $6::operation_kind[], $7::text[], $8::text[]::json[])
               WITH ORDINALITY AS t(r, ru, k, u, b, ord)
-         ORDER BY ord",
-    )
-    .bind(&ops.request_ids)
-    .bind(inbound_id)
-    .bind(source)
-    .bind(mapping_hash)
-    .bind(&ops.rules)
-    .bind(&ops.kinds)
-    .bind(&ops.users)
-    .bind(&ops.bodies)
-    .execute(&mut *conn)
-    .await?;
+         ORDER BY ord"
+    );
+    sqlx::query(&sql)
+        .bind(&ops.request_ids)
+        .bind(inbound_id)
+        .bind(source)
+        .bind(mapping_hash)
+        .bind(&ops.rules)
+        .bind(&ops.kinds)
+        .bind(&ops.users)
+        .bind(&ops.bodies)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -394,7 +398,7 @@ pub async fn replace_operations(
     insert_outbox(&mut tx, inbound_id, source, mapping_hash, &fresh).await?;
     sqlx::query("UPDATE inbound_records SET status = $2, warnings = $3, error = $4, mapping_hash = $5 WHERE id = $1")
         .bind(inbound_id)
-        .bind(mapped.status.as_str())
+        .bind(InboundStatus::from(mapped.status))
         .bind(serde_json::json!(mapped.warnings))
         .bind(&mapped.error)
         .bind(mapping_hash)

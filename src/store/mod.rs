@@ -1,7 +1,8 @@
 //! Every SQL statement of the service lives under this module.
 //!
 //! `inbound` (raw records and the ingest transaction), `outbox` (claim, settle, support
-//! queries), `attempts` (the history of each delivery), `destination` (paused or running).
+//! queries), `attempts` (the history of each delivery), `destination` (paused or running),
+//! `status` (the typed statuses and kinds the tables hold).
 
 pub mod attempts;
 pub mod attribute_types;
@@ -15,7 +16,10 @@ pub mod rate_windows;
 pub mod ready;
 pub mod sessions;
 pub mod stats;
+pub mod status;
 pub mod support;
+
+pub use status::{InboundStatus, OutboxStatus};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -6,6 +6,9 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::status::{InboundStatus, OutboxStatus};
+use crate::webengage::OperationKind;
+
 /// One outbox row as listed: enough to see where a lead is.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct OutboxItem {
@@ -14,9 +17,9 @@ pub struct OutboxItem {
     pub inbound_id: Option<i64>,
     pub source: String,
     pub rule: String,
-    pub kind: String,
+    pub kind: OperationKind,
     pub user_id: Option<String>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     #[serde(with = "time::serde::rfc3339")]
     pub next_attempt_at: OffsetDateTime,
@@ -78,14 +81,11 @@ pub async fn list_outbox(
     })
 }
 
-pub const OUTBOX_STATUSES: &[&str] = &["pending", "in_flight", "delivered", "dead", "cancelled"];
-pub const INBOUND_STATUSES: &[&str] = &["mapped", "ignored", "stale", "failed", "malformed"];
-
 /// Adds `AND column = 'status'` with the status written as a literal (statuses are a
 /// closed set): the status indexes are partial, and only a literal lets the planner use
-/// them in a cached plan. An unknown status matches nothing, as a bound one would.
-fn push_status(query: &mut QueryBuilder<'_, Postgres>, column: &str, status: &str, known: &[&str]) {
-    match known.iter().find(|k| **k == status) {
+/// them in a cached plan. An unknown status (`None`) matches nothing.
+fn push_status(query: &mut QueryBuilder<'_, Postgres>, column: &str, status: Option<&'static str>) {
+    match status {
         Some(known) => query.push(format_args!(" AND {column} = '{known}'")),
         None => query.push(" AND FALSE"),
     };
@@ -93,7 +93,8 @@ fn push_status(query: &mut QueryBuilder<'_, Postgres>, column: &str, status: &st
 
 fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &OutboxFilter) {
     if let Some(status) = &filter.status {
-        push_status(query, "o.status", status, OUTBOX_STATUSES);
+        let known = OutboxStatus::parse(status).map(OutboxStatus::as_str);
+        push_status(query, "o.status", known);
     }
     if let Some(source) = &filter.source {
         query.push(" AND o.source = ").push_bind(source.clone());
@@ -152,7 +153,7 @@ pub struct InboundItem {
     pub id: i64,
     pub source: String,
     pub dedupe_key: String,
-    pub status: String,
+    pub status: InboundStatus,
     pub payload: Option<Value>,
     pub raw_body: Option<String>,
     pub content_type: Option<String>,
@@ -270,7 +271,8 @@ pub async fn remap_count(pool: &PgPool, filter: &InboundFilter) -> Result<u64, s
 
 fn push_inbound_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &InboundFilter) {
     if let Some(status) = &filter.status {
-        push_status(query, "status", status, INBOUND_STATUSES);
+        let known = InboundStatus::parse(status).map(InboundStatus::as_str);
+        push_status(query, "status", known);
     }
     if let Some(source) = &filter.source {
         query.push(" AND source = ").push_bind(source.clone());
@@ -317,7 +319,7 @@ pub async fn resend(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
 }
 
 /// The status of one row, if it exists: why an action on it changed nothing.
-pub async fn outbox_status(pool: &PgPool, id: i64) -> Result<Option<String>, sqlx::Error> {
+pub async fn outbox_status(pool: &PgPool, id: i64) -> Result<Option<OutboxStatus>, sqlx::Error> {
     sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
         .bind(id)
         .fetch_optional(pool)
@@ -331,6 +333,17 @@ pub struct ReplayFilter {
     pub source: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub since: Option<OffsetDateTime>,
+}
+
+impl ReplayFilter {
+    /// The status to replay: `dead` unless another is named; None when the name is no
+    /// status at all.
+    pub fn status(&self) -> Option<OutboxStatus> {
+        match &self.status {
+            Some(name) => OutboxStatus::parse(name),
+            None => Some(OutboxStatus::Dead),
+        }
+    }
 }
 
 /// Makes every matching dead (or cancelled) row due now; safe to repeat.
@@ -350,9 +363,13 @@ pub async fn replay_count(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, s
     Ok(n as u64)
 }
 
+/// Rows of the filter's status, when it is one `replay` may take (dead or cancelled).
 fn push_replay_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &ReplayFilter) {
-    let status = filter.status.as_deref().unwrap_or("dead");
-    push_status(query, "status", status, &["dead", "cancelled"]);
+    let status = filter
+        .status()
+        .filter(|s| s.can_replay())
+        .map(OutboxStatus::as_str);
+    push_status(query, "status", status);
     if let Some(source) = &filter.source {
         query.push(" AND source = ").push_bind(source.clone());
     }

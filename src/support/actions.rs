@@ -5,6 +5,7 @@
 use sqlx::PgPool;
 
 use super::{Role, SupportError};
+use crate::store::OutboxStatus;
 use crate::store::console;
 use crate::store::support::{self as store, ReplayFilter};
 
@@ -30,9 +31,9 @@ impl RowAction {
     }
 
     /// Why this action cannot apply to a row in `status`.
-    fn refusal(self, id: i64, status: &str) -> String {
+    fn refusal(self, id: i64, status: OutboxStatus) -> String {
         match self {
-            RowAction::Retry if status == "delivered" => format!(
+            RowAction::Retry if status == OutboxStatus::Delivered => format!(
                 "outbox row {id} is already delivered: use resend to send it again under a new x-request-id"
             ),
             RowAction::Retry => {
@@ -71,7 +72,7 @@ pub async fn act_on_row(
         let status = store::outbox_status(pool, id)
             .await?
             .ok_or_else(|| SupportError::NotFound(format!("no outbox row {id}")))?;
-        return Err(SupportError::Conflict(action.refusal(id, &status)));
+        return Err(SupportError::Conflict(action.refusal(id, status)));
     }
     store::audit(
         pool,
@@ -84,9 +85,6 @@ pub async fn act_on_row(
     Ok(rows)
 }
 
-/// Statuses `replay` may select: rows that will not be sent unless someone acts.
-pub const REPLAYABLE: [&str; 2] = ["dead", "cancelled"];
-
 /// Makes every row matching `filter` due now; safe to repeat (a filter matching
 /// nothing answers 0: it names no row whose state it could not change).
 pub async fn replay(pool: &PgPool, role: Role, filter: &ReplayFilter) -> Result<u64, SupportError> {
@@ -96,7 +94,7 @@ pub async fn replay(pool: &PgPool, role: Role, filter: &ReplayFilter) -> Result<
     let rows = store::replay(pool, filter).await?;
     let target = format!(
         "status={} source={} since={}",
-        filter.status.as_deref().unwrap_or("dead"),
+        filter.status().map_or("?", OutboxStatus::as_str),
         filter.source.as_deref().unwrap_or("*"),
         filter
             .since

@@ -3,7 +3,7 @@
 //! holds no NUL (Postgres text cannot), and a status is one the table has.
 
 use super::SupportError;
-use crate::store::support::{INBOUND_STATUSES, OUTBOX_STATUSES};
+use crate::store::{InboundStatus, OutboxStatus};
 
 /// The longest search term: longer than any email, phone or CRM id.
 pub const MAX_TERM: usize = 200;
@@ -48,17 +48,23 @@ pub fn status(raw: Option<&str>, of: StatusOf) -> Result<Option<String>, Support
     let Some(raw) = raw.map(str::trim).filter(|r| !r.is_empty()) else {
         return Ok(None);
     };
-    let known = match of {
-        StatusOf::Outbox => OUTBOX_STATUSES,
-        StatusOf::Inbound => INBOUND_STATUSES,
+    let (known, names): (bool, Vec<&str>) = match of {
+        StatusOf::Outbox => (
+            OutboxStatus::parse(raw).is_some(),
+            OutboxStatus::NAMES.to_vec(),
+        ),
+        StatusOf::Inbound => (
+            InboundStatus::parse(raw).is_some(),
+            InboundStatus::ALL.iter().map(|s| s.as_str()).collect(),
+        ),
     };
-    if known.contains(&raw) {
+    if known {
         Ok(Some(raw.to_owned()))
     } else {
         Err(SupportError::Invalid(format!(
             "`{}` is not a status: use one of {}",
             raw.escape_debug(),
-            known.join(", ")
+            names.join(", ")
         )))
     }
 }

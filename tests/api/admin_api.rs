@@ -373,11 +373,12 @@ async fn inbound_records_list_and_remap_through_todays_mappings() {
         .await,
         2
     );
-    let status: String = sqlx::query_scalar("SELECT status FROM inbound_records WHERE id = $1")
-        .bind(id)
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status::text FROM inbound_records WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     assert_eq!(status, "mapped");
 
     // Re-mapping again supersedes the pending rows instead of doubling them.

@@ -225,7 +225,7 @@ async fn actions_that_change_nothing_exit_non_zero_with_the_reason_and_resend_wo
     let resent = cli_json(&app, &["outbox", "resend", &id.to_string(), "--json"]).await;
     assert_eq!(resent["rows"], 1);
     let (status, fresh): (String, uuid::Uuid) =
-        sqlx::query_as("SELECT status, request_id FROM outbox WHERE id = $1")
+        sqlx::query_as("SELECT status::text, request_id FROM outbox WHERE id = $1")
             .bind(id)
             .fetch_one(&app.db.pool)
             .await

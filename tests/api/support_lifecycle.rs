@@ -112,7 +112,7 @@ async fn retention_removes_every_finished_state_with_its_attempts_and_keeps_open
     assert_eq!(purged.outbox, finished_old as u64, "{purged:?}");
     assert_eq!(purged.audit, 1);
     let left: Vec<(String, String)> =
-        sqlx::query_as("SELECT source, status FROM outbox ORDER BY source, id")
+        sqlx::query_as("SELECT source, status::text FROM outbox ORDER BY source, id")
             .fetch_all(&app.db.pool)
             .await
             .unwrap();

@@ -11,6 +11,7 @@ use super::access::ApiCaller;
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::store::support::{self as store, InboundFilter, OutboxFilter, ReplayFilter};
+use crate::store::{InboundStatus, OutboxStatus};
 use crate::support::actions::{self, RowAction};
 use crate::support::erase::{self, Person, PersonRequest};
 use crate::support::jobs;
@@ -118,15 +119,19 @@ impl TryFrom<&ReplayBody> for ReplayFilter {
     type Error = SupportError;
 
     fn try_from(b: &ReplayBody) -> Result<Self, Self::Error> {
-        let status = b.status.as_deref().map(str::trim).unwrap_or("dead");
-        if !actions::REPLAYABLE.contains(&status) {
-            return Err(SupportError::Invalid(format!(
-                "replay takes `dead` or `cancelled` rows, not `{}`",
-                status.escape_debug()
-            )));
-        }
+        let status = match b.status.as_deref().map(str::trim) {
+            None => OutboxStatus::Dead,
+            Some(name) => OutboxStatus::parse(name)
+                .filter(|s| s.can_replay())
+                .ok_or_else(|| {
+                    SupportError::Invalid(format!(
+                        "replay takes `dead` or `cancelled` rows, not `{}`",
+                        name.escape_debug()
+                    ))
+                })?,
+        };
         Ok(ReplayFilter {
-            status: Some(status.to_owned()),
+            status: Some(status.as_str().to_owned()),
             source: search::value(b.source.as_deref(), "source")?,
             since: b.since,
         })
@@ -280,7 +285,7 @@ impl TryFrom<&RemapBody> for RemapSelection {
         Ok(RemapSelection::Matching(InboundFilter {
             status: Some(
                 search::status(b.status.as_deref(), StatusOf::Inbound)?
-                    .unwrap_or_else(|| "failed".to_owned()),
+                    .unwrap_or_else(|| InboundStatus::Failed.as_str().to_owned()),
             ),
             source: search::value(b.source.as_deref(), "source")?,
         }))

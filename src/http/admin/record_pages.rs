@@ -9,7 +9,8 @@ use super::pages::{NoticeQuery, html, nav, refused, see_other};
 use super::views;
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::store::support::{self as store, INBOUND_STATUSES, InboundFilter};
+use crate::store::InboundStatus;
+use crate::store::support::{self as store, InboundFilter};
 use crate::support::SupportError;
 use crate::support::erase::{self, Person, PersonRequest};
 use crate::support::jobs;
@@ -127,7 +128,7 @@ pub async fn records(
         older: views::RecordsPage::older_href(&query.status, &query.source, page.next),
         status: query.status.clone(),
         source: query.source.clone(),
-        statuses: INBOUND_STATUSES,
+        statuses: InboundStatus::ALL.iter().map(|s| s.as_str()).collect(),
         sources: state
             .registry
             .current()

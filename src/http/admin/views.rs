@@ -7,12 +7,13 @@ use serde_json::Value;
 use time::OffsetDateTime;
 
 use super::access::Role;
+use crate::store::OutboxStatus;
 use crate::store::console::{Issue, IssueKind, LastHour};
 use crate::store::support::{AttemptItem, AuditEntry, InboundItem, OutboxItem};
 use crate::support::mask::Reveal;
 use crate::support::view::{ShownDetail, ShownRecord};
 
-pub const STATUSES: [&str; 5] = ["pending", "in_flight", "delivered", "dead", "cancelled"];
+pub const STATUSES: [&str; 5] = OutboxStatus::NAMES;
 
 /// The header every page shares: who is logged in and the CSRF token its forms echo.
 pub struct Nav {
@@ -137,9 +138,9 @@ impl RowView {
             href: format!("/admin/outbox/{}", item.id),
             source: item.source.clone(),
             rule: item.rule.clone(),
-            kind: item.kind.clone(),
+            kind: item.kind.as_str().to_owned(),
             user_id: item.user_id.clone().unwrap_or_default(),
-            status: item.status.clone(),
+            status: item.status.to_string(),
             attempts: item.attempts,
             created: when(item.created_at),
             next_attempt: when(item.next_attempt_at),
@@ -192,7 +193,7 @@ impl RecordView {
             href: format!("/admin/inbound/{}", item.id),
             source: item.source.clone(),
             dedupe_key: item.dedupe_key.clone(),
-            status: item.status.clone(),
+            status: item.status.to_string(),
             received: when(item.received_at),
             content_type: item.content_type.clone().unwrap_or_default(),
             record,
@@ -311,11 +312,11 @@ impl RowPage {
             Reveal::All => Vec::new(),
             Reveal::Fields(f) => f.clone(),
         };
-        let status = detail.item.status.as_str();
+        let status = detail.item.status;
         RowPage {
-            can_retry: nav.is_admin && matches!(status, "pending" | "dead" | "cancelled"),
-            can_cancel: nav.is_admin && matches!(status, "pending" | "dead"),
-            can_resend: nav.is_admin && status == "delivered",
+            can_retry: nav.is_admin && status.can_retry(),
+            can_cancel: nav.is_admin && status.can_cancel(),
+            can_resend: nav.is_admin && status == OutboxStatus::Delivered,
             nav,
             row: RowView::new(&detail.item),
             request_id: detail.item.request_id.to_string(),
@@ -436,7 +437,7 @@ pub struct RecordsPage {
     pub nav: Nav,
     pub status: String,
     pub source: String,
-    pub statuses: &'static [&'static str],
+    pub statuses: Vec<&'static str>,
     pub sources: Vec<String>,
     pub records: Vec<RecordView>,
     pub older: Option<String>,
