@@ -56,6 +56,8 @@ pub enum Command {
     Outbox(support::OutboxArgs),
     /// Stored CRM records: list, and re-map through today's mappings.
     Inbound(support::InboundArgs),
+    /// Delete every stored trace of one person (`--user`, `--email` or `--phone`).
+    Erase(support::EraseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +123,7 @@ pub fn run() -> ExitCode {
         Command::Mappings { command } => mappings(command),
         Command::Outbox(args) => support::outbox(args),
         Command::Inbound(args) => support::inbound(args),
+        Command::Erase(args) => support::erase(args),
     }
 }
 

@@ -202,9 +202,14 @@ pub struct DeliverySettings {
     /// While delivery is paused by a 401/404, how often to try again.
     #[arg(long, env = "BRIDGE_PAUSE_PROBE", default_value = "30s", value_parser = parse_duration)]
     pub pause_probe: Duration,
-    /// How long delivered rows and their inbound records are kept.
+    /// How long finished records are kept: outbox rows delivered, dead or cancelled
+    /// (with their attempts), inbound records ignored, stale, failed or malformed, and
+    /// inbound records whose outbox rows are all gone.
     #[arg(long, env = "BRIDGE_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub retention: Duration,
+    /// How long the audit log of support actions is kept.
+    #[arg(long, env = "BRIDGE_AUDIT_RETENTION", default_value = "365d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
     /// The rate-limit window. WebEngage's quotas are per minute; shorter windows exist
     /// only so tests can see a quota bind within seconds.
     #[arg(long, env = "BRIDGE_RATE_WINDOW", default_value = "60s", value_parser = parse_duration, hide = true)]
@@ -367,9 +372,8 @@ fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(format!("`{value}` is not a positive whole number")),
         },
-        "retry_base" | "retry_max_delay" | "retry_max_age" | "pause_probe" | "retention" => {
-            parse_duration(value).map(|_| ())
-        }
+        "retry_base" | "retry_max_delay" | "retry_max_age" | "pause_probe" | "retention"
+        | "audit_retention" => parse_duration(value).map(|_| ()),
         "log_format" => LogFormat::from_str(value, false)
             .map(|_| ())
             .map_err(|_| format!("`{value}` is not a log format: use text or json")),

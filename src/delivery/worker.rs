@@ -465,15 +465,21 @@ impl Worker {
         }
         if now >= self.next_purge {
             self.next_purge = now + PURGE_EVERY;
-            match outbox::purge_delivered(
+            match crate::store::lifecycle::purge_expired(
                 &self.shared.pool,
                 self.shared.settings.retention,
+                self.shared.settings.audit_retention,
                 PURGE_BATCH,
             )
             .await
             {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "purged delivered rows past retention"),
+                Ok(p) if p == Default::default() => {}
+                Ok(p) => tracing::info!(
+                    outbox = p.outbox,
+                    inbound = p.inbound,
+                    audit = p.audit,
+                    "purged finished records past retention"
+                ),
                 Err(e) => tracing::warn!(error = %e, "retention purge failed"),
             }
         }

@@ -18,6 +18,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A support action that would change nothing, with the reason.
+    #[error("{0}")]
+    Conflict(String),
     /// A page asked for without a session: the browser is sent to the login form.
     #[error("log in first")]
     LoginRequired,
@@ -55,6 +58,7 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Conflict(_) => "conflict",
             ApiError::LoginRequired => "login_required",
             ApiError::TooManyRequests => "too_many_requests",
             ApiError::Internal => "internal",
@@ -95,15 +99,23 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<crate::support::remap::RemapError> for ApiError {
-    fn from(e: crate::support::remap::RemapError) -> Self {
+impl From<crate::support::SupportError> for ApiError {
+    fn from(e: crate::support::SupportError) -> Self {
+        use crate::support::SupportError;
         use crate::support::remap::RemapError;
         match e {
-            RemapError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            RemapError::NoPayload(_) | RemapError::UnknownSource(_) => {
+            SupportError::NotFound(_) | SupportError::Remap(RemapError::NotFound(_)) => {
+                ApiError::NotFound(e.to_string())
+            }
+            SupportError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            SupportError::Invalid(_)
+            | SupportError::Remap(RemapError::NoPayload(_) | RemapError::UnknownSource(_)) => {
                 ApiError::BadRequest(e.to_string())
             }
-            RemapError::Storage(cause) => cause.into(),
+            SupportError::ReadOnly => ApiError::Forbidden(e.to_string()),
+            SupportError::Storage(cause) | SupportError::Remap(RemapError::Storage(cause)) => {
+                cause.into()
+            }
         }
     }
 }
@@ -123,6 +135,7 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::LoginRequired => StatusCode::SEE_OTHER,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,

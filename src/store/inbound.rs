@@ -555,30 +555,6 @@ pub async fn replace_operations(
     Ok(fresh.len() as u64)
 }
 
-/// Ids of inbound records matching a re-map filter, oldest first, at most `limit`.
-pub async fn ids_for_remap(
-    pool: &PgPool,
-    status: Option<&str>,
-    source: Option<&str>,
-    limit: i64,
-) -> Result<Vec<i64>, sqlx::Error> {
-    // A status that does not exist matches nothing.
-    let status = match status.map(InboundStatus::parse) {
-        Some(None) => return Ok(Vec::new()),
-        parsed => parsed.flatten(),
-    };
-    sqlx::query_scalar(
-        "SELECT id FROM inbound_records
-         WHERE payload IS NOT NULL AND ($1::inbound_status IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
-         ORDER BY id LIMIT $3",
-    )
-    .bind(status)
-    .bind(source)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
 /// Warnings as the JSON array of their lines, storable as `jsonb`.
 fn warnings_json(warnings: &[crate::webengage::DroppedField]) -> String {
     if warnings.is_empty() {

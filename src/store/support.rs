@@ -227,13 +227,7 @@ pub async fn list_inbound(
     let mut query = QueryBuilder::<Postgres>::new(format!(
         "SELECT {INBOUND_COLUMNS} FROM inbound_records WHERE TRUE"
     ));
-    if let Some(status) = &filter.status {
-        let known = InboundStatus::parse(status).map(InboundStatus::as_str);
-        push_status(&mut query, "status", known);
-    }
-    if let Some(source) = &filter.source {
-        query.push(" AND source = ").push_bind(source.clone());
-    }
+    push_inbound_filter(&mut query, filter);
     if let Some(before) = before {
         query.push(" AND id < ").push_bind(before);
     }
@@ -246,6 +240,43 @@ pub async fn list_inbound(
         None
     };
     Ok(Page { items, next })
+}
+
+/// Ids of stored records (with a parsed record) matching `filter`, oldest first, after
+/// id `after`, at most `limit`: one page of a bulk re-map's keyset walk.
+pub async fn remap_ids(
+    pool: &PgPool,
+    filter: &InboundFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT id FROM inbound_records WHERE payload IS NOT NULL AND id > ",
+    );
+    query.push_bind(after);
+    push_inbound_filter(&mut query, filter);
+    query.push(" ORDER BY id LIMIT ").push_bind(limit);
+    query.build_query_scalar().fetch_all(pool).await
+}
+
+/// How many stored records a bulk re-map with `filter` would map again.
+pub async fn remap_count(pool: &PgPool, filter: &InboundFilter) -> Result<u64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT count(*) FROM inbound_records WHERE payload IS NOT NULL",
+    );
+    push_inbound_filter(&mut query, filter);
+    let n: i64 = query.build_query_scalar().fetch_one(pool).await?;
+    Ok(n as u64)
+}
+
+fn push_inbound_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &InboundFilter) {
+    if let Some(status) = &filter.status {
+        let known = InboundStatus::parse(status).map(InboundStatus::as_str);
+        push_status(query, "status", known);
+    }
+    if let Some(source) = &filter.source {
+        query.push(" AND source = ").push_bind(source.clone());
+    }
 }
 
 /// Makes a waiting, dead or cancelled row due now. In-flight and delivered rows are left alone.
@@ -271,6 +302,30 @@ pub async fn cancel(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
     Ok(done.rows_affected())
 }
 
+/// A delivered row due again under a fresh idempotency id, made as the ingest path
+/// makes them: WebEngage drops a request whose `x-request-id` it saw within 4 hours.
+/// Rows in any other status are left alone (0).
+pub async fn resend(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', request_id = $2, next_attempt_at = now(), replayed_at = now(),
+                delivered_at = NULL, last_error = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'delivered'",
+    )
+    .bind(id)
+    .bind(Uuid::now_v7())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The status of one row, if it exists: why an action on it changed nothing.
+pub async fn outbox_status(pool: &PgPool, id: i64) -> Result<Option<OutboxStatus>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// What `replay` selects: rows of one status (default `dead`), optionally one source, since a time.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct ReplayFilter {
@@ -293,53 +348,34 @@ impl ReplayFilter {
 
 /// Makes every matching dead (or cancelled) row due now; safe to repeat.
 pub async fn replay(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::Error> {
-    let Some(status) = filter.status() else {
-        return Ok(0);
-    };
     let mut query = QueryBuilder::<Postgres>::new(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now() WHERE status = ",
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now() WHERE TRUE",
     );
-    query.push_bind(status);
-    query.push(" AND status IN ('dead', 'cancelled')");
+    push_replay_filter(&mut query, filter);
+    Ok(query.build().execute(pool).await?.rows_affected())
+}
+
+/// How many rows `replay` with the same filter would make due.
+pub async fn replay_count(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT count(*) FROM outbox WHERE TRUE");
+    push_replay_filter(&mut query, filter);
+    let n: i64 = query.build_query_scalar().fetch_one(pool).await?;
+    Ok(n as u64)
+}
+
+/// Rows of the filter's status, when it is one `replay` may take (dead or cancelled).
+fn push_replay_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &ReplayFilter) {
+    let status = filter
+        .status()
+        .filter(|s| s.can_replay())
+        .map(OutboxStatus::as_str);
+    push_status(query, "status", status);
     if let Some(source) = &filter.source {
         query.push(" AND source = ").push_bind(source.clone());
     }
     if let Some(since) = filter.since {
         query.push(" AND created_at >= ").push_bind(since);
     }
-    Ok(query.build().execute(pool).await?.rows_affected())
-}
-
-/// A support action on one outbox row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowAction {
-    Retry,
-    Cancel,
-}
-
-impl RowAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RowAction::Retry => "retry",
-            RowAction::Cancel => "cancel",
-        }
-    }
-}
-
-/// Retries or cancels one row and writes the audit entry, as every surface (API, pages,
-/// CLI) must. Returns how many rows it touched (0 when the row's status forbids it).
-pub async fn act_on_row(
-    pool: &PgPool,
-    role: &str,
-    action: RowAction,
-    id: i64,
-) -> Result<u64, sqlx::Error> {
-    let rows = match action {
-        RowAction::Retry => retry_now(pool, id).await?,
-        RowAction::Cancel => cancel(pool, id).await?,
-    };
-    audit(pool, role, action.as_str(), &format!("outbox {id}"), rows).await?;
-    Ok(rows)
 }
 
 /// Writes one support action to the audit log.

@@ -34,6 +34,7 @@ fn settings(server: &MockServer) -> (WebEngageSettings, DeliverySettings) {
         retry_max_age: Duration::from_secs(3600),
         pause_probe: Duration::from_millis(200),
         retention: Duration::from_secs(86400),
+        audit_retention: Duration::from_secs(365 * 86400),
         rate_window: Duration::from_secs(60),
     };
     (webengage, delivery)

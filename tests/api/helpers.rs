@@ -172,6 +172,7 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             retry_max_age: Duration::from_secs(3600),
             pause_probe: Duration::from_millis(300),
             retention: Duration::from_secs(30 * 86400),
+            audit_retention: Duration::from_secs(365 * 86400),
             rate_window: Duration::from_secs(60),
         },
     }
