@@ -109,7 +109,7 @@ async fn fill(pool: &PgPool, rows: i64, users: i64) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
          SELECT gen_random_uuid(), 'bench', 'bench',
-                CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END, 'user-' || (n % $2),
+                (CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END)::operation_kind, 'user-' || (n % $2),
                 json_build_object('userId', 'user-' || (n % $2))
          FROM generate_series(0, $1 - 1) AS n",
     )

@@ -212,7 +212,7 @@ async fn insert(pool: &PgPool, rows: u64) -> anyhow::Result<()> {
         let users: Vec<String> = chunk.iter().map(|n| format!("bench-{n}")).collect();
         sqlx::query(
             "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
-             SELECT r, 'bench', 'bench', CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END, u,
+             SELECT r, 'bench', 'bench', (CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END)::operation_kind, u,
                     CASE WHEN n % 2 = 0 THEN jsonb_build_object('userId', u, 'firstName', 'Asha')
                          ELSE jsonb_build_object('userId', u, 'eventName', 'Lead Created') END
              FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS t(r, u, n)",

@@ -4,6 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use sqlx::PgPool;
@@ -16,10 +17,9 @@ use crate::delivery;
 use crate::http::health::HealthState;
 use crate::http::probe::DatabaseProbe;
 use crate::http::{self, AppState};
-use crate::ingest::Registry;
 use crate::ingest::group_commit::{GroupCommit, GroupCommitConfig};
 use crate::ingest::spool::Spool;
-use crate::ingest::{IngestStore, TypeGuard};
+use crate::ingest::{Ingest, Registry};
 use crate::store;
 use crate::store::ready::Readiness;
 
@@ -80,17 +80,19 @@ impl Application {
         let (server, port) = if with_http {
             let registry = Arc::new(load_mappings(&settings)?);
             crate::ingest::watch::spawn_reloader(registry.clone(), shutdown.clone());
-            let ingest = IngestStore {
-                committer: GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
-                types: Arc::new(TypeGuard::default()),
-            };
-            let spool = open_spool(&settings, &ingest, &registry, &shutdown)?;
+            let mut ingest = Ingest::new(
+                GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
+                registry.clone(),
+                None,
+                settings.http.max_records,
+            );
+            ingest.spool = open_spool(&settings, &ingest, &shutdown)?;
             let health = HealthState {
                 registry: Some(registry.clone()),
                 ..health.clone()
             };
             let (server, port) =
-                build_server(&settings, ingest, registry, database.clone(), spool, health)?;
+                build_server(&settings, ingest, registry, database.clone(), health)?;
             (Some(server), port)
         } else {
             (None, 0)
@@ -171,8 +173,7 @@ fn spawn_worker_when_ready(
 /// Opens `BRIDGE_SPOOL_DIR` when set and starts replaying what it holds.
 fn open_spool(
     settings: &ServeSettings,
-    ingest: &IngestStore,
-    registry: &Arc<Registry>,
+    ingest: &Ingest,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Arc<Spool>>> {
     let Some(dir) = &settings.http.spool_dir else {
@@ -181,12 +182,7 @@ fn open_spool(
     let spool = Arc::new(
         Spool::open(dir).with_context(|| format!("opening BRIDGE_SPOOL_DIR={}", dir.display()))?,
     );
-    crate::ingest::spool::spawn_replayer(
-        spool.clone(),
-        ingest.clone(),
-        registry.clone(),
-        shutdown.clone(),
-    );
+    crate::ingest::spool::spawn_replayer(spool.clone(), ingest.clone(), shutdown.clone());
     Ok(Some(spool))
 }
 
@@ -200,7 +196,7 @@ fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
     for id in set.source_ids() {
         if set
             .get(id)
-            .is_some_and(|m| crate::source::auth::is_open(&m.auth))
+            .is_some_and(|m| crate::source::credentials::is_open(&m.auth))
         {
             tracing::warn!(
                 source = id,
@@ -213,10 +209,9 @@ fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
 
 fn build_server(
     settings: &ServeSettings,
-    ingest: IngestStore,
+    ingest: Ingest,
     registry: Arc<Registry>,
     database: Arc<Readiness>,
-    spool: Option<Arc<Spool>>,
     health: HealthState,
 ) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(&settings.http.listen)
@@ -227,8 +222,11 @@ fn build_server(
         ingest,
         registry,
         database,
-        spool,
-        max_body: settings.http.max_body,
+        webhooks: http::webhooks::BodyLimits::new(
+            settings.http.max_body,
+            settings.http.body_timeout,
+            settings.http.max_inflight_bytes,
+        ),
         has_credentials: settings.webengage.has_credentials(),
         credentials_problem: settings.webengage.credentials_problem(),
         admin: http::admin::AdminTokens::new(
@@ -244,6 +242,8 @@ fn build_server(
         state.ingest.committer =
             GroupCommit::spawn(state.pool.clone(), GroupCommitConfig::default());
         App::new()
+            // No answer may be sniffed into another type than it declares.
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .wrap(TracingLogger::<http::request_span::RedactedRootSpan>::new())
             .app_data(web::Data::new(state))
             .app_data(web::Data::new(health.clone()))

@@ -15,11 +15,16 @@ use crate::config::DatabaseSettings;
 use crate::ingest::TypeGuard;
 use crate::mapping::MappingSet;
 use crate::store;
+use crate::store::OutboxStatus;
 use crate::store::support::{self, InboundFilter, OutboxFilter, ReplayFilter};
-use crate::support::remap;
+use crate::support::actions::{self, RowAction};
+use crate::support::erase::{Person, PersonRequest};
+use crate::support::remap::RemapSelection;
+use crate::support::search::{self as checks, SearchTerm, StatusOf};
+use crate::support::{Role, remap};
 
 /// The role the audit log records for terminal actions.
-const ROLE: &str = "cli";
+const ROLE: Role = Role::Cli;
 
 #[derive(Debug, Args)]
 pub struct OutboxArgs {
@@ -53,10 +58,12 @@ enum OutboxCommand {
     Retry { id: i64 },
     /// Make sure a row is never sent.
     Cancel { id: i64 },
+    /// Send a delivered row again, under a new x-request-id.
+    Resend { id: i64 },
     /// Make every matching dead (or cancelled) row due now.
     Replay {
         /// The status to replay: `dead` or `cancelled`.
-        #[arg(long, default_value = "dead")]
+        #[arg(long, default_value = OutboxStatus::Dead.as_str())]
         status: String,
         /// Only rows of this source.
         #[arg(long)]
@@ -64,6 +71,9 @@ enum OutboxCommand {
         /// Only rows created at or after this time (RFC 3339).
         #[arg(long, value_parser = parse_time)]
         since: Option<OffsetDateTime>,
+        /// Only count the rows that would be replayed.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -101,7 +111,8 @@ enum InboundCommand {
         #[command(flatten)]
         filter: ListFilter,
     },
-    /// Run stored records through today's mappings again: one by id, or all of a status.
+    /// Run stored records through today's mappings again: one by id, or every record of
+    /// a status (all of them, with progress on stderr; `--dry-run` counts them first).
     Remap {
         /// The record to re-map; without it, every record of `--status`.
         id: Option<i64>,
@@ -111,10 +122,65 @@ enum InboundCommand {
         /// With `--status`: only records of this source.
         #[arg(long, requires = "status")]
         source: Option<String>,
+        /// With `--status`: only count the records that would be re-mapped.
+        #[arg(long, requires = "status")]
+        dry_run: bool,
         /// The mapping files to map with.
         #[arg(long, env = "BRIDGE_MAPPINGS_DIR", default_value = "mappings")]
         mappings_dir: PathBuf,
     },
+}
+
+/// `erase --user ID | --email E | --phone P`: one person's every stored trace.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("person").required(true).args(["user", "email", "phone"])))]
+pub struct EraseArgs {
+    #[command(flatten)]
+    database: DatabaseSettings,
+    /// The person's WebEngage user id.
+    #[arg(long)]
+    user: Option<String>,
+    /// The person's email address.
+    #[arg(long)]
+    email: Option<String>,
+    /// The person's phone number (matched by its digits, whatever the separators).
+    #[arg(long)]
+    phone: Option<String>,
+    /// The spool to check for webhooks not yet stored (erasure waits for it to drain).
+    #[arg(long, env = "BRIDGE_SPOOL_DIR")]
+    spool_dir: Option<PathBuf>,
+    /// Print JSON (for scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Erases one person's every stored trace; audited as role `cli`, without the person.
+pub fn erase(args: EraseArgs) -> ExitCode {
+    run(&args.database, |pool| async move {
+        let person = Person::try_from(PersonRequest {
+            user: args.user,
+            email: args.email,
+            phone: args.phone,
+        })?;
+        let backlog = match args.spool_dir.filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => crate::ingest::spool::Spool::open(&dir)
+                .map_err(|e| anyhow::anyhow!("BRIDGE_SPOOL_DIR {}: {e}", dir.display()))?
+                .has_backlog(),
+            None => false,
+        };
+        let erased = crate::support::erase::erase(&pool, ROLE, &person, backlog).await?;
+        output(args.json, &erased, || {
+            println!(
+                "erased {} inbound record(s), {} outbox row(s), {} delivery attempt(s), {} version fence(s); {} audit target(s) blanked",
+                erased.inbound_records,
+                erased.outbox_rows,
+                erased.attempts,
+                erased.record_versions,
+                erased.audit_entries
+            );
+            println!("WebEngage keeps what it already received: erase the user there too.");
+        })
+    })
 }
 
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
@@ -128,10 +194,10 @@ pub fn outbox(args: OutboxArgs) -> ExitCode {
             OutboxCommand::Stats => stats(&pool, json).await,
             OutboxCommand::List { filter, q, user_id } => {
                 let query = OutboxFilter {
-                    status: filter.status,
-                    source: filter.source,
-                    user_id,
-                    q,
+                    status: checks::status(filter.status.as_deref(), StatusOf::Outbox)?,
+                    source: checks::value(filter.source.as_deref(), "--source")?,
+                    user_id: checks::value(user_id.as_deref(), "--user-id")?,
+                    q: SearchTerm::parse(q.as_deref(), "-q")?.map(SearchTerm::into_inner),
                     ..Default::default()
                 };
                 let page = support::list_outbox(&pool, &query, filter.limit, filter.before).await?;
@@ -143,19 +209,18 @@ pub fn outbox(args: OutboxArgs) -> ExitCode {
                     .ok_or_else(|| anyhow::anyhow!("no outbox row {id}"))?;
                 output(json, &detail, || show_detail(&detail))
             }
-            OutboxCommand::Retry { id } => {
-                let rows = support::retry_now(&pool, id).await?;
-                act(&pool, json, "retry", &format!("outbox {id}"), rows).await
-            }
-            OutboxCommand::Cancel { id } => {
-                let rows = support::cancel(&pool, id).await?;
-                act(&pool, json, "cancel", &format!("outbox {id}"), rows).await
-            }
+            OutboxCommand::Retry { id } => act(&pool, json, RowAction::Retry, id).await,
+            OutboxCommand::Cancel { id } => act(&pool, json, RowAction::Cancel, id).await,
+            OutboxCommand::Resend { id } => act(&pool, json, RowAction::Resend, id).await,
             OutboxCommand::Replay {
                 status,
                 source,
                 since,
+                dry_run,
             } => {
+                if !OutboxStatus::parse(&status).is_some_and(OutboxStatus::can_replay) {
+                    anyhow::bail!("--status takes dead or cancelled, not `{status}`");
+                }
                 let target = format!(
                     "status={status} source={} since={}",
                     source.as_deref().unwrap_or("*"),
@@ -163,11 +228,15 @@ pub fn outbox(args: OutboxArgs) -> ExitCode {
                 );
                 let filter = ReplayFilter {
                     status: Some(status),
-                    source,
+                    source: checks::value(source.as_deref(), "--source")?,
                     since,
                 };
-                let rows = support::replay(&pool, &filter).await?;
-                act(&pool, json, "replay", &target, rows).await
+                if dry_run {
+                    let rows = actions::replay_count(&pool, &filter).await?;
+                    return said(json, "would replay", &target, rows);
+                }
+                let rows = actions::replay(&pool, ROLE, &filter).await?;
+                said(json, "replay", &target, rows)
             }
         }
     })
@@ -179,8 +248,8 @@ pub fn inbound(args: InboundArgs) -> ExitCode {
         match args.command {
             InboundCommand::List { filter } => {
                 let query = InboundFilter {
-                    status: filter.status,
-                    source: filter.source,
+                    status: checks::status(filter.status.as_deref(), StatusOf::Inbound)?,
+                    source: checks::value(filter.source.as_deref(), "--source")?,
                 };
                 let page =
                     support::list_inbound(&pool, &query, filter.limit, filter.before).await?;
@@ -190,6 +259,7 @@ pub fn inbound(args: InboundArgs) -> ExitCode {
                 id,
                 status,
                 source,
+                dry_run,
                 mappings_dir,
             } => {
                 let mappings = MappingSet::load_dir(&mappings_dir).map_err(|e| {
@@ -201,7 +271,11 @@ pub fn inbound(args: InboundArgs) -> ExitCode {
                 match (id, status) {
                     (Some(id), _) => remap_one(&pool, &mappings, id, json).await,
                     (None, Some(status)) => {
-                        remap_many(&pool, &mappings, &status, source.as_deref(), json).await
+                        let selection = RemapSelection::Matching(InboundFilter {
+                            status: checks::status(Some(&status), StatusOf::Inbound)?,
+                            source: checks::value(source.as_deref(), "--source")?,
+                        });
+                        remap_many(&pool, &mappings, &selection, dry_run, json).await
                     }
                     (None, None) => unreachable!("clap requires an id or --status"),
                 }
@@ -242,15 +316,14 @@ fn output<T: Serialize>(json: bool, value: &T, table: impl FnOnce()) -> anyhow::
     Ok(())
 }
 
-/// Writes the audit entry of an action, then says how many rows it changed.
-async fn act(
-    pool: &PgPool,
-    json: bool,
-    action: &str,
-    target: &str,
-    rows: u64,
-) -> anyhow::Result<()> {
-    support::audit(pool, ROLE, action, target, rows).await?;
+/// Carries out an action on one row (audited by `support`), then says what it changed.
+/// An action that would change nothing is an error with the reason (exit 1).
+async fn act(pool: &PgPool, json: bool, action: RowAction, id: i64) -> anyhow::Result<()> {
+    let rows = actions::act_on_row(pool, ROLE, action, id).await?;
+    said(json, action.as_str(), &format!("outbox {id}"), rows)
+}
+
+fn said(json: bool, action: &str, target: &str, rows: u64) -> anyhow::Result<()> {
     let value = serde_json::json!({ "action": action, "target": target, "rows": rows });
     output(json, &value, || {
         println!("{action} {target}: {rows} row(s)")
@@ -274,40 +347,106 @@ async fn remap_one(
 async fn remap_many(
     pool: &PgPool,
     mappings: &MappingSet,
-    status: &str,
-    source: Option<&str>,
+    selection: &RemapSelection,
+    dry_run: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let summary = remap::remap_matching(
+    let total = selection.count(pool).await?;
+    let target = selection.target();
+    if dry_run {
+        let value = serde_json::json!({ "dry_run": true, "would_remap": total });
+        return output(json, &value, || {
+            println!("would remap {total} record(s) ({target})")
+        });
+    }
+    let progress = Progress::new(total, "remapped");
+    let summary = remap::remap_selection_audited(
         pool,
         &TypeGuard::default(),
         mappings,
-        status,
-        source,
-        10_000,
+        selection,
+        ROLE,
+        |s| {
+            progress.set(s.done());
+            std::future::ready(())
+        },
     )
     .await?;
-    let target = format!("status={status} source={}", source.unwrap_or("*"));
-    support::audit(pool, ROLE, "remap", &target, summary.remapped).await?;
+    progress.finish();
     output(json, &summary, || {
         println!(
             "remapped {} record(s) ({target}): {} outbox row(s)",
             summary.remapped, summary.operations
         );
+        if summary.failed > 0 {
+            println!("not remapped: {} record(s)", summary.failed);
+        }
         for error in &summary.errors {
-            println!("  not remapped: {error}");
+            println!("  {error}");
         }
     })
+}
+
+/// Progress of a bulk action on stderr: a bar on a terminal, a plain line every few
+/// seconds otherwise (a log file or a pipe gets lines it can keep).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    verb: &'static str,
+    last_line: std::cell::Cell<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(total: u64, verb: &'static str) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            if let Ok(style) =
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} ({eta} left)")
+            {
+                bar.set_style(style);
+            }
+            bar.set_message(verb);
+            bar
+        });
+        if bar.is_none() {
+            eprintln!("{verb} 0/{total}");
+        }
+        Progress {
+            bar,
+            total,
+            verb,
+            last_line: std::cell::Cell::new(std::time::Instant::now()),
+        }
+    }
+
+    fn set(&self, done: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(done),
+            None if self.last_line.get().elapsed() >= std::time::Duration::from_secs(2) => {
+                self.last_line.set(std::time::Instant::now());
+                eprintln!("{} {done}/{}", self.verb, self.total);
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        match &self.bar {
+            Some(bar) => bar.finish_and_clear(),
+            None => eprintln!("{} done", self.verb),
+        }
+    }
 }
 
 async fn stats(pool: &PgPool, json: bool) -> anyhow::Result<()> {
     let stats = store::stats::outbox_stats(pool).await?;
     output(json, &stats, || {
-        let mut rows: Vec<Vec<String>> = ["pending", "in_flight", "delivered", "dead", "cancelled"]
+        let mut rows: Vec<Vec<String>> = OutboxStatus::ALL
             .iter()
             .map(|s| {
-                let n = stats.by_status.get(*s).copied().unwrap_or(0);
-                vec!["outbox".into(), (*s).to_owned(), n.to_string()]
+                let n = stats.count(*s);
+                vec!["outbox".into(), s.as_str().to_owned(), n.to_string()]
             })
             .collect();
         rows.extend(
@@ -331,7 +470,7 @@ fn outbox_table(page: &support::Page<support::OutboxItem>) {
         .map(|i| {
             vec![
                 i.id.to_string(),
-                i.status.clone(),
+                i.status.to_string(),
                 format!("{}/{}", i.source, i.rule),
                 i.user_id.clone().unwrap_or_default(),
                 i.attempts.to_string(),
@@ -364,7 +503,7 @@ fn inbound_table(page: &support::Page<support::InboundItem>) {
         .map(|i| {
             vec![
                 i.id.to_string(),
-                i.status.clone(),
+                i.status.to_string(),
                 i.source.clone(),
                 clip(&i.dedupe_key, 40),
                 i.received_at.format(&Rfc3339).unwrap_or_default(),
@@ -385,7 +524,11 @@ fn show_detail(detail: &support::OutboxDetail) {
     let item = &detail.item;
     println!(
         "outbox {}  {}  {}/{} ({})",
-        item.id, item.status, item.source, item.rule, item.kind
+        item.id,
+        item.status,
+        item.source,
+        item.rule,
+        item.kind.as_str()
     );
     println!("user:        {}", item.user_id.as_deref().unwrap_or("-"));
     println!("x-request-id: {}", item.request_id);

@@ -27,6 +27,34 @@ const DAY: u64 = 86_400;
 /// configuration table.
 pub const BOUNDS: &[(&str, Bound)] = &[
     (
+        "max_inflight_bytes",
+        Bound::Size {
+            min: 1024 * 1024,
+            max: 16 * 1024 * 1024 * 1024,
+        },
+    ),
+    (
+        "body_timeout",
+        Bound::Duration {
+            min: secs(1),
+            max: secs(600),
+        },
+    ),
+    (
+        "max_records",
+        Bound::Count {
+            min: 1,
+            max: 100_000,
+        },
+    ),
+    (
+        "audit_retention",
+        Bound::Duration {
+            min: secs(DAY),
+            max: secs(3650 * DAY),
+        },
+    ),
+    (
         "max_body",
         Bound::Size {
             min: 1024,

@@ -60,6 +60,7 @@ mod tests {
             retry_max_age: Duration::from_secs(3600),
             pause_probe: Duration::from_secs(30),
             retention: Duration::from_secs(86400),
+            audit_retention: Duration::from_secs(365 * 86400),
             rate_window: Duration::from_secs(60),
         }
     }

@@ -19,6 +19,7 @@ use super::observe;
 use super::send::{self, Shared, Verdict};
 use super::transient::{retry_transient, settle_deadline};
 use crate::store::outbox::{self, ClaimedRow};
+use crate::webengage::OperationKind;
 
 /// WebEngage's maximum records per bulk request.
 pub const MAX_BATCH: usize = 25;
@@ -39,10 +40,10 @@ pub fn plan(rows: Vec<ClaimedRow>, bulk: bool) -> Vec<Job> {
     }
     let (mut users, mut events, mut jobs) = (Vec::new(), Vec::new(), Vec::new());
     for row in rows {
-        match row.kind.as_str() {
-            "user" => users.push(row),
-            "event" => events.push(row),
-            _ => jobs.push(Job::Single(row)),
+        match row.kind {
+            OperationKind::User => users.push(row),
+            OperationKind::Event => events.push(row),
+            OperationKind::Transaction => jobs.push(Job::Single(row)),
         }
     }
     for mut group in [users, events] {
@@ -76,8 +77,8 @@ pub fn batch_request_id(rows: &[ClaimedRow]) -> Uuid {
 /// The bulk endpoint and body for rows of one kind.
 pub fn bulk_request(rows: &[ClaimedRow]) -> (Endpoint, Value) {
     let bodies: Vec<Value> = rows.iter().map(|r| r.body.clone()).collect();
-    match rows.first().map(|r| r.kind.as_str()) {
-        Some("event") => (Endpoint::BulkEvents, json!({ "events": bodies })),
+    match rows.first().map(|r| r.kind) {
+        Some(OperationKind::Event) => (Endpoint::BulkEvents, json!({ "events": bodies })),
         _ => (Endpoint::BulkUsers, json!({ "users": bodies })),
     }
 }
@@ -190,11 +191,13 @@ async fn settle_delivered(shared: &Shared, batch: &[ClaimedRow], until: Instant)
 mod tests {
     use super::*;
 
-    fn row(id: i64, kind: &str) -> ClaimedRow {
+    use OperationKind::{Event, Transaction, User};
+
+    fn row(id: i64, kind: OperationKind) -> ClaimedRow {
         ClaimedRow {
             id,
             request_id: Uuid::from_u128(id as u128),
-            kind: kind.into(),
+            kind,
             user_id: Some(format!("u{id}")),
             body: json!({"userId": format!("u{id}")}),
             attempts: 0,
@@ -207,18 +210,18 @@ mod tests {
     fn shape(jobs: &[Job]) -> Vec<(char, usize)> {
         jobs.iter()
             .map(|j| match j {
-                Job::Single(r) => (r.kind.chars().next().unwrap(), 1),
-                Job::Batch(rows) => (rows[0].kind.chars().next().unwrap(), rows.len()),
+                Job::Single(r) => (r.kind.as_str().chars().next().unwrap(), 1),
+                Job::Batch(rows) => (rows[0].kind.as_str().chars().next().unwrap(), rows.len()),
             })
             .collect()
     }
 
     #[test]
     fn plan_batches_users_and_events_up_to_25() {
-        let mut rows: Vec<ClaimedRow> = (0..27).map(|i| row(i, "user")).collect();
-        rows.push(row(100, "event"));
-        rows.push(row(101, "transaction"));
-        rows.push(row(102, "event"));
+        let mut rows: Vec<ClaimedRow> = (0..27).map(|i| row(i, User)).collect();
+        rows.push(row(100, Event));
+        rows.push(row(101, Transaction));
+        rows.push(row(102, Event));
         let jobs = plan(rows, true);
         assert_eq!(shape(&jobs), vec![('t', 1), ('u', 25), ('u', 2), ('e', 2)]);
         assert!(matches!(&jobs[2], Job::Batch(_)));
@@ -226,15 +229,15 @@ mod tests {
 
     #[test]
     fn a_lone_row_or_bulk_off_goes_single() {
-        let jobs = plan(vec![row(1, "user"), row(2, "event")], true);
+        let jobs = plan(vec![row(1, User), row(2, Event)], true);
         assert!(jobs.iter().all(|j| matches!(j, Job::Single(_))));
-        let jobs = plan(vec![row(1, "user"), row(2, "user")], false);
+        let jobs = plan(vec![row(1, User), row(2, User)], false);
         assert_eq!(jobs.len(), 2);
     }
 
     #[test]
     fn batch_id_ignores_row_order_and_depends_on_the_rows() {
-        let (a, b, c) = (row(1, "user"), row(2, "user"), row(3, "user"));
+        let (a, b, c) = (row(1, User), row(2, User), row(3, User));
         let ab = batch_request_id(&[a.clone(), b.clone()]);
         assert_eq!(ab, batch_request_id(&[b.clone(), a.clone()]));
         assert_ne!(ab, batch_request_id(&[a, c]));
@@ -243,7 +246,7 @@ mod tests {
 
     #[test]
     fn bulk_bodies_wrap_the_exact_row_bodies() {
-        let (endpoint, body) = bulk_request(&[row(1, "event"), row(2, "event")]);
+        let (endpoint, body) = bulk_request(&[row(1, Event), row(2, Event)]);
         assert_eq!(endpoint, Endpoint::BulkEvents);
         assert_eq!(
             body,

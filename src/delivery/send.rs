@@ -21,6 +21,7 @@ use crate::config::DeliverySettings;
 use crate::store::attempts::{self, NewAttempt};
 use crate::store::destination;
 use crate::store::outbox::{self, ClaimedRow};
+use crate::webengage::OperationKind;
 
 /// What the jobs share: the pool, the client, the settings, the limits.
 pub struct Shared {
@@ -82,10 +83,10 @@ pub enum Verdict {
 /// The endpoint and exact body for one row. Transactions carry their campaign id in
 /// the URL, not the body.
 pub fn request_for(row: &ClaimedRow) -> Result<(Endpoint, Value), String> {
-    match row.kind.as_str() {
-        "user" => Ok((Endpoint::Users, row.body.clone())),
-        "event" => Ok((Endpoint::Events, row.body.clone())),
-        "transaction" => {
+    match row.kind {
+        OperationKind::User => Ok((Endpoint::Users, row.body.clone())),
+        OperationKind::Event => Ok((Endpoint::Events, row.body.clone())),
+        OperationKind::Transaction => {
             let mut body = row.body.clone();
             let campaign = body
                 .as_object_mut()
@@ -101,7 +102,6 @@ pub fn request_for(row: &ClaimedRow) -> Result<(Endpoint, Value), String> {
                 None => Err("transaction without a usable campaignId".to_owned()),
             }
         }
-        other => Err(format!("unknown operation kind `{other}`")),
     }
 }
 
@@ -192,7 +192,11 @@ async fn settle_unsendable(shared: &Shared, row: &ClaimedRow, problem: &str) -> 
         tracing::warn!(outbox_id = row.id, error = %e, "could not settle an unsendable row");
     }
     observe::dead();
-    tracing::warn!(outbox_id = row.id, kind = %row.kind, "row is dead: {problem}");
+    tracing::warn!(
+        outbox_id = row.id,
+        kind = row.kind.as_str(),
+        "row is dead: {problem}"
+    );
     Verdict::Inconclusive
 }
 
@@ -216,7 +220,11 @@ pub async fn settle(
             (settled, Verdict::Accepted)
         }
         Outcome::Rejected(message) => {
-            tracing::warn!(outbox_id = row.id, kind = %row.kind, "WebEngage rejected a row; it is dead");
+            tracing::warn!(
+                outbox_id = row.id,
+                kind = row.kind.as_str(),
+                "WebEngage rejected a row; it is dead"
+            );
             let settled = outbox::mark_dead(pool, lease, message).await?;
             if settled {
                 observe::dead();

@@ -24,6 +24,7 @@ use super::send::{self, Shared, Verdict};
 use crate::config::{self, DeliverySettings, WebEngageSettings};
 use crate::store::outbox::{self, ClaimedRow, Due, Lease};
 use crate::store::{destination, rate_windows};
+use crate::webengage::OperationKind;
 
 /// How long a claim lasts without a heartbeat. Live workers renew their leases every
 /// `LEASE_SWEEP`, so this only bounds how long a killed worker's rows wait: three
@@ -39,7 +40,11 @@ const LEASE_SWEEP: Duration = Duration::from_secs(30);
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 const PURGE_BATCH: i64 = 500;
 /// The operation kinds, claimed one at a time when bulk is on.
-const KINDS: [&str; 3] = ["user", "event", "transaction"];
+const KINDS: [OperationKind; 3] = [
+    OperationKind::User,
+    OperationKind::Event,
+    OperationKind::Transaction,
+];
 /// Rate windows older than this are deleted (they only matter while current).
 const RATE_WINDOW_KEEP: Duration = Duration::from_secs(3600);
 /// On shutdown, calls in progress may finish this long: their answer settles the row
@@ -258,8 +263,8 @@ impl Worker {
             }
             // Transactions never batch: one row per slot. Users and events: a batch.
             let want = match kind {
-                "transaction" => left,
-                _ => left * bulk::MAX_BATCH,
+                OperationKind::Transaction => left,
+                OperationKind::User | OperationKind::Event => left * bulk::MAX_BATCH,
             };
             let claimed = self.claim_kind(which, Some(kind), want).await?;
             done.jobs += claimed.jobs;
@@ -269,7 +274,12 @@ impl Worker {
     }
 
     /// Claims up to `want` due rows (of `kind`, when given) and starts their jobs.
-    async fn claim_kind(&mut self, which: Due, kind: Option<&str>, want: usize) -> Option<Claimed> {
+    async fn claim_kind(
+        &mut self,
+        which: Due,
+        kind: Option<OperationKind>,
+        want: usize,
+    ) -> Option<Claimed> {
         let claimed =
             outbox::claim_due_of(&self.shared.pool, want as i64, LEASE, which, kind).await;
         let rows = match claimed {
@@ -455,15 +465,21 @@ impl Worker {
         }
         if now >= self.next_purge {
             self.next_purge = now + PURGE_EVERY;
-            match outbox::purge_delivered(
+            match crate::store::lifecycle::purge_expired(
                 &self.shared.pool,
                 self.shared.settings.retention,
+                self.shared.settings.audit_retention,
                 PURGE_BATCH,
             )
             .await
             {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "purged delivered rows past retention"),
+                Ok(p) if p == Default::default() => {}
+                Ok(p) => tracing::info!(
+                    outbox = p.outbox,
+                    inbound = p.inbound,
+                    audit = p.audit,
+                    "purged finished records past retention"
+                ),
                 Err(e) => tracing::warn!(error = %e, "retention purge failed"),
             }
         }

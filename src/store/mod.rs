@@ -1,18 +1,27 @@
 //! Every SQL statement of the service lives under this module.
 //!
 //! `inbound` (raw records and the ingest transaction), `outbox` (claim, settle, support
-//! queries), `attempts` (the history of each delivery), `destination` (paused or running).
+//! queries), `attempts` (the history of each delivery), `destination` (paused or running),
+//! `status` (the typed statuses and kinds the tables hold), `storable` (CRM text made
+//! storable, and data errors told from outages).
 
 pub mod attempts;
 pub mod attribute_types;
 pub mod console;
 pub mod destination;
 pub mod inbound;
+pub mod jobs;
+pub mod lifecycle;
 pub mod outbox;
 pub mod rate_windows;
 pub mod ready;
+pub mod sessions;
 pub mod stats;
+pub mod status;
+pub mod storable;
 pub mod support;
+
+pub use status::{InboundStatus, OutboxStatus};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -12,6 +12,14 @@ use sqlx::postgres::types::PgInterval;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::status::OutboxStatus;
+use crate::webengage::OperationKind;
+
+/// The columns every insert of new outbox rows writes, in this order (ingest's batch
+/// and a re-map); the rest take their defaults.
+pub(crate) const INSERT_COLUMNS: &str =
+    "request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash";
+
 /// A full outbox row, as support queries and tests read it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OutboxRow {
@@ -20,11 +28,11 @@ pub struct OutboxRow {
     pub inbound_id: Option<i64>,
     pub source: String,
     pub rule: String,
-    pub kind: String,
+    pub kind: OperationKind,
     pub user_id: Option<String>,
     pub body: Value,
     pub mapping_hash: Option<String>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     pub next_attempt_at: OffsetDateTime,
     pub lease_until: Option<OffsetDateTime>,
@@ -40,7 +48,7 @@ pub struct OutboxRow {
 pub struct ClaimedRow {
     pub id: i64,
     pub request_id: Uuid,
-    pub kind: String,
+    pub kind: OperationKind,
     pub user_id: Option<String>,
     pub body: Value,
     /// Attempts charged before this one.
@@ -108,7 +116,7 @@ pub async fn claim_due_of(
     limit: i64,
     lease: Duration,
     which: Due,
-    kind: Option<&str>,
+    kind: Option<OperationKind>,
 ) -> Result<Vec<ClaimedRow>, sqlx::Error> {
     let token = Uuid::new_v4();
     let sql = claim_sql(which, kind.is_some());
@@ -134,7 +142,7 @@ pub async fn claim_due_of(
 /// the statement the worker runs, not a copy.
 pub fn prepare_claim(name: &str, which: Due) -> String {
     format!(
-        "PREPARE {name} (int8, interval, uuid, text) AS {}",
+        "PREPARE {name} (int8, interval, uuid, operation_kind) AS {}",
         claim_sql(which, true)
     )
 }

@@ -3,6 +3,8 @@
 use serde::Serialize;
 use sqlx::PgPool;
 
+use super::status::{InboundStatus, OutboxStatus};
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OutboxStats {
     /// Rows per status (`pending`, `in_flight`, `delivered`, `dead`, `cancelled`); absent = 0.
@@ -13,12 +15,19 @@ pub struct OutboxStats {
     pub inbound_by_status: std::collections::BTreeMap<String, i64>,
 }
 
+impl OutboxStats {
+    /// Rows in `status` (0 when none).
+    pub fn count(&self, status: OutboxStatus) -> i64 {
+        self.by_status.get(status.as_str()).copied().unwrap_or(0)
+    }
+}
+
 pub async fn outbox_stats(pool: &PgPool) -> Result<OutboxStats, sqlx::Error> {
-    let rows: Vec<(String, i64)> =
+    let rows: Vec<(OutboxStatus, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status")
             .fetch_all(pool)
             .await?;
-    let inbound: Vec<(String, i64)> =
+    let inbound: Vec<(InboundStatus, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM inbound_records GROUP BY status")
             .fetch_all(pool)
             .await?;
@@ -28,8 +37,14 @@ pub async fn outbox_stats(pool: &PgPool) -> Result<OutboxStats, sqlx::Error> {
     .fetch_one(pool)
     .await?;
     Ok(OutboxStats {
-        by_status: rows.into_iter().collect(),
+        by_status: rows
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_owned(), n))
+            .collect(),
         oldest_pending_age_seconds: age.unwrap_or(0.0).max(0.0),
-        inbound_by_status: inbound.into_iter().collect(),
+        inbound_by_status: inbound
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_owned(), n))
+            .collect(),
     })
 }

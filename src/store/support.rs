@@ -6,6 +6,9 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::status::{InboundStatus, OutboxStatus};
+use crate::webengage::OperationKind;
+
 /// One outbox row as listed: enough to see where a lead is.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct OutboxItem {
@@ -14,9 +17,9 @@ pub struct OutboxItem {
     pub inbound_id: Option<i64>,
     pub source: String,
     pub rule: String,
-    pub kind: String,
+    pub kind: OperationKind,
     pub user_id: Option<String>,
-    pub status: String,
+    pub status: OutboxStatus,
     pub attempts: i32,
     #[serde(with = "time::serde::rfc3339")]
     pub next_attempt_at: OffsetDateTime,
@@ -78,14 +81,11 @@ pub async fn list_outbox(
     })
 }
 
-const OUTBOX_STATUSES: &[&str] = &["pending", "in_flight", "delivered", "dead", "cancelled"];
-const INBOUND_STATUSES: &[&str] = &["mapped", "ignored", "stale", "failed", "malformed"];
-
 /// Adds `AND column = 'status'` with the status written as a literal (statuses are a
 /// closed set): the status indexes are partial, and only a literal lets the planner use
-/// them in a cached plan. An unknown status matches nothing, as a bound one would.
-fn push_status(query: &mut QueryBuilder<'_, Postgres>, column: &str, status: &str, known: &[&str]) {
-    match known.iter().find(|k| **k == status) {
+/// them in a cached plan. An unknown status (`None`) matches nothing.
+fn push_status(query: &mut QueryBuilder<'_, Postgres>, column: &str, status: Option<&'static str>) {
+    match status {
         Some(known) => query.push(format_args!(" AND {column} = '{known}'")),
         None => query.push(" AND FALSE"),
     };
@@ -93,7 +93,8 @@ fn push_status(query: &mut QueryBuilder<'_, Postgres>, column: &str, status: &st
 
 fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &OutboxFilter) {
     if let Some(status) = &filter.status {
-        push_status(query, "o.status", status, OUTBOX_STATUSES);
+        let known = OutboxStatus::parse(status).map(OutboxStatus::as_str);
+        push_status(query, "o.status", known);
     }
     if let Some(source) = &filter.source {
         query.push(" AND o.source = ").push_bind(source.clone());
@@ -152,7 +153,7 @@ pub struct InboundItem {
     pub id: i64,
     pub source: String,
     pub dedupe_key: String,
-    pub status: String,
+    pub status: InboundStatus,
     pub payload: Option<Value>,
     pub raw_body: Option<String>,
     pub content_type: Option<String>,
@@ -226,12 +227,7 @@ pub async fn list_inbound(
     let mut query = QueryBuilder::<Postgres>::new(format!(
         "SELECT {INBOUND_COLUMNS} FROM inbound_records WHERE TRUE"
     ));
-    if let Some(status) = &filter.status {
-        push_status(&mut query, "status", status, INBOUND_STATUSES);
-    }
-    if let Some(source) = &filter.source {
-        query.push(" AND source = ").push_bind(source.clone());
-    }
+    push_inbound_filter(&mut query, filter);
     if let Some(before) = before {
         query.push(" AND id < ").push_bind(before);
     }
@@ -244,6 +240,43 @@ pub async fn list_inbound(
         None
     };
     Ok(Page { items, next })
+}
+
+/// Ids of stored records (with a parsed record) matching `filter`, oldest first, after
+/// id `after`, at most `limit`: one page of a bulk re-map's keyset walk.
+pub async fn remap_ids(
+    pool: &PgPool,
+    filter: &InboundFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT id FROM inbound_records WHERE payload IS NOT NULL AND id > ",
+    );
+    query.push_bind(after);
+    push_inbound_filter(&mut query, filter);
+    query.push(" ORDER BY id LIMIT ").push_bind(limit);
+    query.build_query_scalar().fetch_all(pool).await
+}
+
+/// How many stored records a bulk re-map with `filter` would map again.
+pub async fn remap_count(pool: &PgPool, filter: &InboundFilter) -> Result<u64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT count(*) FROM inbound_records WHERE payload IS NOT NULL",
+    );
+    push_inbound_filter(&mut query, filter);
+    let n: i64 = query.build_query_scalar().fetch_one(pool).await?;
+    Ok(n as u64)
+}
+
+fn push_inbound_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &InboundFilter) {
+    if let Some(status) = &filter.status {
+        let known = InboundStatus::parse(status).map(InboundStatus::as_str);
+        push_status(query, "status", known);
+    }
+    if let Some(source) = &filter.source {
+        query.push(" AND source = ").push_bind(source.clone());
+    }
 }
 
 /// Makes a waiting, dead or cancelled row due now. In-flight and delivered rows are left alone.
@@ -269,6 +302,30 @@ pub async fn cancel(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
     Ok(done.rows_affected())
 }
 
+/// A delivered row due again under a fresh idempotency id, made as the ingest path
+/// makes them: WebEngage drops a request whose `x-request-id` it saw within 4 hours.
+/// Rows in any other status are left alone (0).
+pub async fn resend(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', request_id = $2, next_attempt_at = now(), replayed_at = now(),
+                delivered_at = NULL, last_error = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'delivered'",
+    )
+    .bind(id)
+    .bind(Uuid::now_v7())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The status of one row, if it exists: why an action on it changed nothing.
+pub async fn outbox_status(pool: &PgPool, id: i64) -> Result<Option<OutboxStatus>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// What `replay` selects: rows of one status (default `dead`), optionally one source, since a time.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct ReplayFilter {
@@ -278,53 +335,47 @@ pub struct ReplayFilter {
     pub since: Option<OffsetDateTime>,
 }
 
+impl ReplayFilter {
+    /// The status to replay: `dead` unless another is named; None when the name is no
+    /// status at all.
+    pub fn status(&self) -> Option<OutboxStatus> {
+        match &self.status {
+            Some(name) => OutboxStatus::parse(name),
+            None => Some(OutboxStatus::Dead),
+        }
+    }
+}
+
 /// Makes every matching dead (or cancelled) row due now; safe to repeat.
 pub async fn replay(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::Error> {
-    let status = filter.status.as_deref().unwrap_or("dead");
     let mut query = QueryBuilder::<Postgres>::new(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now() WHERE status = ",
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now() WHERE TRUE",
     );
-    query.push_bind(status.to_owned());
-    query.push(" AND status IN ('dead', 'cancelled')");
+    push_replay_filter(&mut query, filter);
+    Ok(query.build().execute(pool).await?.rows_affected())
+}
+
+/// How many rows `replay` with the same filter would make due.
+pub async fn replay_count(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT count(*) FROM outbox WHERE TRUE");
+    push_replay_filter(&mut query, filter);
+    let n: i64 = query.build_query_scalar().fetch_one(pool).await?;
+    Ok(n as u64)
+}
+
+/// Rows of the filter's status, when it is one `replay` may take (dead or cancelled).
+fn push_replay_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &ReplayFilter) {
+    let status = filter
+        .status()
+        .filter(|s| s.can_replay())
+        .map(OutboxStatus::as_str);
+    push_status(query, "status", status);
     if let Some(source) = &filter.source {
         query.push(" AND source = ").push_bind(source.clone());
     }
     if let Some(since) = filter.since {
         query.push(" AND created_at >= ").push_bind(since);
     }
-    Ok(query.build().execute(pool).await?.rows_affected())
-}
-
-/// A support action on one outbox row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowAction {
-    Retry,
-    Cancel,
-}
-
-impl RowAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RowAction::Retry => "retry",
-            RowAction::Cancel => "cancel",
-        }
-    }
-}
-
-/// Retries or cancels one row and writes the audit entry, as every surface (API, pages,
-/// CLI) must. Returns how many rows it touched (0 when the row's status forbids it).
-pub async fn act_on_row(
-    pool: &PgPool,
-    role: &str,
-    action: RowAction,
-    id: i64,
-) -> Result<u64, sqlx::Error> {
-    let rows = match action {
-        RowAction::Retry => retry_now(pool, id).await?,
-        RowAction::Cancel => cancel(pool, id).await?,
-    };
-    audit(pool, role, action.as_str(), &format!("outbox {id}"), rows).await?;
-    Ok(rows)
 }
 
 /// Writes one support action to the audit log.

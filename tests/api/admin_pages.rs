@@ -476,3 +476,167 @@ async fn pages_are_off_without_an_admin_token() {
     assert_eq!(page(&app, "", "/admin/login").await.0, 404);
     assert_eq!(page(&app, "", "/admin/").await.0, 404);
 }
+
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server() {
+    let app = app_with_leads().await;
+    let (cookie, _) = login(&app, ADMIN_TOKEN).await;
+    assert_eq!(page(&app, &cookie, "/admin/").await.0, 200);
+    let out = browser()
+        .post(format!("{}/admin/logout", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    // A copy of the old cookie (kept by an attacker, or a browser that ignored the
+    // removal) opens nothing any more.
+    let (status, _) = page(&app, &cookie, "/admin/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the old cookie still works");
+    let id = first_row(&app, "leadsquared").await;
+    assert_eq!(
+        submit(&app, &cookie, &format!("/admin/outbox/{id}/cancel"), &[]).await,
+        StatusCode::SEE_OTHER,
+        "sent to the login form"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'cancelled'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_keyed_by_a_random_stored_key_not_by_the_token() {
+    // Two deployments with the same admin token: a session of one opens nothing on the
+    // other, as it would if the key were derived from the token.
+    let one = app_with_leads().await;
+    let other = app_with_leads().await;
+    let (cookie, _) = login(&one, ADMIN_TOKEN).await;
+    assert_eq!(page(&one, &cookie, "/admin/").await.0, 200);
+    assert_eq!(
+        page(&other, &cookie, "/admin/").await.0,
+        StatusCode::SEE_OTHER
+    );
+    let keys: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key FROM admin_keys")
+        .fetch_all(&one.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].len() >= 30, "a key of {} bytes", keys[0].len());
+    let other_key: Vec<u8> = sqlx::query_scalar("SELECT key FROM admin_keys")
+        .fetch_one(&other.db.pool)
+        .await
+        .unwrap();
+    assert_ne!(keys[0], other_key);
+    // The cookie is an opaque id: neither the role nor the token is in it.
+    let value = cookie.split_once('=').unwrap().1;
+    assert!(
+        !value.contains("admin") && !value.contains(ADMIN_TOKEN),
+        "{value}"
+    );
+}
+
+#[tokio::test]
+async fn the_api_refuses_a_session_cookie_so_no_site_can_forge_api_writes() {
+    let app = app_with_leads().await;
+    let (cookie, _) = login(&app, ADMIN_TOKEN).await;
+    let id = first_row(&app, "leadsquared").await;
+    for (method, path) in [
+        (
+            reqwest::Method::POST,
+            format!("/admin/api/outbox/{id}/cancel"),
+        ),
+        (reqwest::Method::POST, "/admin/api/outbox/replay".to_owned()),
+        (reqwest::Method::GET, "/admin/api/outbox".to_owned()),
+    ] {
+        let answer = browser()
+            .request(method, format!("{}{path}", app.address))
+            .header("cookie", &cookie)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'cancelled'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn viewers_see_no_names_in_raw_bodies_or_in_the_issues_view() {
+    let app = app_with_leads().await;
+    let malformed = app
+        .post(
+            "leadsquared",
+            "application/json",
+            fixture("lsq_malformed.json"),
+        )
+        .await;
+    assert_eq!(malformed.status(), 200);
+    let raw: i64 = sqlx::query_scalar("SELECT id FROM inbound_records WHERE status = 'malformed'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    // A record whose mapping error quotes a CRM value.
+    sqlx::query(
+        "UPDATE inbound_records SET status = 'failed',
+                error = 'rule `lead-profile`: user.first_name: \"Rohan Deshpande\" is not a number'
+         WHERE source = 'salesforce-flow'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let (viewer, _) = login(&app, VIEWER_TOKEN).await;
+    for path in [
+        format!("/admin/inbound/{raw}"),
+        "/admin/issues".to_owned(),
+        "/admin/issues/rows?kind=inbound&source=salesforce-flow&cause=failed%3A+rule+%60lead-profile%60%3A+user.first_name%3A+%E2%80%A6+is+not+a+number".to_owned(),
+    ] {
+        let (status, html) = page(&app, &viewer, &path).await;
+        assert_eq!(status, 200, "{path}");
+        for personal in ["Rohan", "Deshpande", "9876543210", "rohan.deshpande@example.com"] {
+            assert!(!html.contains(personal), "{path} shows {personal}");
+        }
+    }
+    let (_, raw_page) = page(&app, &viewer, &format!("/admin/inbound/{raw}")).await;
+    assert!(raw_page.contains("R***"), "{raw_page}");
+    let (_, issues) = page(&app, &viewer, "/admin/issues").await;
+    assert!(issues.contains("… is not a number"), "{issues}");
+    let (_, rows) = page(&app, &viewer, "/admin/issues/rows?kind=inbound&source=salesforce-flow&cause=failed%3A+rule+%60lead-profile%60%3A+user.first_name%3A+%E2%80%A6+is+not+a+number").await;
+    assert!(
+        rows.contains("inbound "),
+        "the group lists its record: {rows}"
+    );
+}
+
+#[tokio::test]
+async fn a_page_action_that_changes_nothing_answers_409_with_the_reason() {
+    let app = app_with_leads().await;
+    let id = first_row(&app, "leadsquared").await;
+    sqlx::query("UPDATE outbox SET status = 'delivered', delivered_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (cookie, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, html) = page(&app, &cookie, &format!("/admin/outbox/{id}")).await;
+    assert!(html.contains(&format!(r#"action="/admin/outbox/{id}/resend""#)));
+    assert!(!html.contains(&format!(r#"action="/admin/outbox/{id}/retry""#)));
+    let answer = browser()
+        .post(format!("{}/admin/outbox/{id}/retry", app.address))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", &csrf_of(&html))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::CONFLICT);
+    let text = answer.text().await.unwrap();
+    assert!(text.contains("already delivered"), "{text}");
+    assert!(text.contains(&format!("/admin/outbox/{id}")), "a way back");
+}

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use webengage_bridge::config::{DataCenter, DeliverySettings, WebEngageSettings};
 use webengage_bridge::delivery::spawn_worker;
 use webengage_bridge::store::outbox::{self, OutboxRow};
-use webengage_bridge::store::{attempts, destination};
+use webengage_bridge::store::{OutboxStatus, attempts, destination};
 use wiremock::matchers::{body_json, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -27,6 +27,7 @@ fn delivery_settings() -> DeliverySettings {
         retry_max_age: Duration::from_secs(3600),
         pause_probe: Duration::from_millis(200),
         retention: Duration::from_secs(30 * 86400),
+        audit_retention: Duration::from_secs(365 * 86400),
         rate_window: Duration::from_secs(60),
     }
 }
@@ -72,7 +73,7 @@ async fn insert(pool: &PgPool, kind: &str, user_id: Option<&str>, body: &Value) 
     let request_id = Uuid::new_v4();
     let id = sqlx::query_scalar(
         "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
-         VALUES ($1, 'test', 'rule', $2, $3, $4) RETURNING id",
+         VALUES ($1, 'test', 'rule', $2::operation_kind, $3, $4) RETURNING id",
     )
     .bind(request_id)
     .bind(kind)
@@ -104,7 +105,7 @@ where
     }
 }
 
-async fn wait_status(pool: &PgPool, id: i64, status: &str) -> OutboxRow {
+async fn wait_status(pool: &PgPool, id: i64, status: OutboxStatus) -> OutboxRow {
     eventually(&format!("row {id} to be {status}"), || async {
         row(pool, id).await.status == status
     })
@@ -159,7 +160,7 @@ async fn delivers_exact_body_to_each_endpoint_with_bearer_and_request_id() {
 
     let worker = Running::start(&db.pool, webengage_settings(&server), delivery_settings());
     for id in [user_id, event_id, txn_id] {
-        let delivered = wait_status(&db.pool, id, "delivered").await;
+        let delivered = wait_status(&db.pool, id, OutboxStatus::Delivered).await;
         assert_eq!(delivered.attempts, 1);
         assert!(delivered.delivered_at.is_some() && delivered.lease_token.is_none());
         let tries = attempts::list_for_outbox(&db.pool, id).await.unwrap();
@@ -190,7 +191,7 @@ async fn a_500_is_retried_with_the_same_request_id() {
     let (id, rid) = insert(&db.pool, "user", Some("u1"), &json!({"userId": "u1"})).await;
 
     let worker = Running::start(&db.pool, webengage_settings(&server), delivery_settings());
-    let delivered = wait_status(&db.pool, id, "delivered").await;
+    let delivered = wait_status(&db.pool, id, OutboxStatus::Delivered).await;
     worker.stop().await;
 
     assert_eq!(delivered.attempts, 2);
@@ -227,7 +228,7 @@ async fn a_400_makes_the_row_dead_with_webengages_message() {
     let (id, _) = insert(&db.pool, "event", Some("u1"), &json!({"userId": "u1"})).await;
 
     let worker = Running::start(&db.pool, webengage_settings(&server), delivery_settings());
-    let dead = wait_status(&db.pool, id, "dead").await;
+    let dead = wait_status(&db.pool, id, OutboxStatus::Dead).await;
     worker.stop().await;
 
     assert!(
@@ -266,7 +267,7 @@ async fn a_401_pauses_without_charging_and_the_probe_resumes() {
     let worker = Running::start(&db.pool, webengage_settings(&server), delivery_settings());
     eventually("the destination to pause", || async {
         destination::load(&db.pool).await.unwrap().is_paused()
-            && row(&db.pool, id).await.status == "pending"
+            && row(&db.pool, id).await.status == OutboxStatus::Pending
     })
     .await;
     let reason = destination::load(&db.pool)
@@ -286,7 +287,7 @@ async fn a_401_pauses_without_charging_and_the_probe_resumes() {
         .respond_with(queued())
         .mount(&server)
         .await;
-    let delivered = wait_status(&db.pool, id, "delivered").await;
+    let delivered = wait_status(&db.pool, id, OutboxStatus::Delivered).await;
     worker.stop().await;
 
     assert_eq!(delivered.attempts, 1);
@@ -334,7 +335,7 @@ async fn one_users_rows_arrive_in_order_despite_retries() {
 
     let worker = Running::start(&db.pool, webengage_settings(&server), delivery_settings());
     for id in ids.iter().chain([&other_id]) {
-        wait_status(&db.pool, *id, "delivered").await;
+        wait_status(&db.pool, *id, OutboxStatus::Delivered).await;
     }
     worker.stop().await;
 
@@ -373,7 +374,7 @@ async fn a_429_waits_for_the_next_minute_without_charging() {
             .await
             .unwrap()
             .is_empty()
-            && row(&db.pool, id).await.status == "pending"
+            && row(&db.pool, id).await.status == OutboxStatus::Pending
     })
     .await;
     worker.stop().await;
@@ -405,7 +406,7 @@ async fn a_transient_failure_past_the_age_limit_is_dead() {
         .unwrap();
 
     let worker = Running::start(&db.pool, webengage_settings(&server), delivery_settings());
-    let dead = wait_status(&db.pool, id, "dead").await;
+    let dead = wait_status(&db.pool, id, OutboxStatus::Dead).await;
     worker.stop().await;
     assert!(
         dead.last_error
@@ -437,7 +438,7 @@ async fn without_credentials_delivery_is_paused_and_says_why() {
         .paused_reason
         .unwrap();
     assert!(reason.contains("WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set"));
-    assert_eq!(row(&db.pool, id).await.status, "pending");
+    assert_eq!(row(&db.pool, id).await.status, OutboxStatus::Pending);
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 

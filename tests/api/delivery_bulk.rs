@@ -34,6 +34,7 @@ fn settings(server: &MockServer) -> (WebEngageSettings, DeliverySettings) {
         retry_max_age: Duration::from_secs(3600),
         pause_probe: Duration::from_millis(200),
         retention: Duration::from_secs(86400),
+        audit_retention: Duration::from_secs(365 * 86400),
         rate_window: Duration::from_secs(60),
     };
     (webengage, delivery)
@@ -42,7 +43,7 @@ fn settings(server: &MockServer) -> (WebEngageSettings, DeliverySettings) {
 async fn insert(pool: &PgPool, kind: &str, body: &Value) -> i64 {
     sqlx::query_scalar(
         "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
-         VALUES ($1, 'test', 'rule', $2, $3, $4) RETURNING id",
+         VALUES ($1, 'test', 'rule', $2::operation_kind, $3, $4) RETURNING id",
     )
     .bind(Uuid::new_v4())
     .bind(kind)
@@ -85,7 +86,12 @@ async fn run_until_settled(
 }
 
 async fn status(pool: &PgPool, id: i64) -> String {
-    outbox::get(pool, id).await.unwrap().unwrap().status
+    outbox::get(pool, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .to_string()
 }
 
 fn queued() -> ResponseTemplate {

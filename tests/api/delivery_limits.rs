@@ -37,6 +37,7 @@ fn delivery(concurrency: usize) -> DeliverySettings {
         retry_max_age: Duration::from_secs(3600),
         pause_probe: Duration::from_millis(200),
         retention: Duration::from_secs(86400),
+        audit_retention: Duration::from_secs(365 * 86400),
         rate_window: Duration::from_secs(60),
     }
 }
@@ -44,7 +45,7 @@ fn delivery(concurrency: usize) -> DeliverySettings {
 async fn insert(pool: &PgPool, kind: &str, body: &Value) -> i64 {
     sqlx::query_scalar(
         "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
-         VALUES ($1, 'test', 'rule', $2, $3, $4) RETURNING id",
+         VALUES ($1, 'test', 'rule', $2::operation_kind, $3, $4) RETURNING id",
     )
     .bind(Uuid::new_v4())
     .bind(kind)

@@ -26,7 +26,12 @@ async fn insert(pool: &PgPool, user_id: Option<&str>, inbound_id: Option<i64>) -
 }
 
 async fn status(pool: &PgPool, id: i64) -> String {
-    outbox::get(pool, id).await.unwrap().unwrap().status
+    outbox::get(pool, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .to_string()
 }
 
 #[tokio::test]
@@ -339,7 +344,7 @@ async fn the_claim_walks_its_partial_index_when_statistics_are_stale() {
     for sql in [
         "ALTER TABLE outbox SET (autovacuum_enabled = false)",
         "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
-         SELECT gen_random_uuid(), 'test', 'rule', CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END,
+         SELECT gen_random_uuid(), 'test', 'rule', (CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END)::operation_kind,
                 'user-' || n, '{}'::json
          FROM generate_series(1, 100000) AS n",
         "ANALYZE outbox",

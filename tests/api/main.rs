@@ -24,5 +24,6 @@ mod ops_config;
 mod ops_deploy;
 mod ops_health;
 mod resilience;
+mod support_lifecycle;
 mod transactions;
 mod webhooks;

@@ -324,7 +324,7 @@ async fn postgres_blinks_while_settling(bulk: bool, rows: usize) {
     tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.up();
 
-    let open = "SELECT status FROM outbox WHERE id = ANY($1) AND status <> 'delivered'";
+    let open = "SELECT status::text FROM outbox WHERE id = ANY($1) AND status <> 'delivered'";
     loop {
         let left: Vec<String> = sqlx::query_scalar(open)
             .bind(&ids)
