@@ -199,7 +199,10 @@ mod tests {
     fn every_metric_recorded_in_the_code_is_described() {
         let call = regex::Regex::new(r#"metrics::(counter|gauge|histogram)!\(\s*"([a-z_]+)""#)
             .expect("a regex");
-        let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))];
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/src"
+        ))];
         let mut found = 0;
         while let Some(dir) = dirs.pop() {
             for entry in std::fs::read_dir(&dir).expect("src/ reads") {
