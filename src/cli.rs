@@ -222,14 +222,16 @@ fn preview(
 ) -> anyhow::Result<()> {
     let set = MappingSet::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let body = read_input(file)?;
-    let output = preview::preview_with(
-        &set,
-        source,
-        body,
-        content_type,
-        now.unwrap_or_else(jiff::Timestamp::now),
+    let request = preview::PreviewRequest {
+        source_id: source,
+        body: crate::source::Body {
+            content_type: content_type.as_deref(),
+            bytes: &body,
+        },
+        received_at: now.unwrap_or_else(jiff::Timestamp::now),
         explain,
-    )?;
+    };
+    let output = preview::preview(&set, request)?;
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())
 }

@@ -50,6 +50,19 @@ pub struct HttpSettings {
     /// Largest webhook body accepted (e.g. 5MiB, 512KiB, 1000000).
     #[arg(long, env = "BRIDGE_MAX_BODY", default_value = "5MiB", value_parser = parse_byte_size)]
     pub max_body: usize,
+    /// Webhook body bytes all requests together may hold while they are read and
+    /// processed; past it a request gets 503 with Retry-After. 1MiB to 16GiB, and never
+    /// less than BRIDGE_MAX_BODY (a smaller value counts as BRIDGE_MAX_BODY).
+    #[arg(long, env = "BRIDGE_MAX_INFLIGHT_BYTES", default_value = "64MiB", value_parser = parse_byte_size)]
+    pub max_inflight_bytes: usize,
+    /// How long a webhook body may take to arrive, from its headers on; then 408.
+    /// 1s to 10m.
+    #[arg(long, env = "BRIDGE_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Records one JSON or LeadSquared webhook request may carry; more is a 413, before
+    /// any is mapped. 1 to 100000.
+    #[arg(long, env = "BRIDGE_MAX_RECORDS", default_value_t = crate::ingest::DEFAULT_MAX_RECORDS)]
+    pub max_records: usize,
     /// Bearer token for the admin API and pages (read and write). Unset: admin surface off.
     #[arg(long, env = "BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
@@ -339,7 +352,8 @@ fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| format!("cannot read the folder `{value}`: {e}")),
         "listen" => check_listen(value),
-        "max_body" => parse_byte_size(value).map(|_| ()),
+        "max_body" | "max_inflight_bytes" => parse_byte_size(value).map(|_| ()),
+        "body_timeout" => parse_duration(value).map(|_| ()),
         "data_center" => DataCenter::from_str(value, false)
             .map(|_| ())
             .map_err(|_| format!("`{value}` is not a data center: use global, india or ksa")),
@@ -353,6 +367,7 @@ fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
         | "limit_bulk_per_min"
         | "limit_transaction_per_min"
         | "concurrency"
+        | "max_records"
         | "http_workers" => match value.parse::<u32>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(format!("`{value}` is not a positive whole number")),

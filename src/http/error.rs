@@ -31,6 +31,18 @@ pub enum ApiError {
     Internal,
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// A webhook body that cannot be parsed, kept as a `malformed` record.
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error(
+        "the body holds more than {0} records; send at most {0} per request (BRIDGE_MAX_RECORDS)"
+    )]
+    TooManyRecords(usize),
+    #[error("the body did not arrive within {0:?} (BRIDGE_BODY_TIMEOUT)")]
+    RequestTimeout(std::time::Duration),
+    /// The service is busy (webhook bodies in flight, parsing); retry shortly.
+    #[error("{0}")]
+    Busy(String),
     #[error("the database is unavailable; retry later")]
     Unavailable,
     /// Salesforce reads only SOAP: a storage failure is a SOAP fault, so it retries.
@@ -51,6 +63,10 @@ impl ApiError {
             ApiError::TooManyRequests => "too_many_requests",
             ApiError::Internal => "internal",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::MalformedBody(_) => "malformed_body",
+            ApiError::TooManyRecords(_) => "too_many_records",
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::Busy(_) => "busy",
             ApiError::Unavailable | ApiError::SoapFault => "unavailable",
         }
     }
@@ -61,9 +77,17 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::UnknownSource(_) => ApiError::UnknownSource(e.to_string()),
             IngestError::Unauthorized(_) => ApiError::Unauthorized(e.to_string()),
-            IngestError::Malformed(body) => ApiError::BadRequest(body.0),
-            // The webhook handler logs it, with the request id.
-            IngestError::Storage(_) => ApiError::Unavailable,
+            IngestError::Malformed { reason, kept: true } => ApiError::MalformedBody(reason),
+            IngestError::Malformed {
+                reason,
+                kept: false,
+            } => ApiError::BadRequest(reason),
+            IngestError::TooManyRecords { limit } => ApiError::TooManyRecords(limit),
+            IngestError::Busy(_) => ApiError::Busy(e.to_string()),
+            // Ingest logs these, with the request id.
+            IngestError::Unavailable => ApiError::Unavailable,
+            IngestError::SoapFault => ApiError::SoapFault,
+            IngestError::Refused => ApiError::Internal,
         }
     }
 }
@@ -115,8 +139,12 @@ impl ResponseError for ApiError {
             ApiError::LoginRequired => StatusCode::SEE_OTHER,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PayloadTooLarge(_) | ApiError::TooManyRecords(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::SoapFault => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -131,6 +159,13 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((RETRY_AFTER, "30"));
+            }
+            ApiError::Busy(_) => {
+                response.insert_header((RETRY_AFTER, "5"));
+            }
+            ApiError::RequestTimeout(_) => {
+                // The rest of a body that did not arrive is not waited for.
+                response.insert_header((actix_web::http::header::CONNECTION, "close"));
             }
             ApiError::LoginRequired => {
                 return response.insert_header((LOCATION, "/admin/login")).finish();

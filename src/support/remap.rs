@@ -4,8 +4,9 @@ use sqlx::PgPool;
 
 use super::{Role, SupportError};
 use crate::ingest::TypeGuard;
+use crate::mapping::IncomingRecord;
 use crate::mapping::MappingSet;
-use crate::store::inbound::{self, NewRecord};
+use crate::store::inbound;
 use crate::store::support::InboundFilter;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +38,7 @@ pub async fn remap_record(
         .ok_or_else(|| RemapError::UnknownSource(record.source.clone()))?;
     let received_at = jiff::Timestamp::from_second(record.received_at.unix_timestamp())
         .unwrap_or_else(|_| jiff::Timestamp::now());
-    let mut remapped = [NewRecord {
+    let mut remapped = [IncomingRecord {
         dedupe_key: record.dedupe_key,
         version: None,
         mapped: mapping.map_record(&payload, received_at),

@@ -1,7 +1,7 @@
 //! WebEngage's side: payload types, data-center hosts and the rules WebEngage enforces silently.
 
-pub mod model;
+pub mod operation;
 pub mod rules;
 pub mod types;
 
-pub use model::{Operation, OperationKind};
+pub use operation::{DroppedField, Operation, OperationKind};

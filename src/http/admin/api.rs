@@ -340,7 +340,7 @@ pub async fn erase(
     body: web::Json<PersonRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let person = Person::try_from(body.into_inner())?;
-    let backlog = state.spool.as_ref().is_some_and(|s| s.has_backlog());
+    let backlog = state.ingest.spool.as_ref().is_some_and(|s| s.has_backlog());
     let erased = erase::erase(&state.pool, role, &person, backlog).await?;
     Ok(HttpResponse::Ok().json(json!({ "erased": erased })))
 }

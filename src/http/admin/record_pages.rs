@@ -65,7 +65,7 @@ pub async fn erase(
     form: web::Form<EraseForm>,
 ) -> Result<HttpResponse, ApiError> {
     caller.check_csrf(&form.csrf)?;
-    let backlog = state.spool.as_ref().is_some_and(|s| s.has_backlog());
+    let backlog = state.ingest.spool.as_ref().is_some_and(|s| s.has_backlog());
     let erased = match Person::try_from(&*form) {
         Ok(person) => erase::erase(&state.pool, caller.role, &person, backlog).await,
         Err(e) => Err(e),
