@@ -769,3 +769,33 @@ async fn a_replayed_group_shows_as_being_retried_until_its_rows_are_done() {
         "a delivered group is gone"
     );
 }
+
+#[tokio::test]
+async fn a_rows_attempt_count_is_the_number_of_attempts_it_lists() {
+    let app = app_with_leads().await;
+    let id = first_row(&app, "leadsquared").await;
+    // Two charged attempts and a wait for the rate limit, which is listed, not charged.
+    sqlx::query(
+        "INSERT INTO delivery_attempts (outbox_id, http_status, outcome, latency_ms, request_id)
+         SELECT id, s, o, 10, request_id FROM outbox,
+              (VALUES (500, 'retry'), (429, 'rate_limited'), (500, 'retry')) AS a(s, o)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE outbox SET attempts = 2 WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (cookie, _) = login(&app, VIEWER_TOKEN).await;
+    let (_, html) = page(&app, &cookie, &format!("/admin/outbox/{id}")).await;
+    assert!(
+        html.contains(
+            r#"<dd id="attempts">3 <span class="muted">(2 counted toward the retry limit"#
+        ),
+        "{html}"
+    );
+}
