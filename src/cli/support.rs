@@ -2,6 +2,8 @@
 //! straight against the database (`DATABASE_URL`), through the same store and ingest
 //! functions as the admin API. Every action is written to the audit log as role `cli`.
 
+mod progress;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,6 +13,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use self::progress::Progress;
 use crate::config::DatabaseSettings;
 use crate::ingest::TypeGuard;
 use crate::mapping::MappingSet;
@@ -197,7 +200,7 @@ pub fn outbox(args: OutboxArgs) -> ExitCode {
                     status: checks::status(filter.status.as_deref(), StatusOf::Outbox)?,
                     source: checks::value(filter.source.as_deref(), "--source")?,
                     user_id: checks::value(user_id.as_deref(), "--user-id")?,
-                    q: SearchTerm::parse(q.as_deref(), "-q")?.map(SearchTerm::into_inner),
+                    q: SearchTerm::free_text(q.as_deref(), "-q")?.map(SearchTerm::into_inner),
                     ..Default::default()
                 };
                 let page = support::list_outbox(&pool, &query, filter.limit, filter.before).await?;
@@ -385,58 +388,6 @@ async fn remap_many(
             println!("  {error}");
         }
     })
-}
-
-/// Progress of a bulk action on stderr: a bar on a terminal, a plain line every few
-/// seconds otherwise (a log file or a pipe gets lines it can keep).
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    total: u64,
-    verb: &'static str,
-    last_line: std::cell::Cell<std::time::Instant>,
-}
-
-impl Progress {
-    fn new(total: u64, verb: &'static str) -> Self {
-        use std::io::IsTerminal;
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new(total);
-            if let Ok(style) =
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg} ({eta} left)")
-            {
-                bar.set_style(style);
-            }
-            bar.set_message(verb);
-            bar
-        });
-        if bar.is_none() {
-            eprintln!("{verb} 0/{total}");
-        }
-        Progress {
-            bar,
-            total,
-            verb,
-            last_line: std::cell::Cell::new(std::time::Instant::now()),
-        }
-    }
-
-    fn set(&self, done: u64) {
-        match &self.bar {
-            Some(bar) => bar.set_position(done),
-            None if self.last_line.get().elapsed() >= std::time::Duration::from_secs(2) => {
-                self.last_line.set(std::time::Instant::now());
-                eprintln!("{} {done}/{}", self.verb, self.total);
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        match &self.bar {
-            Some(bar) => bar.finish_and_clear(),
-            None => eprintln!("{} done", self.verb),
-        }
-    }
 }
 
 async fn stats(pool: &PgPool, json: bool) -> anyhow::Result<()> {

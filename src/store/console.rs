@@ -282,22 +282,22 @@ pub async fn replay_dead_group(
 }
 
 /// Inbound records matching a search that produced nothing to deliver (failed, ignored,
-/// stale, malformed): the answer to "why is this lead not in the outbox at all?".
+/// stale, malformed), among the newest: the answer to "why is this lead not in the
+/// outbox at all?".
 pub async fn undelivered_records(
     pool: &PgPool,
     q: &str,
     limit: i64,
 ) -> Result<Vec<InboundItem>, sqlx::Error> {
-    let pattern = format!(
-        "%{}%",
-        q.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = support::like_pattern(q);
+    // The newest records only, like the outbox search's first page: bounded whatever
+    // the size of the store.
     sqlx::query_as(&format!(
         "SELECT {columns} FROM inbound_records
-         WHERE status <> 'mapped' AND (payload::text ILIKE $1 OR raw_body ILIKE $1)
+         WHERE id > (SELECT COALESCE(max(id), 0) FROM inbound_records) - {window}
+           AND status <> 'mapped' AND (payload::text ILIKE $1 OR raw_body ILIKE $1)
          ORDER BY id DESC LIMIT $2",
+        window = support::SEARCH_WINDOW / 2,
         columns = support::INBOUND_COLUMNS
     ))
     .bind(pattern)

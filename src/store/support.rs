@@ -61,24 +61,51 @@ pub async fn list_outbox(
     before: Option<i64>,
 ) -> Result<Page<OutboxItem>, sqlx::Error> {
     let limit = limit.clamp(1, 500);
+    // A text search reads CRM records, which no index can answer without costing the
+    // ingest path more than the search saves (BENCHMARKS.md, "Console search"): each
+    // page reads at most SEARCH_WINDOW rows, newest first, and `next` continues below.
+    let window = match filter.q {
+        Some(_) => {
+            let top = match before {
+                Some(before) => before,
+                None => max_outbox_id(pool).await? + 1,
+            };
+            Some(top - SEARCH_WINDOW)
+        }
+        None => None,
+    };
     let mut query =
         QueryBuilder::<Postgres>::new(format!("SELECT {ITEM_COLUMNS} FROM outbox o WHERE TRUE"));
     push_filter(&mut query, filter);
     if let Some(before) = before {
         query.push(" AND o.id < ").push_bind(before);
     }
+    if let Some(floor) = window {
+        query.push(" AND o.id >= ").push_bind(floor);
+    }
     query
         .push(" ORDER BY o.id DESC LIMIT ")
         .push_bind(limit + 1);
     let mut items: Vec<OutboxItem> = query.build_query_as().fetch_all(pool).await?;
-    let next = (items.len() as i64 > limit).then(|| {
+    let next = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|i| i.id)
-    });
-    Ok(Page {
-        items,
-        next: next.flatten(),
-    })
+    } else {
+        // The window ended before the page filled: older rows are still to be read.
+        window.filter(|floor| *floor > 1)
+    };
+    Ok(Page { items, next })
+}
+
+/// Outbox rows a text search reads per page (newest first): a page answers in well
+/// under a second however large the outbox (BENCHMARKS.md, "Console search").
+pub const SEARCH_WINDOW: i64 = 10_000;
+
+async fn max_outbox_id(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let max: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM outbox")
+        .fetch_one(pool)
+        .await?;
+    Ok(max.unwrap_or(0))
 }
 
 /// Adds `AND column = 'status'` with the status written as a literal (statuses are a
@@ -109,21 +136,38 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &OutboxFilter) {
         query.push(" AND o.created_at < ").push_bind(until);
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = like_pattern(q);
         query
             .push(" AND (o.user_id = ")
             .push_bind(q.to_owned())
             .push(" OR o.body::text ILIKE ")
             .push_bind(pattern.clone())
-            .push(" OR EXISTS (SELECT 1 FROM inbound_records i WHERE i.id = o.inbound_id AND i.payload::text ILIKE ")
+            // A correlated lookup by primary key per row of the window: as `EXISTS` the
+            // planner hashes a scan of every stored record instead.
+            .push(" OR (SELECT i.payload::text FROM inbound_records i WHERE i.id = o.inbound_id) ILIKE ")
             .push_bind(pattern)
-            .push("))");
+            .push(")");
     }
+}
+
+/// `%term%` for `ILIKE`, with the term's own wildcards escaped. A phone number is
+/// searched by its last ten digits, so `+91 98765 43210` finds `+91-9876543210`.
+pub(crate) fn like_pattern(q: &str) -> String {
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let phone_like = digits.len() >= 8
+        && q.chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let term = if phone_like {
+        &digits[digits.len().saturating_sub(10)..]
+    } else {
+        q
+    };
+    format!(
+        "%{}%",
+        term.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
 /// One row with everything known about it.
@@ -413,4 +457,18 @@ pub async fn recent_audit(pool: &PgPool, limit: i64) -> Result<Vec<AuditEntry>, 
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn search_patterns_escape_wildcards_and_find_phones_by_their_digits() {
+        assert_eq!(like_pattern("a_b%c\\d"), "%a\\_b\\%c\\\\d%");
+        assert_eq!(like_pattern("+91 98765 43210"), "%9876543210%");
+        assert_eq!(like_pattern("(020) 4567-8901"), "%2045678901%");
+        assert_eq!(like_pattern("00Q5j00000Hk5WdEAJ"), "%00Q5j00000Hk5WdEAJ%");
+        assert_eq!(like_pattern("12345"), "%12345%");
+    }
 }

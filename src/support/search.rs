@@ -7,6 +7,8 @@ use crate::store::{InboundStatus, OutboxStatus};
 
 /// The longest search term: longer than any email, phone or CRM id.
 pub const MAX_TERM: usize = 200;
+/// The shortest free-text search term.
+pub const MIN_TERM: usize = 3;
 
 /// A free-text search term: trimmed, non-empty, at most [`MAX_TERM`] characters, no NUL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,18 @@ impl SearchTerm {
             )));
         }
         Ok(Some(SearchTerm(raw.to_owned())))
+    }
+
+    /// A free-text search (`q`): also at least [`MIN_TERM`] characters, the shortest a
+    /// trigram index can answer (a shorter one would read every stored record).
+    pub fn free_text(raw: Option<&str>, name: &str) -> Result<Option<SearchTerm>, SupportError> {
+        let term = SearchTerm::parse(raw, name)?;
+        match &term {
+            Some(t) if t.0.chars().count() < MIN_TERM => Err(SupportError::Invalid(format!(
+                "`{name}` needs at least {MIN_TERM} characters: search for an email, phone or id"
+            ))),
+            _ => Ok(term),
+        }
     }
 
     pub fn into_inner(self) -> String {
@@ -88,6 +102,9 @@ mod tests {
         assert!(SearchTerm::parse(Some("a\0b"), "q").is_err());
         assert!(SearchTerm::parse(Some(&"x".repeat(MAX_TERM + 1)), "q").is_err());
         assert!(SearchTerm::parse(Some(&"é".repeat(MAX_TERM)), "q").is_ok());
+        assert!(SearchTerm::free_text(Some("ab"), "q").is_err());
+        assert!(SearchTerm::free_text(Some("abc"), "q").is_ok());
+        assert_eq!(SearchTerm::free_text(Some(""), "q").unwrap(), None);
     }
 
     #[test]

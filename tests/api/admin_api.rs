@@ -806,3 +806,113 @@ async fn erasing_a_person_leaves_no_trace_of_their_email_or_phone() {
     let last = everything_stored(&app).await;
     assert!(!last.contains("kavya.srinivasan@example.com") && !last.contains("4567 1234"));
 }
+
+#[tokio::test]
+async fn a_resent_row_reaches_webengage_again_under_a_new_request_id() {
+    let app = spawn_app(AppOptions::default()).await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(
+            wiremock::ResponseTemplate::new(201)
+                .set_body_json(json!({"response": {"status": "queued"}})),
+        )
+        .mount(&app.webengage)
+        .await;
+    let ok = app
+        .post(
+            "salesforce-flow",
+            "application/json",
+            fixture("sf_flow_lead.json"),
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'delivered'", 2)
+        .await;
+    let (id, path): (i64, String) = sqlx::query_as(
+        "SELECT id, CASE kind WHEN 'user' THEN 'users' ELSE 'events' END FROM outbox ORDER BY id LIMIT 1",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let path = format!("/v1/accounts/{}/{path}", crate::helpers::LICENSE);
+    let first = app.received(&path).await;
+    assert_eq!(first.len(), 1);
+
+    let resent = post(
+        &app,
+        ADMIN_TOKEN,
+        &format!("/admin/api/outbox/{id}/resend"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(resent.status(), 200);
+    assert_eq!(resent.json::<Value>().await.unwrap(), json!({"resent": 1}));
+    app.wait_for_count("SELECT count(*) FROM outbox WHERE status = 'delivered'", 2)
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let again = loop {
+        let got = app.received(&path).await;
+        if got.len() == 2 {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not sent again: {got:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(again[1].0, again[0].0, "the same body");
+    assert_ne!(again[1].1, again[0].1, "under a new x-request-id");
+    assert!(!again[1].1.is_empty());
+    let audit: (String, String) = sqlx::query_as("SELECT action, target FROM admin_audit")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(audit, ("resend".into(), format!("outbox {id}")));
+}
+
+#[tokio::test]
+async fn a_text_search_reads_a_bounded_window_per_page_and_continues_below_it() {
+    let app = app_with_leads().await;
+    // Newer rows than the leads, more than one page's window.
+    sqlx::query(
+        "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
+         SELECT gen_random_uuid(), 'bulk', 'r', 'event', 'u' || n, '{}'::json
+         FROM generate_series(1, 10050) AS n",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let first: Value = get(
+        &app,
+        VIEWER_TOKEN,
+        "/admin/api/outbox?q=kavya.srinivasan%40example.com",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(
+        first["items"],
+        json!([]),
+        "the newest window holds no match"
+    );
+    let next = first["next"].as_i64().expect("the search goes on below");
+    let second: Value = get(
+        &app,
+        VIEWER_TOKEN,
+        &format!("/admin/api/outbox?q=kavya.srinivasan%40example.com&before={next}"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(second["items"].as_array().unwrap().len(), 2, "{second}");
+    assert_eq!(second["next"], Value::Null);
+    // Too short to search, or holding a NUL: refused, not a scan.
+    assert_eq!(
+        get(&app, VIEWER_TOKEN, "/admin/api/outbox?q=ab")
+            .await
+            .status(),
+        400
+    );
+}

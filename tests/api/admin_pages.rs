@@ -640,3 +640,162 @@ async fn a_page_action_that_changes_nothing_answers_409_with_the_reason() {
     assert!(text.contains("already delivered"), "{text}");
     assert!(text.contains(&format!("/admin/outbox/{id}")), "a way back");
 }
+
+#[tokio::test]
+async fn a_search_the_console_cannot_answer_is_a_400_page() {
+    let app = app_with_leads().await;
+    let (cookie, _) = login(&app, VIEWER_TOKEN).await;
+    for q in ["a%00b", "ab", &"x".repeat(201)] {
+        let (status, html) = page(&app, &cookie, &format!("/admin/outbox?q={q}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
+        assert!(html.contains(r#"id="error""#), "{html}");
+    }
+    let (status, _) = page(&app, &cookie, "/admin/inbound?status=lost").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn failed_records_are_listed_and_re_mapped_in_one_action_with_progress() {
+    let app = app_with_leads().await;
+    sqlx::query(
+        "UPDATE inbound_records SET status = 'failed', error = 'rule `x`: user.phone: \"bad\" is not a number'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let (viewer, _) = login(&app, VIEWER_TOKEN).await;
+    let (status, list) = page(&app, &viewer, "/admin/inbound?status=failed").await;
+    assert_eq!(status, 200);
+    assert_eq!(list.matches(r#"<span class="status failed">"#).count(), 2);
+    assert!(!list.contains("remap-all"), "viewers cannot act");
+
+    let (admin, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, list) = page(
+        &app,
+        &admin,
+        "/admin/inbound?status=failed&source=leadsquared",
+    )
+    .await;
+    assert!(list.contains("Re-map all 1 matching"), "{list}");
+    let (_, issues) = page(&app, &admin, "/admin/issues").await;
+    assert_eq!(
+        issues.matches("Re-map all</button>").count(),
+        2,
+        "one per failed group"
+    );
+    let answer = browser()
+        .post(format!("{}/admin/issues/remap", app.address))
+        .header("cookie", &admin)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[
+            ("csrf", &csrf_of(&issues)),
+            ("source", "salesforce-flow"),
+            ("cause", "failed: rule `x`: user.phone: … is not a number"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let job = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(job.starts_with("/admin/jobs/"), "{job}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, html) = page(&app, &viewer, &job).await;
+        if html.contains(r#"id="job-state">done"#) {
+            assert!(html.contains(r#"id="job-progress">1 / 1"#), "{html}");
+            break;
+        }
+        assert!(
+            html.contains("http-equiv=\"refresh\""),
+            "a running job refreshes"
+        );
+        assert!(std::time::Instant::now() < deadline, "{html}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_records WHERE status = 'failed'")
+            .await,
+        1,
+        "only the group's record was re-mapped"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_group_shows_as_being_retried_until_its_rows_are_done() {
+    let app = app_with_leads().await;
+    sqlx::query("UPDATE outbox SET status = 'dead', last_error = 'HTTP 400: bad' WHERE source = 'leadsquared'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (admin, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, issues) = page(&app, &admin, "/admin/issues").await;
+    assert!(!issues.contains("being retried"));
+    let replayed = submit(
+        &app,
+        &admin,
+        "/admin/issues/replay",
+        &[
+            ("csrf", &csrf_of(&issues)),
+            ("source", "leadsquared"),
+            ("cause", "HTTP 400: bad"),
+        ],
+    )
+    .await;
+    assert_eq!(replayed, StatusCode::SEE_OTHER);
+    let (_, issues) = page(&app, &admin, "/admin/issues").await;
+    assert!(issues.contains("being retried (2)"), "{issues}");
+    // Replaying it again changes nothing: 409, the rows are already on their way.
+    let again = submit(
+        &app,
+        &admin,
+        "/admin/issues/replay",
+        &[
+            ("csrf", &csrf_of(&issues)),
+            ("source", "leadsquared"),
+            ("cause", "HTTP 400: bad"),
+        ],
+    )
+    .await;
+    assert_eq!(again, StatusCode::CONFLICT);
+    sqlx::query(
+        "UPDATE outbox SET status = 'delivered', delivered_at = now() WHERE source = 'leadsquared'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let (_, issues) = page(&app, &admin, "/admin/issues").await;
+    assert!(
+        !issues.contains("HTTP 400: bad"),
+        "a delivered group is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_rows_attempt_count_is_the_number_of_attempts_it_lists() {
+    let app = app_with_leads().await;
+    let id = first_row(&app, "leadsquared").await;
+    // Two charged attempts and a wait for the rate limit, which is listed, not charged.
+    sqlx::query(
+        "INSERT INTO delivery_attempts (outbox_id, http_status, outcome, latency_ms, request_id)
+         SELECT id, s, o, 10, request_id FROM outbox,
+              (VALUES (500, 'retry'), (429, 'rate_limited'), (500, 'retry')) AS a(s, o)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE outbox SET attempts = 2 WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (cookie, _) = login(&app, VIEWER_TOKEN).await;
+    let (_, html) = page(&app, &cookie, &format!("/admin/outbox/{id}")).await;
+    assert!(
+        html.contains(
+            r#"<dd id="attempts">3 <span class="muted">(2 counted toward the retry limit"#
+        ),
+        "{html}"
+    );
+}

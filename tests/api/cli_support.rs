@@ -293,3 +293,34 @@ async fn bulk_remap_counts_first_and_has_no_silent_cap() {
     assert_eq!(dry["rows"], 0);
     assert_eq!(dry["action"], "would replay");
 }
+
+#[tokio::test]
+async fn erase_deletes_a_persons_records_and_names_no_one_in_the_audit() {
+    let app = app_with_leads().await;
+    let (ok, _, err) = cli(&app, &["erase"]).await;
+    assert!(!ok && err.contains("--user"), "{err}");
+    let erased = cli_json(
+        &app,
+        &["erase", "--email", "kavya.srinivasan@example.com", "--json"],
+    )
+    .await;
+    assert_eq!(erased["inbound_records"], 1);
+    assert_eq!(erased["outbox_rows"], 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_records WHERE payload::text ILIKE '%kavya%'")
+            .await,
+        0
+    );
+    let target: String = sqlx::query_scalar(
+        "SELECT target FROM admin_audit WHERE action = 'erase' AND role = 'cli'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(!target.contains("kavya"), "{target}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox").await,
+        4,
+        "the other leads stay"
+    );
+}

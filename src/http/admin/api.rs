@@ -51,7 +51,7 @@ impl TryFrom<OutboxQuery> for (OutboxFilter, PageRequest) {
                 status: search::status(q.status.as_deref(), StatusOf::Outbox)?,
                 source: search::value(q.source.as_deref(), "source")?,
                 user_id: search::value(q.user_id.as_deref(), "user_id")?,
-                q: SearchTerm::parse(q.q.as_deref(), "q")?.map(SearchTerm::into_inner),
+                q: SearchTerm::free_text(q.q.as_deref(), "q")?.map(SearchTerm::into_inner),
                 since: q.since,
                 until: q.until,
             },

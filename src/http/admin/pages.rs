@@ -167,7 +167,7 @@ impl TryFrom<&SearchQuery> for OutboxFilter {
 
     fn try_from(s: &SearchQuery) -> Result<Self, Self::Error> {
         Ok(OutboxFilter {
-            q: SearchTerm::parse(Some(&s.q), "q")?.map(SearchTerm::into_inner),
+            q: SearchTerm::free_text(Some(&s.q), "q")?.map(SearchTerm::into_inner),
             status: search::status(Some(&s.status), StatusOf::Outbox)?,
             source: search::value(Some(&s.source), "source")?,
             user_id: search::value(Some(&s.user_id), "user_id")?,
