@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::store;
+use crate::store::destination::Mode;
 
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
@@ -50,18 +51,25 @@ async fn database_detail(state: &AppState) -> Result<(), String> {
     Ok(())
 }
 
-/// Running, or paused and why (missing credentials, a 401/404 from WebEngage).
+/// Running, paused and why (missing credentials, a 401/404 from WebEngage), or
+/// degraded and why (WebEngage kept failing: the circuit breaker).
 pub async fn delivery_detail(state: &AppState) -> serde_json::Value {
     if !state.has_credentials {
         return json!({"state": "paused", "reason": "WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set: webhooks are accepted and stored, delivery waits for them"});
     }
     match store::destination::load(&state.pool).await {
-        Ok(s) => match s.paused_reason {
-            Some(reason) => {
-                json!({"state": "paused", "reason": reason, "next_probe_at": s.next_probe_at.map(|t| t.to_string())})
+        Ok(s) => {
+            let next_probe_at = s.next_probe_at.map(|t| t.to_string());
+            match s.mode() {
+                Mode::Running => json!({"state": "running"}),
+                Mode::Paused(reason) => {
+                    json!({"state": "paused", "reason": reason, "next_probe_at": next_probe_at})
+                }
+                Mode::Degraded(reason) => {
+                    json!({"state": "degraded", "reason": reason, "next_probe_at": next_probe_at, "failed_probes": s.failed_probes})
+                }
             }
-            None => json!({"state": "running"}),
-        },
+        }
         Err(_) => json!({"state": "unknown"}),
     }
 }

@@ -50,12 +50,26 @@ async fn record_outbox_gauges(state: &AppState) {
             }
             metrics::gauge!("bridge_outbox_oldest_pending_age_seconds")
                 .set(stats.oldest_pending_age_seconds);
+            let backlog = &stats.backlog;
+            for (kind, n) in [
+                ("user", backlog.queued.users),
+                ("event", backlog.queued.events),
+                ("transaction", backlog.queued.transactions),
+            ] {
+                metrics::gauge!("bridge_outbox_queued", "kind" => kind).set(n as f64);
+            }
+            metrics::gauge!("bridge_delivered_per_minute").set(backlog.delivered_per_minute);
+            if let Some(seconds) = backlog.drain_seconds {
+                metrics::gauge!("bridge_backlog_drain_seconds").set(seconds);
+            }
             metrics::gauge!("bridge_database_up").set(1.0);
         }
         Err(_) => metrics::gauge!("bridge_database_up").set(0.0),
     }
     if let Ok(destination) = store::destination::load(&state.pool).await {
-        let paused = destination.paused_reason.is_some() || !state.has_credentials;
+        let paused = destination.is_paused() || !state.has_credentials;
         metrics::gauge!("bridge_delivery_paused").set(if paused { 1.0 } else { 0.0 });
+        let degraded = destination.is_degraded() && !paused;
+        metrics::gauge!("bridge_delivery_degraded").set(if degraded { 1.0 } else { 0.0 });
     }
 }

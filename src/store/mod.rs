@@ -6,12 +6,14 @@
 
 pub mod attempts;
 pub mod attribute_types;
+pub mod backlog;
 pub mod console;
 pub mod destination;
 pub mod inbound;
 pub mod outbox;
 pub mod rate_windows;
 pub mod ready;
+pub mod settle;
 pub mod stats;
 pub mod status;
 pub mod support;

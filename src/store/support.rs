@@ -251,7 +251,7 @@ pub async fn list_inbound(
 /// Makes a waiting, dead or cancelled row due now. In-flight and delivered rows are left alone.
 pub async fn retry_now(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now()
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), head = true, updated_at = now()
          WHERE id = $1 AND status IN ('pending', 'dead', 'cancelled')",
     )
     .bind(id)
@@ -261,14 +261,20 @@ pub async fn retry_now(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
 }
 
 /// Makes sure a row is never sent. Rows already delivered or in flight are left alone.
+/// The user's next row becomes its head.
 pub async fn cancel(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'cancelled', updated_at = now() WHERE id = $1 AND status IN ('pending', 'dead')",
+    let cancelled: Option<Option<String>> = sqlx::query_scalar(
+        "UPDATE outbox SET status = 'cancelled', updated_at = now() WHERE id = $1 AND status IN ('pending', 'dead')
+         RETURNING user_id",
     )
     .bind(id)
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(done.rows_affected())
+    let Some(user) = cancelled else {
+        return Ok(0);
+    };
+    super::settle::promote_heads(pool, user.as_slice()).await?;
+    Ok(1)
 }
 
 /// What `replay` selects: rows of one status (default `dead`), optionally one source, since a time.
@@ -297,7 +303,7 @@ pub async fn replay(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::E
         return Ok(0);
     };
     let mut query = QueryBuilder::<Postgres>::new(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now() WHERE status = ",
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), head = true, updated_at = now() WHERE status = ",
     );
     query.push_bind(status);
     query.push(" AND status IN ('dead', 'cancelled')");

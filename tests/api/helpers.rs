@@ -1,6 +1,7 @@
 //! Test harness: every test gets its own fresh database on the real Postgres.
 
 pub mod bridge;
+pub mod delivery;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
@@ -159,7 +160,9 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             bulk: false,
             limit_users_per_min: 5000,
             limit_events_per_min: 5000,
-            limit_bulk_per_min: 500,
+            limit_bulk_per_min: None,
+            limit_bulk_users_per_min: None,
+            limit_bulk_events_per_min: None,
             limit_transaction_per_min: 100,
         },
         delivery: DeliverySettings {
@@ -170,6 +173,8 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             pause_probe: Duration::from_millis(300),
             retention: Duration::from_secs(30 * 86400),
             rate_window: Duration::from_secs(60),
+            breaker_threshold: 10,
+            coalesce_users: true,
         },
     }
 }
