@@ -10,7 +10,7 @@ use std::path::Path;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
 use webengage_bridge::mapping::SourceMapping;
-use webengage_bridge::webengage::types::{AttributeTypes, check_types};
+use webengage_bridge::webengage::types::{AttributeTypes, TypeCheck};
 
 fn bench(c: &mut Criterion) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
@@ -47,6 +47,12 @@ fn bench(c: &mut Criterion) {
     group.bench_function("map_record_explained", |b| {
         b.iter(|| mapping.map_record_explained(black_box(&record), now))
     });
+    // The attribute types of one record, checked against what it introduced itself.
+    let check_types = |known: &AttributeTypes, m: &mut webengage_bridge::mapping::MappedRecord| {
+        let mut check = TypeCheck::new(known);
+        check.check(&mut m.operations, &mut m.warnings);
+        check.into_new()
+    };
     let known: AttributeTypes = check_types(&AttributeTypes::new(), &mut mapped.clone())
         .into_iter()
         .collect();

@@ -56,6 +56,8 @@ pub enum Command {
     Outbox(support::OutboxArgs),
     /// Stored CRM records: list, and re-map through today's mappings.
     Inbound(support::InboundArgs),
+    /// Delete every stored trace of one person (`--user`, `--email` or `--phone`).
+    Erase(support::EraseArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +123,7 @@ pub fn run() -> ExitCode {
         Command::Mappings { command } => mappings(command),
         Command::Outbox(args) => support::outbox(args),
         Command::Inbound(args) => support::inbound(args),
+        Command::Erase(args) => support::erase(args),
     }
 }
 
@@ -219,14 +222,16 @@ fn preview(
 ) -> anyhow::Result<()> {
     let set = MappingSet::load_dir(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let body = read_input(file)?;
-    let output = preview::preview_with(
-        &set,
-        source,
-        body,
-        content_type,
-        now.unwrap_or_else(jiff::Timestamp::now),
+    let request = preview::PreviewRequest {
+        source_id: source,
+        body: crate::source::Body {
+            content_type: content_type.as_deref(),
+            bytes: &body,
+        },
+        received_at: now.unwrap_or_else(jiff::Timestamp::now),
         explain,
-    )?;
+    };
+    let output = preview::preview(&set, request)?;
     println!("{}", serde_json::to_string_pretty(&output)?);
     Ok(())
 }

@@ -50,6 +50,19 @@ pub struct HttpSettings {
     /// Largest webhook body accepted (e.g. 5MiB, 512KiB, 1000000).
     #[arg(long, env = "BRIDGE_MAX_BODY", default_value = "5MiB", value_parser = parse_byte_size)]
     pub max_body: usize,
+    /// Webhook body bytes all requests together may hold while they are read and
+    /// processed; past it a request gets 503 with Retry-After. 1MiB to 16GiB, and never
+    /// less than BRIDGE_MAX_BODY (a smaller value counts as BRIDGE_MAX_BODY).
+    #[arg(long, env = "BRIDGE_MAX_INFLIGHT_BYTES", default_value = "64MiB", value_parser = parse_byte_size)]
+    pub max_inflight_bytes: usize,
+    /// How long a webhook body may take to arrive, from its headers on; then 408.
+    /// 1s to 10m.
+    #[arg(long, env = "BRIDGE_BODY_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+    /// Records one JSON or LeadSquared webhook request may carry; more is a 413, before
+    /// any is mapped. 1 to 100000.
+    #[arg(long, env = "BRIDGE_MAX_RECORDS", default_value_t = crate::ingest::DEFAULT_MAX_RECORDS)]
+    pub max_records: usize,
     /// Bearer token for the admin API and pages (read and write). Unset: admin surface off.
     #[arg(long, env = "BRIDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<SecretString>,
@@ -207,9 +220,14 @@ pub struct DeliverySettings {
     /// While delivery is paused by a 401/404, how often to try again.
     #[arg(long, env = "BRIDGE_PAUSE_PROBE", default_value = "30s", value_parser = parse_duration)]
     pub pause_probe: Duration,
-    /// How long delivered rows and their inbound records are kept.
+    /// How long finished records are kept: outbox rows delivered, dead or cancelled
+    /// (with their attempts), inbound records ignored, stale, failed or malformed, and
+    /// inbound records whose outbox rows are all gone.
     #[arg(long, env = "BRIDGE_RETENTION", default_value = "30d", value_parser = parse_duration)]
     pub retention: Duration,
+    /// How long the audit log of support actions is kept.
+    #[arg(long, env = "BRIDGE_AUDIT_RETENTION", default_value = "365d", value_parser = parse_duration)]
+    pub audit_retention: Duration,
     /// The rate-limit window. WebEngage's quotas are per minute; shorter windows exist
     /// only so tests can see a quota bind within seconds.
     #[arg(long, env = "BRIDGE_RATE_WINDOW", default_value = "60s", value_parser = parse_duration, hide = true)]
@@ -359,7 +377,8 @@ fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| format!("cannot read the folder `{value}`: {e}")),
         "listen" => check_listen(value),
-        "max_body" => parse_byte_size(value).map(|_| ()),
+        "max_body" | "max_inflight_bytes" => parse_byte_size(value).map(|_| ()),
+        "body_timeout" => parse_duration(value).map(|_| ()),
         "data_center" => DataCenter::from_str(value, false)
             .map(|_| ())
             .map_err(|_| format!("`{value}` is not a data center: use global, india, ksa or eug")),
@@ -375,6 +394,7 @@ fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
         | "limit_bulk_events_per_min"
         | "limit_transaction_per_min"
         | "concurrency"
+        | "max_records"
         | "http_workers" => match value.parse::<u32>() {
             Ok(n) if n > 0 => Ok(()),
             _ => Err(format!("`{value}` is not a positive whole number")),
@@ -385,9 +405,8 @@ fn check_value(id: &str, value: &str, command: &str) -> Result<(), String> {
                 "`{value}` is not a whole number (0 turns the breaker off)"
             )),
         },
-        "retry_base" | "retry_max_delay" | "retry_max_age" | "pause_probe" | "retention" => {
-            parse_duration(value).map(|_| ())
-        }
+        "retry_base" | "retry_max_delay" | "retry_max_age" | "pause_probe" | "retention"
+        | "audit_retention" => parse_duration(value).map(|_| ()),
         "log_format" => LogFormat::from_str(value, false)
             .map(|_| ())
             .map_err(|_| format!("`{value}` is not a log format: use text or json")),

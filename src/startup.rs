@@ -4,6 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
+use actix_web::middleware::DefaultHeaders;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use sqlx::PgPool;
@@ -14,10 +15,9 @@ use tracing_actix_web::TracingLogger;
 use crate::config::ServeSettings;
 use crate::delivery;
 use crate::http::{self, AppState};
-use crate::ingest::Registry;
 use crate::ingest::group_commit::{GroupCommit, GroupCommitConfig};
 use crate::ingest::spool::Spool;
-use crate::ingest::{IngestStore, TypeGuard};
+use crate::ingest::{Ingest, Registry};
 use crate::store;
 use crate::store::ready::Readiness;
 
@@ -56,13 +56,14 @@ impl Application {
         let (server, port) = if with_http {
             let registry = Arc::new(load_mappings(&settings)?);
             crate::ingest::watch::spawn_reloader(registry.clone(), shutdown.clone());
-            let ingest = IngestStore {
-                committer: GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
-                types: Arc::new(TypeGuard::default()),
-            };
-            let spool = open_spool(&settings, &ingest, &registry, &shutdown)?;
-            let (server, port) =
-                build_server(&settings, ingest, registry, database.clone(), spool)?;
+            let mut ingest = Ingest::new(
+                GroupCommit::spawn(pool.clone(), GroupCommitConfig::default()),
+                registry.clone(),
+                None,
+                settings.http.max_records,
+            );
+            ingest.spool = open_spool(&settings, &ingest, &shutdown)?;
+            let (server, port) = build_server(&settings, ingest, registry, database.clone())?;
             (Some(server), port)
         } else {
             (None, 0)
@@ -125,8 +126,7 @@ fn spawn_worker_when_ready(
 /// Opens `BRIDGE_SPOOL_DIR` when set and starts replaying what it holds.
 fn open_spool(
     settings: &ServeSettings,
-    ingest: &IngestStore,
-    registry: &Arc<Registry>,
+    ingest: &Ingest,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<Arc<Spool>>> {
     let Some(dir) = &settings.http.spool_dir else {
@@ -135,12 +135,7 @@ fn open_spool(
     let spool = Arc::new(
         Spool::open(dir).with_context(|| format!("opening BRIDGE_SPOOL_DIR={}", dir.display()))?,
     );
-    crate::ingest::spool::spawn_replayer(
-        spool.clone(),
-        ingest.clone(),
-        registry.clone(),
-        shutdown.clone(),
-    );
+    crate::ingest::spool::spawn_replayer(spool.clone(), ingest.clone(), shutdown.clone());
     Ok(Some(spool))
 }
 
@@ -154,7 +149,7 @@ fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
     for id in set.source_ids() {
         if set
             .get(id)
-            .is_some_and(|m| crate::source::auth::is_open(&m.auth))
+            .is_some_and(|m| crate::source::credentials::is_open(&m.auth))
         {
             tracing::warn!(
                 source = id,
@@ -167,10 +162,9 @@ fn load_mappings(settings: &ServeSettings) -> anyhow::Result<Registry> {
 
 fn build_server(
     settings: &ServeSettings,
-    ingest: IngestStore,
+    ingest: Ingest,
     registry: Arc<Registry>,
     database: Arc<Readiness>,
-    spool: Option<Arc<Spool>>,
 ) -> anyhow::Result<(Server, u16)> {
     let listener = TcpListener::bind(&settings.http.listen)
         .with_context(|| format!("binding BRIDGE_LISTEN={}", settings.http.listen))?;
@@ -182,8 +176,11 @@ fn build_server(
         ingest,
         registry,
         database,
-        spool,
-        max_body: settings.http.max_body,
+        webhooks: http::webhooks::BodyLimits::new(
+            settings.http.max_body,
+            settings.http.body_timeout,
+            settings.http.max_inflight_bytes,
+        ),
         has_credentials: settings.webengage.has_credentials(),
         admin: http::admin::AdminTokens::new(
             settings.http.admin_token.clone(),
@@ -198,6 +195,8 @@ fn build_server(
         state.ingest.committer =
             GroupCommit::spawn(state.pool.clone(), GroupCommitConfig::default());
         App::new()
+            // No answer may be sniffed into another type than it declares.
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
             .wrap(TracingLogger::<http::request_span::RedactedRootSpan>::new())
             .app_data(web::Data::new(state))
             .configure(http::routes)

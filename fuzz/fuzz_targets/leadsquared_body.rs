@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let content_type = CONTENT_TYPES[usize::from(selector) % CONTENT_TYPES.len()];
-    if let Ok(parsed) = leadsquared::parse_body(content_type, body, None) {
+    if let Ok(parsed) = leadsquared::parse_body(content_type, body, None, 1000) {
         for record in &parsed.records {
             assert!(record.is_object());
             let _ = leadsquared::dedupe_key(record);

@@ -2,6 +2,8 @@
 //! straight against the database (`DATABASE_URL`), through the same store and ingest
 //! functions as the admin API. Every action is written to the audit log as role `cli`.
 
+mod progress;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,16 +13,21 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use self::progress::Progress;
 use crate::config::DatabaseSettings;
 use crate::ingest::TypeGuard;
 use crate::mapping::MappingSet;
 use crate::store;
 use crate::store::OutboxStatus;
 use crate::store::support::{self, InboundFilter, OutboxFilter, ReplayFilter};
-use crate::support::remap;
+use crate::support::actions::{self, RowAction};
+use crate::support::erase::{Person, PersonRequest};
+use crate::support::remap::RemapSelection;
+use crate::support::search::{self as checks, SearchTerm, StatusOf};
+use crate::support::{Role, remap};
 
 /// The role the audit log records for terminal actions.
-const ROLE: &str = "cli";
+const ROLE: Role = Role::Cli;
 
 #[derive(Debug, Args)]
 pub struct OutboxArgs {
@@ -54,6 +61,8 @@ enum OutboxCommand {
     Retry { id: i64 },
     /// Make sure a row is never sent.
     Cancel { id: i64 },
+    /// Send a delivered row again, under a new x-request-id.
+    Resend { id: i64 },
     /// Make every matching dead (or cancelled) row due now.
     Replay {
         /// The status to replay: `dead` or `cancelled`.
@@ -65,6 +74,9 @@ enum OutboxCommand {
         /// Only rows created at or after this time (RFC 3339).
         #[arg(long, value_parser = parse_time)]
         since: Option<OffsetDateTime>,
+        /// Only count the rows that would be replayed.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -102,7 +114,8 @@ enum InboundCommand {
         #[command(flatten)]
         filter: ListFilter,
     },
-    /// Run stored records through today's mappings again: one by id, or all of a status.
+    /// Run stored records through today's mappings again: one by id, or every record of
+    /// a status (all of them, with progress on stderr; `--dry-run` counts them first).
     Remap {
         /// The record to re-map; without it, every record of `--status`.
         id: Option<i64>,
@@ -112,10 +125,65 @@ enum InboundCommand {
         /// With `--status`: only records of this source.
         #[arg(long, requires = "status")]
         source: Option<String>,
+        /// With `--status`: only count the records that would be re-mapped.
+        #[arg(long, requires = "status")]
+        dry_run: bool,
         /// The mapping files to map with.
         #[arg(long, env = "BRIDGE_MAPPINGS_DIR", default_value = "mappings")]
         mappings_dir: PathBuf,
     },
+}
+
+/// `erase --user ID | --email E | --phone P`: one person's every stored trace.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("person").required(true).args(["user", "email", "phone"])))]
+pub struct EraseArgs {
+    #[command(flatten)]
+    database: DatabaseSettings,
+    /// The person's WebEngage user id.
+    #[arg(long)]
+    user: Option<String>,
+    /// The person's email address.
+    #[arg(long)]
+    email: Option<String>,
+    /// The person's phone number (matched by its digits, whatever the separators).
+    #[arg(long)]
+    phone: Option<String>,
+    /// The spool to check for webhooks not yet stored (erasure waits for it to drain).
+    #[arg(long, env = "BRIDGE_SPOOL_DIR")]
+    spool_dir: Option<PathBuf>,
+    /// Print JSON (for scripts).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Erases one person's every stored trace; audited as role `cli`, without the person.
+pub fn erase(args: EraseArgs) -> ExitCode {
+    run(&args.database, |pool| async move {
+        let person = Person::try_from(PersonRequest {
+            user: args.user,
+            email: args.email,
+            phone: args.phone,
+        })?;
+        let backlog = match args.spool_dir.filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => crate::ingest::spool::Spool::open(&dir)
+                .map_err(|e| anyhow::anyhow!("BRIDGE_SPOOL_DIR {}: {e}", dir.display()))?
+                .has_backlog(),
+            None => false,
+        };
+        let erased = crate::support::erase::erase(&pool, ROLE, &person, backlog).await?;
+        output(args.json, &erased, || {
+            println!(
+                "erased {} inbound record(s), {} outbox row(s), {} delivery attempt(s), {} version fence(s); {} audit target(s) blanked",
+                erased.inbound_records,
+                erased.outbox_rows,
+                erased.attempts,
+                erased.record_versions,
+                erased.audit_entries
+            );
+            println!("WebEngage keeps what it already received: erase the user there too.");
+        })
+    })
 }
 
 fn parse_time(s: &str) -> Result<OffsetDateTime, String> {
@@ -129,10 +197,10 @@ pub fn outbox(args: OutboxArgs) -> ExitCode {
             OutboxCommand::Stats => stats(&pool, json).await,
             OutboxCommand::List { filter, q, user_id } => {
                 let query = OutboxFilter {
-                    status: filter.status,
-                    source: filter.source,
-                    user_id,
-                    q,
+                    status: checks::status(filter.status.as_deref(), StatusOf::Outbox)?,
+                    source: checks::value(filter.source.as_deref(), "--source")?,
+                    user_id: checks::value(user_id.as_deref(), "--user-id")?,
+                    q: SearchTerm::free_text(q.as_deref(), "-q")?.map(SearchTerm::into_inner),
                     ..Default::default()
                 };
                 let page = support::list_outbox(&pool, &query, filter.limit, filter.before).await?;
@@ -144,19 +212,18 @@ pub fn outbox(args: OutboxArgs) -> ExitCode {
                     .ok_or_else(|| anyhow::anyhow!("no outbox row {id}"))?;
                 output(json, &detail, || show_detail(&detail))
             }
-            OutboxCommand::Retry { id } => {
-                let rows = support::retry_now(&pool, id).await?;
-                act(&pool, json, "retry", &format!("outbox {id}"), rows).await
-            }
-            OutboxCommand::Cancel { id } => {
-                let rows = support::cancel(&pool, id).await?;
-                act(&pool, json, "cancel", &format!("outbox {id}"), rows).await
-            }
+            OutboxCommand::Retry { id } => act(&pool, json, RowAction::Retry, id).await,
+            OutboxCommand::Cancel { id } => act(&pool, json, RowAction::Cancel, id).await,
+            OutboxCommand::Resend { id } => act(&pool, json, RowAction::Resend, id).await,
             OutboxCommand::Replay {
                 status,
                 source,
                 since,
+                dry_run,
             } => {
+                if !OutboxStatus::parse(&status).is_some_and(OutboxStatus::can_replay) {
+                    anyhow::bail!("--status takes dead or cancelled, not `{status}`");
+                }
                 let target = format!(
                     "status={status} source={} since={}",
                     source.as_deref().unwrap_or("*"),
@@ -164,11 +231,15 @@ pub fn outbox(args: OutboxArgs) -> ExitCode {
                 );
                 let filter = ReplayFilter {
                     status: Some(status),
-                    source,
+                    source: checks::value(source.as_deref(), "--source")?,
                     since,
                 };
-                let rows = support::replay(&pool, &filter).await?;
-                act(&pool, json, "replay", &target, rows).await
+                if dry_run {
+                    let rows = actions::replay_count(&pool, &filter).await?;
+                    return said(json, "would replay", &target, rows);
+                }
+                let rows = actions::replay(&pool, ROLE, &filter).await?;
+                said(json, "replay", &target, rows)
             }
         }
     })
@@ -180,8 +251,8 @@ pub fn inbound(args: InboundArgs) -> ExitCode {
         match args.command {
             InboundCommand::List { filter } => {
                 let query = InboundFilter {
-                    status: filter.status,
-                    source: filter.source,
+                    status: checks::status(filter.status.as_deref(), StatusOf::Inbound)?,
+                    source: checks::value(filter.source.as_deref(), "--source")?,
                 };
                 let page =
                     support::list_inbound(&pool, &query, filter.limit, filter.before).await?;
@@ -191,6 +262,7 @@ pub fn inbound(args: InboundArgs) -> ExitCode {
                 id,
                 status,
                 source,
+                dry_run,
                 mappings_dir,
             } => {
                 let mappings = MappingSet::load_dir(&mappings_dir).map_err(|e| {
@@ -202,7 +274,11 @@ pub fn inbound(args: InboundArgs) -> ExitCode {
                 match (id, status) {
                     (Some(id), _) => remap_one(&pool, &mappings, id, json).await,
                     (None, Some(status)) => {
-                        remap_many(&pool, &mappings, &status, source.as_deref(), json).await
+                        let selection = RemapSelection::Matching(InboundFilter {
+                            status: checks::status(Some(&status), StatusOf::Inbound)?,
+                            source: checks::value(source.as_deref(), "--source")?,
+                        });
+                        remap_many(&pool, &mappings, &selection, dry_run, json).await
                     }
                     (None, None) => unreachable!("clap requires an id or --status"),
                 }
@@ -243,15 +319,14 @@ fn output<T: Serialize>(json: bool, value: &T, table: impl FnOnce()) -> anyhow::
     Ok(())
 }
 
-/// Writes the audit entry of an action, then says how many rows it changed.
-async fn act(
-    pool: &PgPool,
-    json: bool,
-    action: &str,
-    target: &str,
-    rows: u64,
-) -> anyhow::Result<()> {
-    support::audit(pool, ROLE, action, target, rows).await?;
+/// Carries out an action on one row (audited by `support`), then says what it changed.
+/// An action that would change nothing is an error with the reason (exit 1).
+async fn act(pool: &PgPool, json: bool, action: RowAction, id: i64) -> anyhow::Result<()> {
+    let rows = actions::act_on_row(pool, ROLE, action, id).await?;
+    said(json, action.as_str(), &format!("outbox {id}"), rows)
+}
+
+fn said(json: bool, action: &str, target: &str, rows: u64) -> anyhow::Result<()> {
     let value = serde_json::json!({ "action": action, "target": target, "rows": rows });
     output(json, &value, || {
         println!("{action} {target}: {rows} row(s)")
@@ -275,28 +350,42 @@ async fn remap_one(
 async fn remap_many(
     pool: &PgPool,
     mappings: &MappingSet,
-    status: &str,
-    source: Option<&str>,
+    selection: &RemapSelection,
+    dry_run: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let summary = remap::remap_matching(
+    let total = selection.count(pool).await?;
+    let target = selection.target();
+    if dry_run {
+        let value = serde_json::json!({ "dry_run": true, "would_remap": total });
+        return output(json, &value, || {
+            println!("would remap {total} record(s) ({target})")
+        });
+    }
+    let progress = Progress::new(total, "remapped");
+    let summary = remap::remap_selection_audited(
         pool,
         &TypeGuard::default(),
         mappings,
-        status,
-        source,
-        10_000,
+        selection,
+        ROLE,
+        |s| {
+            progress.set(s.done());
+            std::future::ready(())
+        },
     )
     .await?;
-    let target = format!("status={status} source={}", source.unwrap_or("*"));
-    support::audit(pool, ROLE, "remap", &target, summary.remapped).await?;
+    progress.finish();
     output(json, &summary, || {
         println!(
             "remapped {} record(s) ({target}): {} outbox row(s)",
             summary.remapped, summary.operations
         );
+        if summary.failed > 0 {
+            println!("not remapped: {} record(s)", summary.failed);
+        }
         for error in &summary.errors {
-            println!("  not remapped: {error}");
+            println!("  {error}");
         }
     })
 }

@@ -1,5 +1,5 @@
 //! The worker's maintenance duties, each a small service on its own timer: the lease
-//! heartbeat, expired leases back to pending, the retention purge, pruning old rate
+//! heartbeat, expired leases back to pending, the retention purge (`store::lifecycle`), pruning old rate
 //! windows and outages, and the backlog sample of each minute.
 
 use std::collections::HashMap;
@@ -12,8 +12,9 @@ use tokio::task::{Id, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::job::Context;
+use crate::config::DeliverySettings;
 use crate::store::outbox::Lease;
-use crate::store::{backlog, destination, rate_windows, settle};
+use crate::store::{backlog, destination, lifecycle, rate_windows, settle};
 
 /// How long a claim lasts without a heartbeat. Live workers renew their leases every
 /// `LEASE_SWEEP`, so this only bounds how long a killed worker's rows wait: three
@@ -66,9 +67,10 @@ impl LeaseBook {
 pub fn spawn_all(
     ctx: Arc<Context>,
     book: LeaseBook,
-    retention: Duration,
+    settings: &DeliverySettings,
     shutdown: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
+    let settings = settings.clone();
     let pool = ctx.pool.clone();
     vec![
         every(LEASE_SWEEP, shutdown, {
@@ -81,7 +83,7 @@ pub fn spawn_all(
         }),
         every(PURGE_EVERY, shutdown, {
             let pool = pool.clone();
-            move || purge(pool.clone(), retention)
+            move || purge(pool.clone(), settings.retention, settings.audit_retention)
         }),
         every(RATE_WINDOW_KEEP, shutdown, {
             let pool = pool.clone();
@@ -127,10 +129,16 @@ async fn release_expired(pool: sqlx::PgPool) {
     }
 }
 
-async fn purge(pool: sqlx::PgPool, retention: Duration) {
-    match settle::purge_delivered(&pool, retention, PURGE_BATCH).await {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(rows = n, "purged delivered rows past retention"),
+/// Finished records past `BRIDGE_RETENTION`, audit entries past `BRIDGE_AUDIT_RETENTION`.
+async fn purge(pool: sqlx::PgPool, retention: Duration, audit_retention: Duration) {
+    match lifecycle::purge_expired(&pool, retention, audit_retention, PURGE_BATCH).await {
+        Ok(p) if p == lifecycle::Purged::default() => {}
+        Ok(p) => tracing::info!(
+            outbox = p.outbox,
+            inbound = p.inbound,
+            audit = p.audit,
+            "purged finished records past retention"
+        ),
         Err(e) => tracing::warn!(error = %e, "retention purge failed"),
     }
 }

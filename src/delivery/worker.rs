@@ -53,8 +53,7 @@ pub async fn run(
     };
     let ctx = Arc::new(Context::new(pool.clone(), client, &webengage, &settings));
     let mut worker = Worker::new(ctx.clone(), &webengage, &settings).await;
-    let services =
-        maintenance::spawn_all(ctx, worker.leases.clone(), settings.retention, &shutdown);
+    let services = maintenance::spawn_all(ctx, worker.leases.clone(), &settings, &shutdown);
     let key_file = webengage.api_key_file.filter(|p| !p.as_os_str().is_empty());
     let mut wakeups = Wakeups::new(pool).await;
     while !shutdown.is_cancelled() {

@@ -18,6 +18,9 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A support action that would change nothing, with the reason.
+    #[error("{0}")]
+    Conflict(String),
     /// A page asked for without a session: the browser is sent to the login form.
     #[error("log in first")]
     LoginRequired,
@@ -28,6 +31,18 @@ pub enum ApiError {
     Internal,
     #[error("the body is larger than the limit of {0} bytes")]
     PayloadTooLarge(usize),
+    /// A webhook body that cannot be parsed, kept as a `malformed` record.
+    #[error("{0}")]
+    MalformedBody(String),
+    #[error(
+        "the body holds more than {0} records; send at most {0} per request (BRIDGE_MAX_RECORDS)"
+    )]
+    TooManyRecords(usize),
+    #[error("the body did not arrive within {0:?} (BRIDGE_BODY_TIMEOUT)")]
+    RequestTimeout(std::time::Duration),
+    /// The service is busy (webhook bodies in flight, parsing); retry shortly.
+    #[error("{0}")]
+    Busy(String),
     #[error("the database is unavailable; retry later")]
     Unavailable,
     /// Salesforce reads only SOAP: a storage failure is a SOAP fault, so it retries.
@@ -43,10 +58,15 @@ impl ApiError {
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::Conflict(_) => "conflict",
             ApiError::LoginRequired => "login_required",
             ApiError::TooManyRequests => "too_many_requests",
             ApiError::Internal => "internal",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::MalformedBody(_) => "malformed_body",
+            ApiError::TooManyRecords(_) => "too_many_records",
+            ApiError::RequestTimeout(_) => "request_timeout",
+            ApiError::Busy(_) => "busy",
             ApiError::Unavailable | ApiError::SoapFault => "unavailable",
         }
     }
@@ -57,9 +77,17 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::UnknownSource(_) => ApiError::UnknownSource(e.to_string()),
             IngestError::Unauthorized(_) => ApiError::Unauthorized(e.to_string()),
-            IngestError::Malformed(body) => ApiError::BadRequest(body.0),
-            // The webhook handler logs it, with the request id.
-            IngestError::Storage(_) => ApiError::Unavailable,
+            IngestError::Malformed { reason, kept: true } => ApiError::MalformedBody(reason),
+            IngestError::Malformed {
+                reason,
+                kept: false,
+            } => ApiError::BadRequest(reason),
+            IngestError::TooManyRecords { limit } => ApiError::TooManyRecords(limit),
+            IngestError::Busy(_) => ApiError::Busy(e.to_string()),
+            // Ingest logs these, with the request id.
+            IngestError::Unavailable => ApiError::Unavailable,
+            IngestError::SoapFault => ApiError::SoapFault,
+            IngestError::Refused => ApiError::Internal,
         }
     }
 }
@@ -71,15 +99,23 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<crate::support::remap::RemapError> for ApiError {
-    fn from(e: crate::support::remap::RemapError) -> Self {
+impl From<crate::support::SupportError> for ApiError {
+    fn from(e: crate::support::SupportError) -> Self {
+        use crate::support::SupportError;
         use crate::support::remap::RemapError;
         match e {
-            RemapError::NotFound(_) => ApiError::NotFound(e.to_string()),
-            RemapError::NoPayload(_) | RemapError::UnknownSource(_) => {
+            SupportError::NotFound(_) | SupportError::Remap(RemapError::NotFound(_)) => {
+                ApiError::NotFound(e.to_string())
+            }
+            SupportError::Conflict(_) => ApiError::Conflict(e.to_string()),
+            SupportError::Invalid(_)
+            | SupportError::Remap(RemapError::NoPayload(_) | RemapError::UnknownSource(_)) => {
                 ApiError::BadRequest(e.to_string())
             }
-            RemapError::Storage(cause) => cause.into(),
+            SupportError::ReadOnly => ApiError::Forbidden(e.to_string()),
+            SupportError::Storage(cause) | SupportError::Remap(RemapError::Storage(cause)) => {
+                cause.into()
+            }
         }
     }
 }
@@ -99,11 +135,16 @@ impl ResponseError for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::LoginRequired => StatusCode::SEE_OTHER,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::PayloadTooLarge(_) | ApiError::TooManyRecords(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Unavailable | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::SoapFault => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -118,6 +159,13 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable => {
                 response.insert_header((RETRY_AFTER, "30"));
+            }
+            ApiError::Busy(_) => {
+                response.insert_header((RETRY_AFTER, "5"));
+            }
+            ApiError::RequestTimeout(_) => {
+                // The rest of a body that did not arrive is not waited for.
+                response.insert_header((actix_web::http::header::CONNECTION, "close"));
             }
             ApiError::LoginRequired => {
                 return response.insert_header((LOCATION, "/admin/login")).finish();

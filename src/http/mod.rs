@@ -12,22 +12,20 @@ use std::sync::Arc;
 use actix_web::web;
 use sqlx::PgPool;
 
-use crate::ingest::IngestStore;
-use crate::ingest::Registry;
+use crate::ingest::{Ingest, Registry};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
-    /// Webhook records commit through here (many requests per transaction), after the
-    /// attribute type check.
-    pub ingest: IngestStore,
+    /// Webhooks from authenticated bytes to the answer (`ingest`); its `types` and
+    /// `spool` serve the admin surface too.
+    pub ingest: Ingest,
     pub registry: Arc<Registry>,
     /// Whether the database has been created and migrated (retried while Postgres is down).
     pub database: Arc<crate::store::ready::Readiness>,
-    /// `BRIDGE_SPOOL_DIR`: where LeadSquared webhooks wait while Postgres is down.
-    pub spool: Option<Arc<crate::ingest::spool::Spool>>,
-    pub max_body: usize,
+    /// How webhook bodies are read.
+    pub webhooks: webhooks::BodyLimits,
     pub has_credentials: bool,
     pub admin: admin::AdminTokens,
 }

@@ -1,20 +1,85 @@
-//! `POST /webhooks/{source}`: read the body (bounded), hand it to `ingest`, answer in
-//! the dialect the CRM understands. Every 2xx is sent only after the commit.
+//! `POST /webhooks/{source}`: an adapter. It asks `ingest` to admit the request's head,
+//! reads the body within its limits, hands it to `ingest`, and writes the answer.
+//! Every 2xx is sent only after the commit (or the spool's fsync).
+//!
+//! Reading the body, every byte is hostile: memory follows what arrived (never what
+//! `Content-Length` declares), all webhooks together hold at most
+//! `BRIDGE_MAX_INFLIGHT_BYTES` of bodies (503 and `Retry-After` past it), and a body
+//! must arrive within `BRIDGE_BODY_TIMEOUT` (408).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use actix_web::http::Method;
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
-use serde_json::json;
 use tracing_actix_web::RequestId;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::ingest::spool::{Spool, SpoolEntry};
-use crate::ingest::{self, Accepted};
-use crate::mapping::MappingSet;
-use crate::source::{InboundRequest, SourceFormat, salesforce};
-use crate::store::inbound::IngestCounts;
+use crate::ingest::Answer;
+use crate::source::{InboundRequest, salesforce};
+
+/// The limits on reading webhook bodies (`BRIDGE_MAX_BODY`, `BRIDGE_BODY_TIMEOUT`,
+/// `BRIDGE_MAX_INFLIGHT_BYTES`); cheap to clone, the in-flight count is shared.
+#[derive(Debug, Clone)]
+pub struct BodyLimits {
+    pub max_body: usize,
+    pub timeout: Duration,
+    inflight: Arc<InflightBytes>,
+}
+
+impl BodyLimits {
+    /// The in-flight budget is at least one largest body, or no such body could pass.
+    pub fn new(max_body: usize, timeout: Duration, max_inflight: usize) -> Self {
+        BodyLimits {
+            max_body,
+            timeout,
+            inflight: Arc::new(InflightBytes {
+                limit: max_inflight.max(max_body),
+                used: AtomicUsize::new(0),
+            }),
+        }
+    }
+}
+
+/// Body bytes held by every webhook request being read or processed.
+#[derive(Debug)]
+struct InflightBytes {
+    limit: usize,
+    used: AtomicUsize,
+}
+
+/// A request's share of the in-flight bytes, given back when it is dropped.
+struct Reservation<'a> {
+    budget: &'a InflightBytes,
+    bytes: usize,
+}
+
+impl Reservation<'_> {
+    /// Takes `n` more bytes from the budget; false when that would pass the limit.
+    fn grow(&mut self, n: usize) -> bool {
+        let reserved = self
+            .budget
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n)
+                    .filter(|total| *total <= self.budget.limit)
+            });
+        if reserved.is_ok() {
+            self.bytes += n;
+        }
+        reserved.is_ok()
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
 
 /// `/webhooks/{source}`, routed by hand under the `/webhooks` scope: actix matches a
 /// `{source}` pattern with a regex, 4% of the bridge's CPU per webhook in the ingest
@@ -32,7 +97,9 @@ pub async fn route(
     };
     match *request.method() {
         Method::POST => receive(&source, request, payload, state, request_id).await,
-        Method::HEAD => Ok(probe(&source, &state)),
+        // LeadSquared checks a webhook URL this way.
+        Method::HEAD if state.ingest.knows(&source) => Ok(HttpResponse::Ok().finish()),
+        Method::HEAD => Ok(HttpResponse::NotFound().finish()),
         _ => Ok(HttpResponse::MethodNotAllowed().finish()),
     }
 }
@@ -44,130 +111,66 @@ async fn receive(
     state: web::Data<AppState>,
     request_id: RequestId,
 ) -> Result<HttpResponse, ApiError> {
-    let mappings = state.registry.current();
-    let format = mappings.get(source).map(|m| m.format).ok_or_else(|| {
-        ApiError::UnknownSource(format!("no mapping file defines the source `{source}`"))
-    })?;
-    let body = read_body(&request, payload, state.max_body).await?;
-    let inbound = inbound_request(&request, body);
-    let request_id = request_id.to_string();
-    let spool = state
-        .spool
-        .as_ref()
-        .filter(|_| format == SourceFormat::LeadSquared);
-    // Behind a spool backlog, new requests queue too, so records keep the CRM's order.
-    if let Some(spool) = spool.filter(|s| s.has_backlog()) {
-        return spool_request(spool, &mappings, source, &inbound, &request_id).await;
-    }
-    let outcome =
-        ingest::accept_webhook(&state.ingest, &mappings, source, &inbound, &request_id).await;
-    if let (Some(spool), Err(ingest::IngestError::Storage(cause))) = (spool, &outcome) {
-        tracing::warn!(error = %cause, source = %source, request_id = %request_id, "Postgres unavailable; spooling the webhook");
-        return spool_request(spool, &mappings, source, &inbound, &request_id).await;
-    }
-    record_outcome(source, &outcome);
-    match outcome {
-        Ok(accepted) => Ok(answer(accepted)),
-        Err(ingest::IngestError::Storage(cause)) => {
-            tracing::error!(error = %cause, source = %source, request_id = %request_id, "storing a webhook failed");
-            Err(match format {
-                SourceFormat::SalesforceOutbound => ApiError::SoapFault,
-                _ => ApiError::Unavailable,
-            })
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Authenticates, appends to the spool (fsynced), and only then answers 200.
-async fn spool_request(
-    spool: &Spool,
-    mappings: &MappingSet,
-    source: &str,
-    inbound: &InboundRequest,
-    request_id: &str,
-) -> Result<HttpResponse, ApiError> {
-    ingest::authenticate(mappings, source, inbound)?;
-    if let Err(e) = spool
-        .append(&SpoolEntry::new(source, request_id, inbound))
-        .await
-    {
-        tracing::error!(error = %e, request_id = %request_id, "cannot write to the spool");
-        return Err(ApiError::Unavailable);
-    }
-    metrics::counter!("bridge_webhooks_total", "source" => source.to_owned(), "outcome" => "spooled")
-        .increment(1);
-    Ok(HttpResponse::Ok().json(leadsquared_answer(
-        "Success",
-        "spooled",
-        &IngestCounts::default(),
-    )))
-}
-
-/// Counts webhooks by source and outcome, and records by what became of them.
-fn record_outcome(source: &str, outcome: &Result<Accepted, ingest::IngestError>) {
-    let label = match outcome {
-        Ok(Accepted::Stored { counts, .. }) => {
-            for (status, n) in [
-                ("accepted", counts.accepted),
-                ("duplicate", counts.duplicates),
-                ("ignored", counts.ignored),
-                ("stale", counts.stale),
-                ("failed", counts.failed),
-            ] {
-                // A series appears with its first record: no registry lookup per request
-                // for the four counts that are zero.
-                if n > 0 {
-                    metrics::counter!("bridge_records_total", "source" => source.to_owned(), "status" => status).increment(u64::from(n));
-                }
-            }
-            "stored"
-        }
-        Ok(Accepted::MalformedStored { .. }) => "malformed",
-        Err(ingest::IngestError::UnknownSource(_)) => return,
-        Err(ingest::IngestError::Unauthorized(_)) => "unauthorized",
-        Err(ingest::IngestError::Malformed(_)) => "malformed",
-        Err(ingest::IngestError::Storage(_)) => "storage_error",
+    let mut inbound = request_head(&request);
+    let admitted = state.ingest.admit(source, &inbound)?;
+    let limits = &state.webhooks;
+    let mut reservation = Reservation {
+        budget: &limits.inflight,
+        bytes: 0,
     };
-    metrics::counter!("bridge_webhooks_total", "source" => source.to_owned(), "outcome" => label)
-        .increment(1);
+    inbound.body = read_body(&request, payload, limits, &mut reservation).await?;
+    let answer = state
+        .ingest
+        .receive(admitted, inbound, &request_id.to_string())
+        .await?;
+    Ok(match answer {
+        Answer::SoapAck => HttpResponse::Ok()
+            .insert_header((CONTENT_TYPE, "text/xml; charset=utf-8"))
+            .body(salesforce::ACK),
+        Answer::LeadSquared(status) => HttpResponse::Ok().json(status),
+        Answer::Counts(counts) => HttpResponse::Ok().json(counts),
+    })
 }
 
-/// `HEAD /webhooks/{source}`: LeadSquared checks a webhook URL this way.
-fn probe(source: &str, state: &AppState) -> HttpResponse {
-    match state.registry.current().get(source) {
-        Some(_) => HttpResponse::Ok().finish(),
-        None => HttpResponse::NotFound().finish(),
-    }
-}
-
-/// Reads the body while counting, so an oversized one is refused without being buffered whole.
+/// Reads the body within the limits: size (413), in-flight budget (503), time (408).
 async fn read_body(
     request: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    limits: &BodyLimits,
+    reservation: &mut Reservation<'_>,
 ) -> Result<Vec<u8>, ApiError> {
     let declared = request
         .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
+        .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::PayloadTooLarge(limit));
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body as u64) {
+        return Err(ApiError::PayloadTooLarge(limits.max_body));
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge(limit));
+    let read = async {
+        let mut body = Vec::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk =
+                chunk.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+            if body.len() + chunk.len() > limits.max_body {
+                return Err(ApiError::PayloadTooLarge(limits.max_body));
+            }
+            if !reservation.grow(chunk.len()) {
+                return Err(ApiError::Busy(
+                    "too many webhook bodies are being received at once (BRIDGE_MAX_INFLIGHT_BYTES); retry shortly".to_owned(),
+                ));
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    tokio::time::timeout(limits.timeout, read)
+        .await
+        .unwrap_or(Err(ApiError::RequestTimeout(limits.timeout)))
 }
 
-fn inbound_request(request: &HttpRequest, body: Vec<u8>) -> InboundRequest {
+/// The request as the sources see it, without its body yet.
+fn request_head(request: &HttpRequest) -> InboundRequest {
     let mut headers = std::collections::HashMap::new();
     for (name, value) in request.headers() {
         if let Ok(value) = value.to_str() {
@@ -179,69 +182,38 @@ fn inbound_request(request: &HttpRequest, body: Vec<u8>) -> InboundRequest {
     InboundRequest {
         headers,
         query: request.query_string().to_owned(),
-        body,
+        body: Vec::new(),
     }
 }
 
-/// Each format's way of saying "stored".
-fn answer(accepted: Accepted) -> HttpResponse {
-    match accepted {
-        Accepted::Stored {
-            format: SourceFormat::SalesforceOutbound,
-            ..
-        } => HttpResponse::Ok()
-            .insert_header((CONTENT_TYPE, "text/xml; charset=utf-8"))
-            .body(salesforce::ACK),
-        Accepted::Stored {
-            format: SourceFormat::LeadSquared,
-            counts,
-        } => HttpResponse::Ok().json(leadsquared_answer(
-            "Success",
-            &status_reason(&counts),
-            &counts,
-        )),
-        Accepted::Stored { counts, .. } => HttpResponse::Ok().json(counts),
-        Accepted::MalformedStored {
-            format: SourceFormat::LeadSquared,
-            reason,
-        } => HttpResponse::Ok().json(leadsquared_answer(
-            "Error",
-            &reason,
-            &IngestCounts::default(),
-        )),
-        Accepted::MalformedStored { reason, .. } => HttpResponse::BadRequest()
-            .json(json!({"error": {"code": "malformed_body", "message": reason}})),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_in_flight_budget_is_shared_and_given_back() {
+        let limits = BodyLimits::new(10, Duration::from_secs(1), 25);
+        let mut a = Reservation {
+            budget: &limits.inflight,
+            bytes: 0,
+        };
+        let mut b = Reservation {
+            budget: &limits.inflight,
+            bytes: 0,
+        };
+        assert!(a.grow(10) && a.grow(10));
+        assert!(b.grow(5));
+        assert!(!b.grow(1), "25 bytes are taken");
+        drop(a);
+        assert!(b.grow(20));
+        drop(b);
+        assert_eq!(limits.inflight.used.load(Ordering::Acquire), 0);
+        // Never below one largest body.
+        assert_eq!(
+            BodyLimits::new(100, Duration::from_secs(1), 1)
+                .inflight
+                .limit,
+            100
+        );
     }
-}
-
-/// LeadSquared may disable a webhook that answers other than 200, so it always gets
-/// 200 with a status body once its request is stored.
-fn leadsquared_answer<'a>(
-    status: &'a str,
-    reason: &'a str,
-    counts: &'a IngestCounts,
-) -> LeadSquaredAnswer<'a> {
-    LeadSquaredAnswer {
-        status,
-        reason,
-        counts,
-    }
-}
-
-/// `{"Status": …, "StatusReason": …, "accepted": …, …}`, written straight from the counts.
-#[derive(serde::Serialize)]
-struct LeadSquaredAnswer<'a> {
-    #[serde(rename = "Status")]
-    status: &'a str,
-    #[serde(rename = "StatusReason")]
-    reason: &'a str,
-    #[serde(flatten)]
-    counts: &'a IngestCounts,
-}
-
-fn status_reason(c: &IngestCounts) -> String {
-    format!(
-        "{} accepted, {} duplicate, {} ignored, {} stale, {} failed",
-        c.accepted, c.duplicates, c.ignored, c.stale, c.failed
-    )
 }

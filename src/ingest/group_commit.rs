@@ -1,4 +1,5 @@
-//! Group commit: concurrent webhook requests share one transaction. Each request is
+//! Group commit: concurrent webhook requests share one transaction (their records, or
+//! their bodies when those could not be parsed). Each request is
 //! answered only after the commit that holds its records, so "2xx means committed"
 //! holds, while Postgres makes one WAL flush for many requests instead of one each.
 //!
@@ -17,19 +18,27 @@ use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
-use super::inbound::{self, IngestCounts, IngestJob, NewRecord, RequestMeta};
+use crate::store::inbound::{self, Content, IngestCounts, IngestJob, RequestMeta};
+use crate::store::storable::is_data_error;
 
-/// A request's records with owned metadata, waiting for a commit.
+/// A request's content with owned metadata, waiting for a commit.
 struct Pending {
     source: String,
     mapping_hash: String,
     content_type: Option<String>,
     request_id: String,
-    records: Vec<NewRecord>,
+    content: Content,
     reply: oneshot::Sender<Result<IngestCounts, sqlx::Error>>,
 }
 
 impl Pending {
+    fn rows(&self) -> usize {
+        match &self.content {
+            Content::Records(records) => records.len(),
+            Content::Malformed(_) => 1,
+        }
+    }
+
     fn meta(&self) -> RequestMeta<'_> {
         RequestMeta {
             source: &self.source,
@@ -84,11 +93,11 @@ impl GroupCommit {
         &self.pool
     }
 
-    /// Stores one request's records; returns after the commit that holds them.
+    /// Stores one request's content; returns after the commit that holds it.
     pub async fn ingest(
         &self,
         meta: &RequestMeta<'_>,
-        records: Vec<NewRecord>,
+        content: Content,
     ) -> Result<IngestCounts, sqlx::Error> {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
@@ -96,12 +105,12 @@ impl GroupCommit {
             mapping_hash: meta.mapping_hash.to_owned(),
             content_type: meta.content_type.map(str::to_owned),
             request_id: meta.request_id.to_owned(),
-            records,
+            content,
             reply,
         };
         if let Err(mpsc::error::SendError(pending)) = self.queue.send(pending).await {
             // No flusher runs (the runtime is shutting down): commit directly.
-            return inbound::ingest(&self.pool, &pending.meta(), &pending.records).await;
+            return inbound::ingest(&self.pool, &pending.meta(), &pending.content).await;
         }
         answer.await.unwrap_or(Err(sqlx::Error::PoolClosed))
     }
@@ -133,12 +142,12 @@ async fn collect(
 ) -> Option<Vec<Pending>> {
     let mut receiver = receiver.lock().await;
     let first = receiver.recv().await?;
-    let mut records = first.records.len();
+    let mut records = first.rows();
     let mut batch = vec![first];
     while records < max_records {
         match receiver.try_recv() {
             Ok(next) => {
-                records += next.records.len();
+                records += next.rows();
                 batch.push(next);
             }
             Err(_) => break,
@@ -148,8 +157,9 @@ async fn collect(
 }
 
 /// Commits a batch on `conn`; if the shared transaction fails, each request is retried
-/// alone so one request's problem cannot fail its neighbours. Returns the connection
-/// when the batch committed.
+/// alone so one request's problem cannot fail its neighbours (and a request whose data
+/// Postgres refuses is stored record by record). Returns the connection when the batch
+/// committed.
 async fn flush(
     pool: &PgPool,
     conn: Result<PoolConnection<Postgres>, sqlx::Error>,
@@ -162,7 +172,7 @@ async fn flush(
         .zip(&batch)
         .map(|(meta, p)| IngestJob {
             meta,
-            records: &p.records,
+            content: &p.content,
         })
         .collect();
     let (result, conn) = match conn {
@@ -178,13 +188,13 @@ async fn flush(
             }
             return conn;
         }
-        Err(e) if batch.len() == 1 => {
+        Err(e) if batch.len() == 1 && !is_data_error(&e) => {
             let _ = batch.into_iter().next().map(|p| p.reply.send(Err(e)));
         }
         Err(e) => {
             tracing::warn!(error = %e, requests = batch.len(), "group commit failed; committing its requests one by one");
             for pending in batch {
-                let result = inbound::ingest(pool, &pending.meta(), &pending.records).await;
+                let result = inbound::ingest(pool, &pending.meta(), &pending.content).await;
                 let _ = pending.reply.send(result);
             }
         }

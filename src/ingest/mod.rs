@@ -1,199 +1,317 @@
-//! Accepting a webhook: authenticate, parse, map, store in one transaction. The HTTP
-//! handler turns the outcome into each format's answer; nothing here knows HTTP.
+//! A webhook from authenticated bytes to the answer. The HTTP handler only adapts: it
+//! asks [`Ingest::admit`] about the request's head (source, credentials outside the
+//! body) before reading the body, then hands the body to [`Ingest::receive`] and writes
+//! the [`Answer`] or the [`IngestError`] it gets back.
+//!
+//! `receive` checks an HMAC over the raw bytes, reads the body (`reader`: parse in the
+//! source's format, the Salesforce organization id, the record cap, mapping), checks
+//! attribute types (`type_guard`), and commits through the group commit, or appends to
+//! the spool when Postgres is unavailable or a spool backlog is waiting. Each step runs
+//! once per request. Also here: the mapping registry and its watcher.
 
 use std::sync::Arc;
 
-use serde_json::Value;
 use sqlx::PgPool;
 
-use crate::mapping::{MappingSet, SourceMapping};
-use crate::source::{self, AuthError, BodyError, InboundRequest, SourceFormat, auth};
-use crate::store::inbound::{self, IngestCounts, NewRecord, RequestMeta};
+use crate::mapping::{ReadError, ReadOptions, SourceMapping};
+use crate::source::{AuthError, InboundRequest, ParseError, SourceFormat, credentials};
+use crate::store::inbound::{Content, MalformedBody, RequestMeta};
+use crate::store::storable::is_data_error;
 use group_commit::GroupCommit;
+use reader::Reader;
+use spool::{Spool, SpoolEntry};
 
+mod answer;
 pub mod group_commit;
+mod reader;
 mod registry;
 pub mod spool;
 mod type_guard;
 pub mod watch;
 
+use answer::Outcome;
+pub use answer::{Answer, LeadSquaredAnswer};
+pub use reader::OverBudget;
 pub use registry::{Registry, ReloadError};
 pub use type_guard::TypeGuard;
 
-/// What storing webhooks needs: the group commit and the attribute types seen so far.
+/// Default for `BRIDGE_MAX_RECORDS`.
+pub const DEFAULT_MAX_RECORDS: usize = 1000;
+
+/// Everything a webhook needs, shared by the HTTP workers; cheap to clone. Each HTTP
+/// worker replaces `committer` with its own (`startup`).
 #[derive(Clone)]
-pub struct IngestStore {
+pub struct Ingest {
     pub committer: GroupCommit,
     pub types: Arc<TypeGuard>,
+    pub registry: Arc<Registry>,
+    /// `BRIDGE_SPOOL_DIR`: where LeadSquared webhooks wait while Postgres is down.
+    pub spool: Option<Arc<Spool>>,
+    /// `BRIDGE_MAX_RECORDS`: records one JSON or LeadSquared request may carry.
+    pub max_records: usize,
+    reader: Reader,
 }
 
-impl IngestStore {
-    pub fn pool(&self) -> &PgPool {
-        self.committer.pool()
-    }
+/// A request whose source exists and whose head carries the source's credentials.
+pub struct Admitted {
+    mapping: Arc<SourceMapping>,
 }
 
-/// What became of an accepted request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accepted {
-    /// Records parsed and stored (or recognised as duplicates).
-    Stored {
-        format: SourceFormat,
-        counts: IngestCounts,
-    },
-    /// The body could not be parsed; it was kept as a `malformed` inbound record.
-    MalformedStored {
-        format: SourceFormat,
-        reason: String,
-    },
-}
-
+/// Why a webhook was not stored, or not stored as sent. Each variant is one answer
+/// (`http::error` maps them once).
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("no mapping file defines the source `{0}`")]
     UnknownSource(String),
     #[error("authentication failed: {0}")]
     Unauthorized(#[from] AuthError),
-    /// Not authenticated (the org id is inside the body), so nothing was stored.
-    #[error("{0}")]
-    Malformed(BodyError),
-    #[error("the database is unavailable")]
-    Storage(#[from] sqlx::Error),
+    /// The body cannot be parsed; `kept` when it was stored as a `malformed` record
+    /// (not when the only credential is the organization id inside it).
+    #[error("{reason}")]
+    Malformed { reason: String, kept: bool },
+    #[error(
+        "the body holds more than {limit} records; send at most {limit} per request (BRIDGE_MAX_RECORDS)"
+    )]
+    TooManyRecords { limit: usize },
+    /// Postgres cannot be reached (and there is no spool for this format).
+    #[error("the database is unavailable; retry later")]
+    Unavailable,
+    /// The same for Salesforce, which reads only SOAP: a fault makes it retry.
+    #[error("the database is unavailable; retry later")]
+    SoapFault,
+    /// Reading the body took longer than its budget.
+    #[error(transparent)]
+    Busy(#[from] OverBudget),
+    /// Postgres refused a request whose records were each made storable: a bug.
+    #[error("the request could not be stored")]
+    Refused,
 }
 
-/// Authenticates, parses, maps and durably stores one webhook request.
-pub async fn accept_webhook(
-    store: &IngestStore,
-    mappings: &MappingSet,
-    source_id: &str,
-    request: &InboundRequest,
-    request_id: &str,
-) -> Result<Accepted, IngestError> {
-    let mapping = authenticate(mappings, source_id, request)?;
-    store_authenticated(store, mapping, source_id, request, request_id).await
+/// How committing a request failed.
+enum CommitError {
+    Unavailable(sqlx::Error),
+    Refused(sqlx::Error),
 }
 
-/// Checks the request's credentials (headers, query, signature) against its source.
-pub fn authenticate<'m>(
-    mappings: &'m MappingSet,
-    source_id: &str,
-    request: &InboundRequest,
-) -> Result<&'m SourceMapping, IngestError> {
-    let mapping = mappings
-        .get(source_id)
-        .ok_or_else(|| IngestError::UnknownSource(source_id.to_owned()))?;
-    auth::verify_request(&mapping.auth, request)?;
-    Ok(mapping)
-}
-
-/// Parses, maps and stores a request already authenticated (now, or before it was
-/// spooled: the spool keeps no credentials). The organization id, inside the body, is
-/// still checked here.
-pub async fn store_authenticated(
-    store: &IngestStore,
-    mapping: &SourceMapping,
-    source_id: &str,
-    request: &InboundRequest,
-    request_id: &str,
-) -> Result<Accepted, IngestError> {
-    let meta = RequestMeta {
-        source: source_id,
-        mapping_hash: &mapping.content_hash,
-        content_type: request.content_type(),
-        request_id,
-    };
-    let parsed = match source::parse_body(mapping.format, request, mapping.records.as_ref()) {
-        Ok(parsed) => parsed,
-        Err(error) => return keep_malformed(store.pool(), mapping, &meta, request, error).await,
-    };
-    auth::verify_organization(
-        &mapping.auth,
-        parsed.organization_id.as_deref().unwrap_or(""),
-    )?;
-    let mut records = map_records(mapping, parsed.records, jiff::Timestamp::now());
-    count_mapping_problems(source_id, &records);
-    store.types.check(store.pool(), &mut records).await?;
-    let counts = store.committer.ingest(&meta, records).await?;
-    Ok(Accepted::Stored {
-        format: mapping.format,
-        counts,
-    })
-}
-
-/// A body that cannot be parsed is kept once the sender is known to be genuine. When
-/// the only credential is the Salesforce org id inside the body, it cannot be, so
-/// nothing is stored.
-async fn keep_malformed(
-    pool: &PgPool,
-    mapping: &SourceMapping,
-    meta: &RequestMeta<'_>,
-    request: &InboundRequest,
-    error: BodyError,
-) -> Result<Accepted, IngestError> {
-    if !mapping.auth.organization_ids.is_empty() {
-        return Err(IngestError::Malformed(error));
+impl From<sqlx::Error> for CommitError {
+    fn from(e: sqlx::Error) -> Self {
+        if is_data_error(&e) {
+            CommitError::Refused(e)
+        } else {
+            CommitError::Unavailable(e)
+        }
     }
-    inbound::store_malformed(pool, meta, &request.body, &error.0).await?;
-    Ok(Accepted::MalformedStored {
-        format: mapping.format,
-        reason: error.0,
-    })
 }
 
-/// Runs the mapping on each record, outside any transaction.
-pub fn map_records(
-    mapping: &SourceMapping,
-    records: Vec<Value>,
-    received_at: jiff::Timestamp,
-) -> Vec<NewRecord> {
-    records
-        .into_iter()
-        .map(|payload| NewRecord {
-            dedupe_key: mapping.dedupe_key(&payload),
-            version: mapping.version_of(&payload),
-            mapped: mapping.map_record(&payload, received_at),
-            payload,
-        })
-        .collect()
-}
+impl Ingest {
+    pub fn new(
+        committer: GroupCommit,
+        registry: Arc<Registry>,
+        spool: Option<Arc<Spool>>,
+        max_records: usize,
+    ) -> Self {
+        Ingest {
+            committer,
+            types: Arc::new(TypeGuard::default()),
+            registry,
+            spool,
+            max_records,
+            reader: Reader::default(),
+        }
+    }
 
-/// Warnings and failures per rule, so a mapping that starts dropping fields after a
-/// CRM change shows on a dashboard, not only in support tickets. Redeliveries count
-/// again: this measures what the CRM sends, not what is stored.
-fn count_mapping_problems(source: &str, records: &[NewRecord]) {
-    for record in records {
-        for warning in &record.mapped.warnings {
-            if let Some(rule) = rule_names(warning, "`:").next() {
-                metrics::counter!("bridge_mapping_warnings_total", "source" => source.to_owned(), "rule" => rule.to_owned()).increment(1);
+    pub fn pool(&self) -> &PgPool {
+        self.committer.pool()
+    }
+
+    /// Whether `source_id` is served (`HEAD /webhooks/{source}`).
+    pub fn knows(&self, source_id: &str) -> bool {
+        self.registry.current().get(source_id).is_some()
+    }
+
+    /// Finds the source and checks the credentials carried outside the body (bearer,
+    /// header, basic, query), before the body is read.
+    pub fn admit(&self, source_id: &str, head: &InboundRequest) -> Result<Admitted, IngestError> {
+        let mapping = self
+            .registry
+            .current()
+            .get(source_id)
+            .cloned()
+            .ok_or_else(|| IngestError::UnknownSource(source_id.to_owned()))?;
+        if let Err(e) = credentials::verify_head(&mapping.auth, head) {
+            answer::count_webhook(&mapping.id, "unauthorized");
+            return Err(e.into());
+        }
+        Ok(Admitted { mapping })
+    }
+
+    /// Stores an admitted request, or spools it, and says how its format answers.
+    pub async fn receive(
+        &self,
+        admitted: Admitted,
+        request: InboundRequest,
+        request_id: &str,
+    ) -> Result<Answer, IngestError> {
+        let mapping = admitted.mapping;
+        let result = self.receive_admitted(&mapping, request, request_id).await;
+        answer::count(&mapping.id, &result);
+        result.and_then(|outcome| answer::answer(mapping.format, outcome))
+    }
+
+    async fn receive_admitted(
+        &self,
+        mapping: &Arc<SourceMapping>,
+        request: InboundRequest,
+        request_id: &str,
+    ) -> Result<Outcome, IngestError> {
+        credentials::verify_signature(&mapping.auth, &request)?;
+        let (request, content) = self.read(mapping, request).await?;
+        let spool = self
+            .spool
+            .as_ref()
+            .filter(|_| mapping.format == SourceFormat::LeadSquared);
+        // Behind a spool backlog, new requests queue too, so records keep the CRM's order.
+        if let Some(spool) = spool.filter(|s| s.has_backlog()) {
+            return spool_request(spool, &mapping.id, &request, request_id).await;
+        }
+        let meta = RequestMeta {
+            source: &mapping.id,
+            mapping_hash: &mapping.content_hash,
+            content_type: request.content_type(),
+            request_id,
+        };
+        match self.commit(&meta, content).await {
+            Ok(outcome) => Ok(outcome),
+            Err(CommitError::Unavailable(cause)) => {
+                if let Some(spool) = spool {
+                    tracing::warn!(error = %cause, source = %mapping.id, request_id, "Postgres unavailable; spooling the webhook");
+                    return spool_request(spool, &mapping.id, &request, request_id).await;
+                }
+                tracing::error!(error = %cause, source = %mapping.id, request_id, "storing a webhook failed: Postgres is unavailable");
+                Err(match mapping.format {
+                    SourceFormat::SalesforceOutbound => IngestError::SoapFault,
+                    _ => IngestError::Unavailable,
+                })
+            }
+            Err(CommitError::Refused(cause)) => {
+                tracing::error!(error = %cause, source = %mapping.id, request_id, "Postgres refused a webhook's records");
+                Err(IngestError::Refused)
             }
         }
-        for rule in rule_names(record.mapped.error.as_deref().unwrap_or(""), "` failed:") {
-            metrics::counter!("bridge_mapping_failures_total", "source" => source.to_owned(), "rule" => rule.to_owned()).increment(1);
+    }
+
+    /// Parses and maps the body (off the async threads when large); a body that cannot
+    /// be parsed becomes the content to keep, when the sender is known to be genuine.
+    async fn read(
+        &self,
+        mapping: &Arc<SourceMapping>,
+        request: InboundRequest,
+    ) -> Result<(InboundRequest, Content), IngestError> {
+        let options = ReadOptions {
+            received_at: jiff::Timestamp::now(),
+            max_records: self.max_records,
+            verify_organization: true,
+            explain: false,
+        };
+        let (request, read) = self.reader.read(mapping.clone(), request, options).await?;
+        let content = match read {
+            Ok(records) => Content::Records(records),
+            Err(ReadError::Unauthorized(e)) => return Err(e.into()),
+            Err(ReadError::Parse(ParseError::TooManyRecords { limit })) => {
+                return Err(IngestError::TooManyRecords { limit });
+            }
+            Err(ReadError::Parse(ParseError::Malformed(e))) => {
+                // When the only credential is the organization id inside the body, the
+                // sender of an unreadable body is unknown: nothing is stored.
+                if !mapping.auth.organization_ids.is_empty() {
+                    return Err(IngestError::Malformed {
+                        reason: e.0,
+                        kept: false,
+                    });
+                }
+                Content::Malformed(MalformedBody::new(&request.body, &e.0))
+            }
+        };
+        Ok((request, content))
+    }
+
+    /// Checks attribute types, then commits; returns after the commit.
+    async fn commit(
+        &self,
+        meta: &RequestMeta<'_>,
+        content: Content,
+    ) -> Result<Outcome, CommitError> {
+        match content {
+            Content::Records(mut records) => {
+                answer::count_mapping_problems(meta.source, &records);
+                self.types.check(self.pool(), &mut records).await?;
+                let counts = self
+                    .committer
+                    .ingest(meta, Content::Records(records))
+                    .await?;
+                Ok(Outcome::Stored(counts))
+            }
+            Content::Malformed(body) => {
+                let reason = body.reason().to_owned();
+                self.committer
+                    .ingest(meta, Content::Malformed(body))
+                    .await?;
+                Ok(Outcome::Malformed(reason))
+            }
+        }
+    }
+
+    /// Stores a spooled request (authenticated before it was spooled; the spool keeps
+    /// no credentials).
+    async fn store_spooled(&self, entry: &SpoolEntry) -> Result<(), Replay> {
+        let (mappings, request) = (self.registry.current(), entry.request());
+        let (Some(mapping), Some(request)) = (mappings.get(&entry.source), request) else {
+            return Err(Replay::Refused(format!(
+                "the source `{}` no longer exists, or the entry is damaged",
+                entry.source
+            )));
+        };
+        let (request, content) = match self.read(mapping, request).await {
+            Ok(read) => read,
+            Err(IngestError::Busy(e)) => return Err(Replay::Later(e.to_string())),
+            Err(e) => return Err(Replay::Refused(e.to_string())),
+        };
+        let meta = RequestMeta {
+            source: &mapping.id,
+            mapping_hash: &mapping.content_hash,
+            content_type: request.content_type(),
+            request_id: &entry.request_id,
+        };
+        match self.commit(&meta, content).await {
+            Ok(_) => Ok(()),
+            Err(CommitError::Unavailable(e)) => Err(Replay::Later(e.to_string())),
+            Err(CommitError::Refused(e)) => Err(Replay::Refused(e.to_string())),
         }
     }
 }
 
-/// The rule names in messages written as ``rule `NAME`<end>`` by the mapping engine.
-fn rule_names<'a>(text: &'a str, end: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    text.match_indices("rule `").filter_map(move |(at, start)| {
-        let rest = &text[at + start.len()..];
-        let close = rest.find('`')?;
-        rest[close..].starts_with(end).then(|| &rest[..close])
-    })
+/// Why a spooled request was not stored.
+#[derive(Debug)]
+enum Replay {
+    /// Postgres is still unavailable: keep it, try again.
+    Later(String),
+    /// It can never be stored: set it aside, go on.
+    Refused(String),
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rule_names_come_from_the_engine_messages() {
-        let error =
-            "rule `lead-profile` failed: userId is required; rule `a` failed: x `b` failed: y";
-        let names: Vec<_> = super::rule_names(error, "` failed:").collect();
-        assert_eq!(names, ["lead-profile", "a"]);
-        let warning = "rule `lead-profile`: phone dropped: not a phone";
-        assert_eq!(
-            super::rule_names(warning, "`:").next(),
-            Some("lead-profile")
-        );
+/// Appends to the spool (fsynced), and only then answers 200.
+async fn spool_request(
+    spool: &Spool,
+    source: &str,
+    request: &InboundRequest,
+    request_id: &str,
+) -> Result<Outcome, IngestError> {
+    if let Err(e) = spool
+        .append(&SpoolEntry::new(source, request_id, request))
+        .await
+    {
+        tracing::error!(error = %e, request_id, "cannot write to the spool");
+        return Err(IngestError::Unavailable);
     }
+    Ok(Outcome::Spooled)
 }

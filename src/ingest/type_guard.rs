@@ -2,21 +2,25 @@
 //! the attribute when a later value has another type. The guard remembers the first type
 //! this bridge sent for every attribute (in Postgres, shared by every process) and drops
 //! a mismatching value with a warning before it is ever sent.
+//!
+//! The known types are bounded (WebEngage's 25 attributes of each type per scope, and
+//! `webengage::types::MAX_EVENT_SCOPES` event names), and grow in place: a new
+//! attribute costs an insert into the map, never a copy of it.
 
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
 
 use sqlx::PgPool;
 
+use crate::mapping::IncomingRecord;
 use crate::store::attribute_types;
-use crate::store::inbound::NewRecord;
-use crate::webengage::rules::{AttributeType, AttributeTypes, check_types};
+use crate::webengage::rules::{AttributeType, AttributeTypes, TypeCheck};
 
-/// The attribute types known so far; checks run against a snapshot, without a lock held.
-/// Loaded from Postgres on first use, so the service can start while Postgres is down.
+/// The attribute types known so far. Loaded from Postgres on first use, so the service
+/// can start while Postgres is down.
 #[derive(Debug, Default)]
 pub struct TypeGuard {
-    known: RwLock<Arc<AttributeTypes>>,
+    known: RwLock<AttributeTypes>,
     loaded: AtomicBool,
 }
 
@@ -24,65 +28,60 @@ impl TypeGuard {
     /// Loads every type recorded so far, once.
     async fn ensure_loaded(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         if !self.loaded.load(Ordering::Acquire) {
-            self.replace(attribute_types::load_all(pool).await?);
+            let all = attribute_types::load_all(pool).await?;
+            *self.write() = all;
             self.loaded.store(true, Ordering::Release);
         }
         Ok(())
     }
 
-    fn snapshot(&self) -> Arc<AttributeTypes> {
-        self.known.read().map(|k| k.clone()).unwrap_or_default()
-    }
-
-    fn replace(&self, types: AttributeTypes) {
-        if let Ok(mut known) = self.known.write() {
-            *known = Arc::new(types);
-        }
-    }
-
     /// Drops values whose type differs from the recorded one (with a warning on the
     /// record) and records the types of attributes seen for the first time.
-    pub async fn check(&self, pool: &PgPool, records: &mut [NewRecord]) -> Result<(), sqlx::Error> {
+    pub async fn check(
+        &self,
+        pool: &PgPool,
+        records: &mut [IncomingRecord],
+    ) -> Result<(), sqlx::Error> {
         self.ensure_loaded(pool).await?;
-        let snapshot = self.snapshot();
-        let (new, mut merged) = check_all(&snapshot, records);
+        let new = self.check_all(records);
         if new.is_empty() {
             return Ok(());
         }
         let inserted = attribute_types::record_new(pool, &new).await?;
         if inserted.len() < new.len() {
-            // Another process recorded some of them first: its types win; check again.
+            // Another process (or request) recorded some of them first: its types win.
+            // Load them and check again; what this check dropped stays dropped.
             let fresh = attribute_types::load_all(pool).await?;
-            let (_, rechecked) = check_all(&Arc::new(fresh.clone()), records);
-            merged = rechecked.or(Some(fresh));
+            *self.write() = fresh;
+            self.check_all(records);
+            return Ok(());
         }
-        if let Some(types) = merged {
-            self.replace(types);
+        let mut known = self.write();
+        for t in inserted {
+            known.insert(&t.scope, &t.name, t.json_type);
         }
         Ok(())
     }
-}
 
-/// Checks records in order; a record sees the types introduced by the records before it,
-/// so two records of one request cannot disagree. Returns the new types and, when there
-/// are any, the snapshot extended with them.
-fn check_all(
-    snapshot: &Arc<AttributeTypes>,
-    records: &mut [NewRecord],
-) -> (Vec<AttributeType>, Option<AttributeTypes>) {
-    let mut local: Option<AttributeTypes> = None;
-    let mut all_new = Vec::new();
-    for record in records {
-        let known = local.as_ref().unwrap_or(snapshot);
-        let new = check_types(known, &mut record.mapped);
-        if new.is_empty() {
-            continue;
+    /// Checks the records in order under the read lock (no await while it is held);
+    /// returns the attributes they introduce.
+    fn check_all(&self, records: &mut [IncomingRecord]) -> Vec<AttributeType> {
+        let known = self
+            .known
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut check = TypeCheck::new(&known);
+        for record in records {
+            let mapped = &mut record.mapped;
+            check.check(&mut mapped.operations, &mut mapped.warnings);
         }
-        let extended = local.get_or_insert_with(|| (**snapshot).clone());
-        for t in &new {
-            extended.insert(&t.scope, &t.name, t.json_type);
-        }
-        all_new.extend(new);
+        check.into_new()
     }
-    (all_new, local)
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AttributeTypes> {
+        // A poisoned lock only means a panic elsewhere mid-insert of one entry.
+        self.known
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }

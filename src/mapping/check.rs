@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::LoadError;
-use super::model::{Entries, Node, Pos, SNode};
+use super::yaml_tree::{Entries, Node, Pos, SNode};
 
 /// The errors found so far in one file.
 pub struct Ctx<'a> {
@@ -78,7 +78,7 @@ impl<'a> Ctx<'a> {
         key: &str,
         section: &str,
     ) -> Option<&'n SNode> {
-        let found = super::model::get(entries, key);
+        let found = super::yaml_tree::get(entries, key);
         if found.is_none() {
             self.err(at, format!("{section} needs `{key}`"));
         }

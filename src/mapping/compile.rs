@@ -5,13 +5,13 @@
 
 use std::path::Path;
 
-use super::auth;
+use super::auth_spec;
 use super::check::Ctx;
 use super::condition::{self, Condition};
 use super::limits::AttributeCounter;
-use super::model::{Entries, Node, Pos, SNode, get};
 use super::path::CompiledPath;
 use super::value::{self, ObjectSpec, Source, Template, ValueSpec};
+use super::yaml_tree::{Entries, Node, Pos, SNode, get};
 use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::rules;
 
@@ -67,7 +67,7 @@ pub fn compile_file(ctx: &mut Ctx, text: &str) -> Compiled {
         source: None,
         rules: Vec::new(),
     };
-    let root = match super::model::parse(text) {
+    let root = match super::yaml_tree::parse(text) {
         Ok(root) => root,
         Err(e) => {
             ctx.err(e.pos, format!("YAML syntax error: {}", e.message));
@@ -109,7 +109,7 @@ fn compile_source(ctx: &mut Ctx, node: &SNode) -> Option<SourceSection> {
         "auth",
         "`source` (write `auth: none` to accept unauthenticated requests)",
     ) {
-        Some(a) => auth::compile(ctx, a, format),
+        Some(a) => auth_spec::compile(ctx, a, format),
         None => None,
     };
     let records = get(entries, "records").and_then(|r| compile_records(ctx, r, format));

@@ -4,9 +4,9 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::check::Ctx;
-use super::model::{Entries, Node, Pos, SNode, get};
 use super::path::CompiledPath;
 use super::transform::text_of;
+use super::yaml_tree::{Entries, Node, Pos, SNode, get};
 
 pub const TESTS: &[&str] = &["equals", "not_equals", "in", "exists", "matches"];
 pub const KEYS: &[&str] = &[
@@ -211,10 +211,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::mapping::model;
+    use crate::mapping::yaml_tree;
 
     fn cond(yaml: &str) -> Result<Condition, Vec<String>> {
-        let node = model::parse(yaml).expect("yaml");
+        let node = yaml_tree::parse(yaml).expect("yaml");
         let mut ctx = Ctx::new(Path::new("m.yaml"));
         let c = compile(&mut ctx, &node);
         match (c, ctx.errors.is_empty()) {

@@ -10,9 +10,9 @@ use serde_json::{Map, Value};
 use super::compile::Rule;
 use super::datetime::{is_exact_webengage_time, parse_datetime, webengage_time};
 use super::value::{FieldPath, ObjectSpec, Scope, show};
-use super::{MappedRecord, Provenance, RecordStatus};
+use super::{MappedRecord, Provenance, RecordStatus, RuleFailure};
 use crate::webengage::rules;
-use crate::webengage::{Operation, OperationKind};
+use crate::webengage::{DroppedField, Operation, OperationKind};
 
 /// Runs every rule on one record; with `explain`, also records where each field came from.
 pub fn map_record(
@@ -41,7 +41,10 @@ pub fn map_record(
             // The first rule's list becomes the record's: no copy, no second allocation.
             Ok(ops) if operations.is_empty() => operations = ops,
             Ok(ops) => operations.extend(ops),
-            Err(why) => failures.push(format!("rule `{}` failed: {why}", rule.name)),
+            Err(reason) => failures.push(RuleFailure {
+                rule: rule.name.clone(),
+                reason,
+            }),
         }
         if rule.stop {
             break;
@@ -52,12 +55,12 @@ pub fn map_record(
         (true, true) => RecordStatus::Mapped,
         (true, false) => RecordStatus::Failed,
     };
-    let error = (!failures.is_empty()).then(|| failures.join("; "));
     MappedRecord {
         status,
         operations,
         warnings,
-        error,
+        failures,
+        provenance: Vec::new(),
     }
 }
 
@@ -116,7 +119,7 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
     let mut body = Map::with_capacity(spec.fields.len());
     // WebEngage's checks of the standard fields come after every field is evaluated:
     // their warnings, and a bad userId, wait until then.
-    let mut checks: Vec<String> = Vec::new();
+    let mut checks: Vec<DroppedField> = Vec::new();
     let (mut bad_id, mut identified) = (None, false);
     spec.eval_fields(scope, &FieldPath::Root("user"), |scope, key, value| {
         if key == "attributes" {

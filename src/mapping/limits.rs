@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use super::check::Ctx;
-use super::model::{Node, Pos, SNode};
 use super::value::{ObjectSpec, Source};
+use super::yaml_tree::{Node, Pos, SNode};
 use crate::webengage::rules::MAX_ATTRIBUTES_PER_TYPE;
 use crate::webengage::types::AttrType;
 

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::check::Ctx;
 use super::compile::{compile_file, source_id};
-use super::model::Pos;
+use super::yaml_tree::Pos;
 use super::{LoadError, LoadErrors, MappingSet, Plan, SourceMapping};
 
 pub fn load_dir(dir: &Path) -> Result<MappingSet, LoadErrors> {

@@ -1,11 +1,13 @@
 //! Mapping: YAML files that turn CRM records into WebEngage operations.
 //!
 //! A mapping *set* is every `*.yaml` in the mappings folder, one file per source.
-//! Loading checks everything and compiles every JSONPath, template and regex once
-//! (`compile`); evaluation (`eval`) then only walks the compiled plan. The `registry`
-//! holds the current set and swaps it atomically on reload.
+//! Loading (`loader`) reads each file into a positioned tree (`yaml_tree`), checks
+//! everything and compiles every JSONPath, template and regex once (`compile`);
+//! evaluation (`eval`) then only walks the compiled plan. [`SourceMapping::read`] is the
+//! one way a body becomes mapped records, for webhooks, previews and mapping tests.
+//! The mapping set serving webhooks, and its reloads, belong to `ingest::Registry`.
 
-mod auth;
+mod auth_spec;
 mod check;
 mod compile;
 mod condition;
@@ -13,13 +15,14 @@ mod datetime;
 mod eval;
 mod limits;
 mod loader;
-pub mod model;
 mod path;
 mod phone;
+mod read;
 mod star;
 mod template;
 mod transform;
 mod value;
+pub mod yaml_tree;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,15 +32,15 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::source::{AuthSpec, SourceFormat};
-use crate::webengage::Operation;
+use crate::webengage::{DroppedField, Operation};
 
-pub(crate) use value::show as show_value;
+pub use read::{IncomingRecord, ReadError, ReadOptions};
 
 /// The keys, names and arguments the loader accepts, for tools that describe the
 /// language (the editor schema): one list each, so a tool cannot drift from the loader.
 pub mod vocabulary {
     pub mod auth {
-        pub use crate::mapping::auth::{
+        pub use crate::mapping::auth_spec::{
             BASIC_KEYS, HEADER_KEYS, HMAC_ENCODINGS, HMAC_KEYS, KEYS, QUERY_KEYS,
         };
     }
@@ -69,15 +72,6 @@ pub struct MappingSet {
 }
 
 impl MappingSet {
-    pub fn from_sources(sources: impl IntoIterator<Item = SourceMapping>) -> Self {
-        MappingSet {
-            sources: sources
-                .into_iter()
-                .map(|s| (s.id.clone(), Arc::new(s)))
-                .collect(),
-        }
-    }
-
     /// Loads every mapping file in `dir`; all errors of all files are reported together.
     pub fn load_dir(dir: &Path) -> Result<MappingSet, LoadErrors> {
         loader::load_dir(dir)
@@ -164,10 +158,12 @@ impl SourceMapping {
         &self,
         record: &Value,
         received_at: jiff::Timestamp,
-    ) -> (MappedRecord, Vec<Provenance>) {
+    ) -> MappedRecord {
         let mut explain = Vec::new();
-        let mapped = eval::map_record(&self.plan.rules, record, received_at, Some(&mut explain));
-        (mapped, explain)
+        let mut mapped =
+            eval::map_record(&self.plan.rules, record, received_at, Some(&mut explain));
+        mapped.provenance = explain;
+        mapped
     }
 
     /// Compiles one mapping file's text (tests, previews); `file` is used in errors and
@@ -211,9 +207,37 @@ pub struct MappedRecord {
     pub status: RecordStatus,
     pub operations: Vec<Operation>,
     /// Fields dropped on the way (a phone that is not a phone, …), each naming rule, field and value.
-    pub warnings: Vec<String>,
-    /// Why rules failed, when `status` is `Failed`.
-    pub error: Option<String>,
+    pub warnings: Vec<DroppedField>,
+    /// The rules that failed (`status` is `Failed` when there is any).
+    pub failures: Vec<RuleFailure>,
+    /// Where each output field came from, when asked for (`preview --explain`); empty otherwise.
+    pub provenance: Vec<Provenance>,
+}
+
+impl MappedRecord {
+    /// Why rules failed, as one line: ``rule `a` failed: …; rule `b` failed: …``.
+    pub fn error(&self) -> Option<String> {
+        if self.failures.is_empty() {
+            return None;
+        }
+        let lines: Vec<String> = self.failures.iter().map(ToString::to_string).collect();
+        Some(lines.join("; "))
+    }
+}
+
+/// A rule that could not produce its operations for a record (a required field
+/// missing, …): its other rules still apply, the record is stored as `failed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleFailure {
+    /// The rule's name from the mapping file: the only part a metric may use as a label.
+    pub rule: String,
+    pub reason: String,
+}
+
+impl fmt::Display for RuleFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rule `{}` failed: {}", self.rule, self.reason)
+    }
 }
 
 /// Where one output field's value came from (`mappings preview --explain`).

@@ -3,9 +3,9 @@
 use serde_json::{Map, Value};
 
 use super::check::Ctx;
-use super::model::{Node, Pos, SNode, get};
 use super::path::{CompiledPath, same};
 use super::value::{FieldPath, Scope, ValueSpec, show};
+use super::yaml_tree::{Node, Pos, SNode, get};
 
 pub const KEYS: &[&str] = &[
     "from",

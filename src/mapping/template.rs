@@ -1,9 +1,9 @@
 //! Templates: `{{ path }}` placeholders between literal text, compiled once.
 
 use super::check::Ctx;
-use super::model::Pos;
 use super::path::CompiledPath;
 use super::transform::text_of;
+use super::yaml_tree::Pos;
 use serde_json::Value;
 
 /// `{{ path }}` placeholders between literal text.

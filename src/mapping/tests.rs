@@ -77,7 +77,7 @@ fn run(source: &str, record: &Value) -> MappedRecord {
 fn salesforce_lead_gives_user_and_event() {
     let m = run("salesforce", &sf_lead_record());
     assert_eq!(
-        (m.status, &m.warnings, &m.error),
+        (m.status, &m.warnings, &m.error()),
         (RecordStatus::Mapped, &vec![], &None)
     );
     assert_eq!(
@@ -240,7 +240,10 @@ fn leadsquared_stage_change_and_bad_phone() {
     let m = run("leadsquared", &lead);
     assert_eq!(m.status, RecordStatus::Mapped);
     assert_eq!(
-        m.warnings,
+        m.warnings
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         [
             "rule `lead-profile`: user.phone dropped: \"not a phone\" is not a phone number (transform phone)"
         ]
@@ -261,7 +264,7 @@ fn a_failed_rule_does_not_block_others() {
     let m = run("leadsquared", &lead);
     assert_eq!(m.status, RecordStatus::Failed);
     assert_eq!(
-        m.error.as_deref(),
+        m.error().as_deref(),
         Some(
             "rule `lead-profile` failed: user.userId is required but the record has no value for it; rule `stage-change` failed: event.userId is required but the record has no value for it"
         )
@@ -432,7 +435,7 @@ rules:
     let out = m.map_record(&json!({"email": "a@b.co", "otp": "1234"}), now());
     assert_eq!(out.status, RecordStatus::Failed);
     assert_eq!(
-        out.error.as_deref(),
+        out.error().as_deref(),
         Some("rule `lonely-event` failed: event has no userId (and the rule has no user with one)")
     );
     assert_eq!(

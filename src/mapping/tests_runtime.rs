@@ -47,7 +47,8 @@ fn explain_names_the_path_literal_template_default_and_fallbacks() {
         "email": " A@Example.com ", "phone": "98765 43210", "first": "Asha", "last": "Rao",
         "rating": "Warm", "custom": {"CourseInterest": "JEE"}
     });
-    let (mapped, p) = m.map_record_explained(&record, now());
+    let mut mapped = m.map_record_explained(&record, now());
+    let p = std::mem::take(&mut mapped.provenance);
     assert_eq!(
         mapped,
         m.map_record(&record, now()),
@@ -98,7 +99,8 @@ fn strings_webengage_would_drop_are_dropped_with_a_warning() {
     assert!(event.get("eventData").is_none(), "{event}");
     // Transactions are not attributes: no limit.
     assert_eq!(mapped.operations[2].body["txnId"], json!(long));
-    let w = mapped.warnings.join("\n");
+    let w: Vec<String> = mapped.warnings.iter().map(ToString::to_string).collect();
+    let w = w.join("\n");
     assert!(
         w.contains("rule `profile`: user.attributes.note dropped"),
         "{w}"
@@ -126,11 +128,10 @@ rules:
     assert_eq!(mapped.status, RecordStatus::Failed);
     assert!(
         mapped
-            .error
-            .as_deref()
+            .error()
             .is_some_and(|e| e.contains("event.eventData.body")),
         "{:?}",
-        mapped.error
+        mapped.error()
     );
     let mapped = m.map_record(&json!({"b": "é".repeat(rules_max() - 1)}), now());
     assert_eq!(mapped.status, RecordStatus::Mapped);

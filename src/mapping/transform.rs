@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::check::Ctx;
 use super::datetime::{parse_datetime, webengage_time};
-use super::model::{Node, Pos, SNode, get};
+use super::yaml_tree::{Node, Pos, SNode, get};
 
 pub const NAMES: &[&str] = &[
     "trim",

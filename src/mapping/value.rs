@@ -8,12 +8,12 @@ use serde_json::{Map, Value};
 
 use super::Provenance;
 use super::check::Ctx;
-use super::model::{Entries, Node, Pos, SNode, get};
 use super::path::CompiledPath;
 use super::star::StarCopy;
 pub use super::template::Template;
 use super::transform::{self, Transform, text_of};
-use crate::webengage::rules;
+use super::yaml_tree::{Entries, Node, Pos, SNode, get};
+use crate::webengage::{DroppedField, rules};
 
 pub const SOURCE_KEYS: &[&str] = &["path", "template", "const", "object", "array"];
 pub const ALL_KEYS: &[&str] = &[
@@ -57,8 +57,8 @@ pub struct ObjectSpec {
 /// What evaluation needs besides the record: where to put warnings.
 pub struct Scope<'a> {
     pub record: &'a Value,
-    pub warnings: &'a mut Vec<String>,
-    /// `rule `x`: ` — prefixes every warning so support staff know where to look.
+    pub warnings: &'a mut Vec<DroppedField>,
+    /// The rule being evaluated: every warning names it, so support staff know where to look.
     pub rule: &'a str,
     /// `mappings preview --explain`: where each field came from. `None` on the normal
     /// path, where the origins are never even described.
@@ -74,9 +74,9 @@ impl Scope<'_> {
         self.warnings.push(warning);
     }
 
-    /// The text of a warning, for callers that hold it back to keep warnings in order.
-    pub fn warning(&self, field: impl fmt::Display, message: String) -> String {
-        format!("rule `{}`: {field} dropped: {message}", self.rule)
+    /// A warning, for callers that hold it back to keep warnings in order.
+    pub fn warning(&self, field: impl fmt::Display, message: String) -> DroppedField {
+        DroppedField::new(self.rule, field, message)
     }
 
     /// Records where `field` came from, in explain mode only (`from` is not called otherwise).
@@ -152,14 +152,7 @@ fn is_blank(v: &Value) -> bool {
 }
 
 /// A value shown in a warning: short, so one odd record cannot flood the log.
-pub fn show(v: &Value) -> String {
-    let text = v.to_string();
-    if text.chars().count() > 80 {
-        format!("{}…", text.chars().take(80).collect::<String>())
-    } else {
-        text
-    }
-}
+pub use crate::webengage::rules::show_value as show;
 
 impl ValueSpec {
     pub fn literal(v: Value) -> ValueSpec {

@@ -1,64 +1,46 @@
-//! `mappings preview`: one body parsed and mapped exactly as a webhook would be,
-//! without a database or authentication.
+//! `mappings preview`: one body read exactly as a webhook's would be
+//! ([`SourceMapping::read`](crate::mapping::SourceMapping::read)), without a database
+//! or authentication, printed as the operations the worker would send.
 
 use serde_json::Value;
 
-use crate::mapping::MappingSet;
-use crate::source::{self, BodyError, InboundRequest};
+use crate::mapping::{MappingSet, ReadError, ReadOptions};
+use crate::source::Body;
 
-/// `mappings preview`: parses and maps one body exactly as a webhook would be, without
-/// a database or authentication, and returns the operations the worker would send.
-pub fn preview(
-    mappings: &MappingSet,
-    source_id: &str,
-    body: Vec<u8>,
-    content_type: Option<String>,
-    received_at: jiff::Timestamp,
-) -> Result<Value, PreviewError> {
-    preview_with(mappings, source_id, body, content_type, received_at, false)
+/// What to preview: a source's body, as of a time; with `explain` each record also
+/// lists, under `"explain"`, every output field with its rule and the path, literal,
+/// template or fallback that produced it.
+#[derive(Debug, Clone, Copy)]
+pub struct PreviewRequest<'a> {
+    pub source_id: &'a str,
+    pub body: Body<'a>,
+    pub received_at: jiff::Timestamp,
+    pub explain: bool,
 }
 
-/// `preview`, and with `explain` each record also lists, under `"explain"`, every output
-/// field with its rule and the path, literal, template or fallback that produced it.
-pub fn preview_with(
-    mappings: &MappingSet,
-    source_id: &str,
-    body: Vec<u8>,
-    content_type: Option<String>,
-    received_at: jiff::Timestamp,
-    explain: bool,
-) -> Result<Value, PreviewError> {
+/// `{"records": [{"key", "status", "operations", "warnings", "error"}, ...]}` (interface.md).
+pub fn preview(mappings: &MappingSet, request: PreviewRequest<'_>) -> Result<Value, PreviewError> {
     let mapping = mappings
-        .get(source_id)
-        .ok_or_else(|| PreviewError::UnknownSource(source_id.to_owned()))?;
-    let mut request = InboundRequest {
-        body,
-        ..InboundRequest::default()
+        .get(request.source_id)
+        .ok_or_else(|| PreviewError::UnknownSource(request.source_id.to_owned()))?;
+    let options = ReadOptions {
+        explain: request.explain,
+        ..ReadOptions::offline(request.received_at)
     };
-    if let Some(ct) = content_type {
-        request.headers.insert("content-type".to_owned(), ct);
-    }
-    let parsed = source::parse_body(mapping.format, &request, mapping.records.as_ref())
-        .map_err(PreviewError::Body)?;
-    let records: Vec<Value> = parsed
-        .records
-        .iter()
-        .map(|payload| {
-            let (mapped, provenance) = if explain {
-                let (m, p) = mapping.map_record_explained(payload, received_at);
-                (m, Some(p))
-            } else {
-                (mapping.map_record(payload, received_at), None)
-            };
+    let records: Vec<Value> = mapping
+        .read(request.body, &options)?
+        .into_iter()
+        .map(|record| {
+            let mapped = record.mapped;
             let mut out = serde_json::json!({
-                "key": mapping.dedupe_key(payload),
+                "key": record.dedupe_key,
                 "status": mapped.status.as_str(),
                 "operations": mapped.operations,
                 "warnings": mapped.warnings,
-                "error": mapped.error,
+                "error": mapped.error(),
             });
-            if let (Some(p), Value::Object(m)) = (provenance, &mut out) {
-                m.insert("explain".to_owned(), serde_json::json!(p));
+            if let (true, Value::Object(m)) = (request.explain, &mut out) {
+                m.insert("explain".to_owned(), serde_json::json!(mapped.provenance));
             }
             out
         })
@@ -71,5 +53,5 @@ pub enum PreviewError {
     #[error("no mapping file defines the source `{0}`")]
     UnknownSource(String),
     #[error("the body cannot be parsed: {0}")]
-    Body(BodyError),
+    Body(#[from] ReadError),
 }

@@ -1,13 +1,15 @@
 //! The mapping test runner: `mappings/tests/*.yaml` cases, each a body and the exact
-//! operations it must produce, with a readable diff when they differ.
+//! operations it must produce, with a readable diff when they differ. A case's body is
+//! read as a webhook's would be ([`SourceMapping::read`](crate::mapping::SourceMapping::read)),
+//! in the source's format.
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::mapping::model::{self, Node, get};
-use crate::mapping::{MappingSet, SourceMapping};
-use crate::source::{InboundRequest, parse_body};
+use crate::mapping::yaml_tree::{self, Node, get};
+use crate::mapping::{MappingSet, ReadOptions};
+use crate::source::Body;
 
 /// The outcome of every case in a tests folder.
 #[derive(Debug, Default)]
@@ -29,6 +31,9 @@ pub struct Case {
     pub source: String,
     pub name: String,
     pub body: Vec<u8>,
+    /// The `Content-Type` the CRM would send (`content_type:`); LeadSquared bodies are
+    /// read by it, other formats ignore it. Without one, LeadSquared bodies are sniffed.
+    pub content_type: Option<String>,
     pub now: jiff::Timestamp,
     /// `[{"user": {...}}, {"event": {...}}, ...]`
     pub expect: Vec<Value>,
@@ -47,7 +52,7 @@ pub fn run_tests(set: &MappingSet, dir: &Path) -> TestReport {
             Err(e) => report.failures.push(format!("{}: {e}", file.display())),
             Ok(cases) => {
                 for case in cases {
-                    match run_case(set, &case, parse) {
+                    match run_case(set, &case) {
                         Ok(()) => report.passed += 1,
                         Err(e) => {
                             report
@@ -62,42 +67,23 @@ pub fn run_tests(set: &MappingSet, dir: &Path) -> TestReport {
     report
 }
 
-fn parse(mapping: &SourceMapping, body: &[u8]) -> Result<Vec<Value>, String> {
-    let content_type = if body.trim_ascii_start().starts_with(b"<") {
-        "text/xml"
-    } else {
-        "application/json"
-    };
-    let request = InboundRequest {
-        headers: [("content-type".to_owned(), content_type.to_owned())].into(),
-        query: String::new(),
-        body: body.to_vec(),
-    };
-    parse_body(mapping.format, &request, mapping.records.as_ref())
-        .map(|p| p.records)
-        .map_err(|e| e.0)
-}
-
-/// Runs one case; `parse` turns the body into records (the source's parser).
-pub fn run_case(
-    set: &MappingSet,
-    case: &Case,
-    parse: impl Fn(&SourceMapping, &[u8]) -> Result<Vec<Value>, String>,
-) -> Result<(), String> {
+/// Runs one case: its body read as a webhook of its source would be.
+pub fn run_case(set: &MappingSet, case: &Case) -> Result<(), String> {
     let mapping = set
         .get(&case.source)
         .ok_or_else(|| format!("no mapping file for source `{}`", case.source))?;
-    let records =
-        parse(mapping, &case.body).map_err(|e| format!("the body does not parse: {e}"))?;
-    let mut produced = Vec::new();
-    for record in &records {
-        let out = mapping.map_record(record, case.now);
-        produced.extend(
-            out.operations
-                .iter()
-                .map(|o| json!({ o.kind.as_str(): o.body })),
-        );
-    }
+    let body = Body {
+        content_type: case.content_type.as_deref(),
+        bytes: &case.body,
+    };
+    let records = mapping
+        .read(body, &ReadOptions::offline(case.now))
+        .map_err(|e| format!("the body does not parse: {e}"))?;
+    let produced: Vec<Value> = records
+        .iter()
+        .flat_map(|r| &r.mapped.operations)
+        .map(|o| json!({ o.kind.as_str(): o.body }))
+        .collect();
     if produced == case.expect {
         return Ok(());
     }
@@ -129,7 +115,7 @@ fn diff(expected: &[Value], produced: &[Value]) -> String {
 /// Reads a test file's cases; `body_file` is relative to the test file.
 pub fn read_cases(file: &Path) -> Result<Vec<Case>, String> {
     let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
-    let root = model::parse(&text)
+    let root = yaml_tree::parse(&text)
         .map_err(|e| format!("{}:{}: {}", e.pos.line, e.pos.column, e.message))?;
     let top = root
         .value
@@ -174,6 +160,17 @@ fn read_case(source: &str, dir: &Path, node: &Node) -> Result<Case, String> {
             ));
         }
     };
+    let content_type = match get(entries, "content_type") {
+        Some(c) => Some(
+            c.value
+                .as_str()
+                .ok_or(format!(
+                    "{name}: `content_type` is text, e.g. application/json"
+                ))?
+                .to_owned(),
+        ),
+        None => None,
+    };
     let now = match get(entries, "now") {
         Some(n) => n
             .value
@@ -190,6 +187,7 @@ fn read_case(source: &str, dir: &Path, node: &Node) -> Result<Case, String> {
         source: source.to_owned(),
         name,
         body,
+        content_type,
         now,
         expect,
     })
@@ -199,30 +197,44 @@ fn read_case(source: &str, dir: &Path, node: &Node) -> Result<Case, String> {
 mod tests {
     use super::*;
 
-    /// The example test files, for the cases whose bodies are JSON (the XML and
-    /// LeadSquared parsers live in `source/` and are exercised by integration tests).
+    /// The example test files, each case read in its source's format.
     #[test]
     fn example_test_files_match_the_example_mappings() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
         let set = MappingSet::load_dir(&root).expect("examples load");
-        let mut ran = 0;
-        for file in ["salesforce-flow.yaml", "leadsquared.yaml"] {
-            for case in read_cases(&root.join("tests").join(file)).expect("cases") {
-                let result = run_case(&set, &case, |_, body| {
-                    serde_json::from_slice::<Value>(body)
-                        .map(|v| vec![v])
-                        .map_err(|e| e.to_string())
-                });
-                assert_eq!(result, Ok(()), "{file}: {}", case.name);
-                ran += 1;
-            }
-        }
-        assert_eq!(ran, 4);
+        let report = run_tests(&set, &root.join("tests"));
+        assert_eq!(report.failures, Vec::<String>::new());
+        assert_eq!(report.passed, 6);
+    }
+
+    /// A LeadSquared body is read by its declared type, as the webhook would read it,
+    /// not by a guess from its first byte.
+    #[test]
+    fn a_case_is_read_by_its_declared_content_type() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("lsq.yaml"),
+            "source: { format: leadsquared, auth: none }\nrules:\n  - name: r\n    user: { userId: $.ProspectID }\n",
+        )
+        .unwrap();
+        let set = MappingSet::load_dir(dir.path()).unwrap();
+        let case = |content_type: Option<&str>| Case {
+            source: "lsq".into(),
+            name: "form".into(),
+            body: b"ProspectID=p1".to_vec(),
+            content_type: content_type.map(str::to_owned),
+            now: jiff::Timestamp::UNIX_EPOCH,
+            expect: vec![json!({"user": {"userId": "p1"}})],
+        };
+        assert_eq!(run_case(&set, &case(None)), Ok(()));
         assert_eq!(
-            read_cases(&root.join("tests/salesforce.yaml"))
-                .expect("cases")
-                .len(),
-            2
+            run_case(&set, &case(Some("application/x-www-form-urlencoded"))),
+            Ok(())
+        );
+        let err = run_case(&set, &case(Some("application/json"))).unwrap_err();
+        assert!(
+            err.starts_with("the body does not parse: JSON is malformed"),
+            "{err}"
         );
     }
 

@@ -6,40 +6,133 @@
 //! object check: a path that should fan out says so itself, e.g. `$.records[*]`).
 //! Every record must be a JSON object. An empty selection is not an error: a batch can
 //! legitimately be empty (`{"totalSize": 0, "records": []}`).
+//!
+//! At most `max_records` records: without a `records` path a top-level array is counted
+//! while it is parsed and refused at the first record too many, so a body of a million
+//! `{}` costs microseconds, not a million values.
 
-use std::fmt::Write as _;
+use std::cell::Cell;
+use std::fmt::{self, Write as _};
 
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::query::js_path_process;
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::{BodyError, ParsedBody};
+use super::{BodyError, ParseError, ParsedBody};
 
-pub fn parse_body(body: &[u8], records: Option<&JpQuery>) -> Result<ParsedBody, BodyError> {
-    let value = parse_value(body)?;
+pub fn parse_body(
+    body: &[u8],
+    records: Option<&JpQuery>,
+    max_records: usize,
+) -> Result<ParsedBody, ParseError> {
+    let value = parse_value(body, records.is_none().then_some(max_records))?;
     Ok(ParsedBody {
-        records: select_records(value, records)?,
+        records: select_records(value, records, max_records)?,
         organization_id: None,
     })
 }
 
-/// Parses a JSON document. serde_json's recursion limit (128) turns hostile nesting into an
-/// ordinary error rather than a stack overflow; a UTF-8 byte order mark is tolerated
-/// because some senders (Windows tooling) prepend one and serde_json would refuse it.
-pub(crate) fn parse_value(body: &[u8]) -> Result<Value, BodyError> {
+/// Parses a JSON document; with `max_items`, a top-level array of more items is refused
+/// as soon as the parser reaches the first one too many. serde_json's recursion limit
+/// (128) turns hostile nesting into an ordinary error rather than a stack overflow; a
+/// UTF-8 byte order mark is tolerated because some senders (Windows tooling) prepend
+/// one and serde_json would refuse it.
+pub(crate) fn parse_value(body: &[u8], max_items: Option<usize>) -> Result<Value, ParseError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(BodyError("the body is empty".into()));
+        return Err(BodyError("the body is empty".into()).into());
     }
-    serde_json::from_slice(body).map_err(|e| BodyError(format!("JSON is malformed: {e}")))
+    let malformed = |e: serde_json::Error| BodyError(format!("JSON is malformed: {e}"));
+    let Some(limit) = max_items else {
+        return Ok(serde_json::from_slice(body).map_err(malformed)?);
+    };
+    let over = Cell::new(false);
+    let mut parser = serde_json::Deserializer::from_slice(body);
+    let parsed = CappedTopLevel { limit, over: &over }.deserialize(&mut parser);
+    if over.get() {
+        return Err(ParseError::TooManyRecords { limit });
+    }
+    let value = parsed.map_err(malformed)?;
+    parser.end().map_err(malformed)?;
+    Ok(value)
+}
+
+/// A JSON document whose top-level array may hold at most `limit` items; anything
+/// else is parsed as serde_json parses it. `over` tells the refusal from a syntax error.
+struct CappedTopLevel<'a> {
+    limit: usize,
+    over: &'a Cell<bool>,
+}
+
+impl<'de> DeserializeSeed<'de> for CappedTopLevel<'_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, parser: D) -> Result<Value, D::Error> {
+        parser.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CappedTopLevel<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(item) = items.next_element::<Value>()? {
+            if out.len() == self.limit {
+                self.over.set(true);
+                return Err(de::Error::custom("too many records"));
+            }
+            out.push(item);
+        }
+        Ok(Value::Array(out))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Value, A::Error> {
+        Value::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
 }
 
 /// Applies the record rules described in the module documentation.
 pub(crate) fn select_records(
     value: Value,
     records: Option<&JpQuery>,
-) -> Result<Vec<Value>, BodyError> {
+    max_records: usize,
+) -> Result<Vec<Value>, ParseError> {
     let selected = match records {
         None => match value {
             Value::Array(items) => items,
@@ -55,13 +148,17 @@ pub(crate) fn select_records(
             .map(|hit| hit.val().clone())
             .collect(),
     };
+    if selected.len() > max_records {
+        return Err(ParseError::TooManyRecords { limit: max_records });
+    }
     for (i, record) in selected.iter().enumerate() {
         if !record.is_object() {
             return Err(BodyError(format!(
                 "record {} is not a JSON object but {}",
                 i + 1,
                 kind(record)
-            )));
+            ))
+            .into());
         }
     }
     Ok(selected)
@@ -152,7 +249,7 @@ mod tests {
     #[test]
     fn object_body_is_one_record() {
         let body = fixture("sf_flow_lead.json");
-        let parsed = parse_body(&body, None).unwrap();
+        let parsed = parse_body(&body, None, usize::MAX).unwrap();
         assert_eq!(parsed.records.len(), 1);
         assert_eq!(parsed.organization_id, None);
         let r = &parsed.records[0];
@@ -164,55 +261,120 @@ mod tests {
 
     #[test]
     fn array_body_is_one_record_per_element() {
-        let parsed = parse_body(br#"[{"a":1},{"a":2}]"#, None).unwrap();
+        let parsed = parse_body(br#"[{"a":1},{"a":2}]"#, None, usize::MAX).unwrap();
         assert_eq!(parsed.records, vec![json!({"a":1}), json!({"a":2})]);
-        assert!(parse_body(b" [] ", None).unwrap().records.is_empty());
+        assert!(
+            parse_body(b" [] ", None, usize::MAX)
+                .unwrap()
+                .records
+                .is_empty()
+        );
     }
 
     #[test]
     fn records_path_selects_records() {
         let q = parse_json_path("$.records[*]").unwrap();
         let body = br#"{"totalSize":2,"done":true,"records":[{"Id":"1"},{"Id":"2"}]}"#;
-        let parsed = parse_body(body, Some(&q)).unwrap();
+        let parsed = parse_body(body, Some(&q), usize::MAX).unwrap();
         assert_eq!(parsed.records, vec![json!({"Id":"1"}), json!({"Id":"2"})]);
 
         // A node that is an array is one record, and not an object.
         let q = parse_json_path("$.records").unwrap();
-        let err = parse_body(body, Some(&q)).unwrap_err();
-        assert_eq!(err.0, "record 1 is not a JSON object but an array");
+        let err = parse_body(body, Some(&q), usize::MAX).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "record 1 is not a JSON object but an array"
+        );
 
         let q = parse_json_path("$.nothing[*]").unwrap();
-        assert!(parse_body(body, Some(&q)).unwrap().records.is_empty());
+        assert!(
+            parse_body(body, Some(&q), usize::MAX)
+                .unwrap()
+                .records
+                .is_empty()
+        );
     }
 
     #[test]
     fn non_objects_are_refused() {
         assert_eq!(
-            parse_body(b"42", None).unwrap_err().0,
+            parse_body(b"42", None, usize::MAX).unwrap_err().to_string(),
             "record 1 is not a JSON object but a number"
         );
         assert_eq!(
-            parse_body(br#"[{}, "x"]"#, None).unwrap_err().0,
+            parse_body(br#"[{}, "x"]"#, None, usize::MAX)
+                .unwrap_err()
+                .to_string(),
             "record 2 is not a JSON object but a string"
         );
     }
 
     #[test]
     fn malformed_and_hostile_json_are_clean_errors() {
-        let err = parse_body(&fixture("lsq_malformed.json"), None).unwrap_err();
-        assert!(err.0.starts_with("JSON is malformed: "), "{err}");
-        assert!(!err.0.contains('\n'));
+        let err = parse_body(&fixture("lsq_malformed.json"), None, usize::MAX).unwrap_err();
+        assert!(err.to_string().starts_with("JSON is malformed: "), "{err}");
+        assert!(!err.to_string().contains('\n'));
 
         let deep = "[".repeat(100_000);
-        let err = parse_body(deep.as_bytes(), None).unwrap_err();
-        assert!(err.0.contains("recursion limit"), "{err}");
+        let err = parse_body(deep.as_bytes(), None, usize::MAX).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
 
         assert_eq!(
-            parse_body(b"  \n", None).unwrap_err().0,
+            parse_body(b"  \n", None, usize::MAX)
+                .unwrap_err()
+                .to_string(),
             "the body is empty"
         );
-        assert!(parse_body(b"\xff\xfe{}", None).is_err());
-        assert!(parse_body(b"\xEF\xBB\xBF{\"a\":1}", None).is_ok());
+        assert!(parse_body(b"\xff\xfe{}", None, usize::MAX).is_err());
+        assert!(parse_body(b"\xEF\xBB\xBF{\"a\":1}", None, usize::MAX).is_ok());
+    }
+
+    #[test]
+    fn records_are_counted_while_parsing() {
+        assert_eq!(
+            parse_body(b"[{}, {}, {}]", None, 2),
+            Err(ParseError::TooManyRecords { limit: 2 })
+        );
+        assert_eq!(parse_body(b"[{}, {}]", None, 2).unwrap().records.len(), 2);
+        // Refused at the third record: what follows is never read.
+        assert_eq!(
+            parse_body(b"[{}, {}, {}, this is not JSON", None, 2),
+            Err(ParseError::TooManyRecords { limit: 2 })
+        );
+        // A syntax error before the limit is a syntax error; trailing text still counts.
+        assert!(matches!(
+            parse_body(b"[{}, oops]", None, 2),
+            Err(ParseError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_body(b"[{}] x", None, 2),
+            Err(ParseError::Malformed(_))
+        ));
+        // The capped parser reads every other shape as serde_json does.
+        let doc = br#"{"a": [1, -2, 3.5, true, null, "x\u00e9"], "b": {"c": {}}}"#;
+        assert_eq!(
+            parse_body(doc, None, 1).unwrap().records[0],
+            serde_json::from_slice::<Value>(doc).unwrap()
+        );
+        // With a records path the selection is counted.
+        let q = parse_json_path("$.records[*]").unwrap();
+        assert_eq!(
+            parse_body(br#"{"records": [{}, {}, {}]}"#, Some(&q), 2),
+            Err(ParseError::TooManyRecords { limit: 2 })
+        );
+    }
+
+    #[test]
+    fn a_million_empty_records_are_refused_in_milliseconds() {
+        let mut body = b"[".to_vec();
+        body.extend(b"{},".repeat(1_700_000));
+        body.extend(b"{}]");
+        let started = std::time::Instant::now();
+        assert_eq!(
+            parse_body(&body, None, 1000),
+            Err(ParseError::TooManyRecords { limit: 1000 })
+        );
+        assert!(started.elapsed() < std::time::Duration::from_millis(500));
     }
 
     #[test]

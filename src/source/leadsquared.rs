@@ -9,26 +9,28 @@ use jsonpath_rust::parser::model::JpQuery;
 use serde_json::{Map, Value};
 
 use super::json::{content_hash, parse_value, select_records};
-use super::{BodyError, ParsedBody};
+use super::{BodyError, ParseError, ParsedBody};
 
 pub fn parse_body(
     content_type: Option<&str>,
     body: &[u8],
     records: Option<&JpQuery>,
-) -> Result<ParsedBody, BodyError> {
+    max_records: usize,
+) -> Result<ParsedBody, ParseError> {
+    let json_cap = records.is_none().then_some(max_records);
     let value = match Encoding::of(content_type) {
-        Encoding::Json => parse_value(body)?,
+        Encoding::Json => parse_value(body, json_cap)?,
         Encoding::Form => parse_form(body, false)?,
         Encoding::Sniff => {
             if looks_like_json(body) {
-                parse_value(body)?
+                parse_value(body, json_cap)?
             } else {
                 parse_form(body, true)?
             }
         }
     };
     Ok(ParsedBody {
-        records: select_records(value, records)?,
+        records: select_records(value, records, max_records)?,
         organization_id: None,
     })
 }
@@ -148,7 +150,7 @@ mod tests {
     use crate::source::test_support::fixture;
 
     fn one(content_type: Option<&str>, body: &[u8]) -> Value {
-        let parsed = parse_body(content_type, body, None).unwrap();
+        let parsed = parse_body(content_type, body, None, usize::MAX).unwrap();
         assert_eq!(parsed.records.len(), 1);
         assert_eq!(parsed.organization_id, None);
         parsed.records.into_iter().next().unwrap()
@@ -185,12 +187,13 @@ mod tests {
             Some("application/json"),
             &fixture("lsq_malformed.json"),
             None,
+            usize::MAX,
         )
         .unwrap_err();
-        assert!(err.0.starts_with("JSON is malformed"), "{err}");
+        assert!(err.to_string().starts_with("JSON is malformed"), "{err}");
         // Sniffed too: it starts with `{`, so it is judged as JSON, not as a form.
-        let err = parse_body(None, &fixture("lsq_malformed.json"), None).unwrap_err();
-        assert!(err.0.starts_with("JSON is malformed"), "{err}");
+        let err = parse_body(None, &fixture("lsq_malformed.json"), None, usize::MAX).unwrap_err();
+        assert!(err.to_string().starts_with("JSON is malformed"), "{err}");
     }
 
     #[test]
@@ -233,42 +236,69 @@ mod tests {
     #[test]
     fn unreadable_bodies_are_errors() {
         assert_eq!(
-            parse_body(None, b"hello world", None).unwrap_err().0,
-            "the body is neither JSON nor form-encoded"
-        );
-        assert_eq!(
-            parse_body(None, b"=x", None).unwrap_err().0,
-            "the body is neither JSON nor form-encoded"
-        );
-        assert_eq!(
-            parse_body(None, b"", None).unwrap_err().0,
-            "the body is empty"
-        );
-        assert_eq!(
-            parse_body(Some("application/x-www-form-urlencoded"), b"  ", None)
+            parse_body(None, b"hello world", None, usize::MAX)
                 .unwrap_err()
-                .0,
+                .to_string(),
+            "the body is neither JSON nor form-encoded"
+        );
+        assert_eq!(
+            parse_body(None, b"=x", None, usize::MAX)
+                .unwrap_err()
+                .to_string(),
+            "the body is neither JSON nor form-encoded"
+        );
+        assert_eq!(
+            parse_body(None, b"", None, usize::MAX)
+                .unwrap_err()
+                .to_string(),
             "the body is empty"
         );
-        assert!(parse_body(Some("application/x-www-form-urlencoded"), b"a=\xff", None).is_err());
-        assert!(parse_body(Some("application/json"), b"a=b", None).is_err());
-        assert!(parse_body(Some("application/json"), b"\"just a string\"", None).is_err());
+        assert_eq!(
+            parse_body(
+                Some("application/x-www-form-urlencoded"),
+                b"  ",
+                None,
+                usize::MAX
+            )
+            .unwrap_err()
+            .to_string(),
+            "the body is empty"
+        );
+        assert!(
+            parse_body(
+                Some("application/x-www-form-urlencoded"),
+                b"a=\xff",
+                None,
+                usize::MAX
+            )
+            .is_err()
+        );
+        assert!(parse_body(Some("application/json"), b"a=b", None, usize::MAX).is_err());
+        assert!(
+            parse_body(
+                Some("application/json"),
+                b"\"just a string\"",
+                None,
+                usize::MAX
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn arrays_and_records_path() {
         let body = br#"[{"ProspectID":"p1"},{"ProspectID":"p2"}]"#;
-        let parsed = parse_body(Some("application/json"), body, None).unwrap();
+        let parsed = parse_body(Some("application/json"), body, None, usize::MAX).unwrap();
         assert_eq!(parsed.records.len(), 2);
         assert_eq!(parsed.records[1]["ProspectID"], "p2");
 
         let q = parse_json_path("$.Data[*]").unwrap();
         let body = br#"{"Data":[{"ProspectID":"p1"},{"ProspectID":"p2"},{"ProspectID":"p3"}]}"#;
-        let parsed = parse_body(Some("text/plain"), body, Some(&q)).unwrap();
+        let parsed = parse_body(Some("text/plain"), body, Some(&q), usize::MAX).unwrap();
         assert_eq!(parsed.records.len(), 3);
 
         let q = parse_json_path("$.Data[*]").unwrap();
-        assert!(parse_body(None, br#"{"Data":[1]}"#, Some(&q)).is_err());
+        assert!(parse_body(None, br#"{"Data":[1]}"#, Some(&q), usize::MAX).is_err());
     }
 
     #[test]

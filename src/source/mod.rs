@@ -1,19 +1,21 @@
 //! Sources: turning a webhook request (headers, query, body) into authenticated records.
 //!
-//! Each format owns its parser: `salesforce` (SOAP outbound messages), `leadsquared`
-//! (JSON, form-encoded or plain text), `json` (any JSON). `auth` checks the credentials
-//! a mapping file's `source.auth` asks for. Nothing here touches the database.
+//! Each format owns its parser: `salesforce` (SOAP outbound messages, behind the linear
+//! pre-scan of `xml_guard`), `leadsquared` (JSON, form-encoded or plain text), `json`
+//! (any JSON). `credentials` checks what a mapping file's `source.auth` asks for.
+//! Nothing here touches the database.
 
-pub mod auth;
+pub mod credentials;
 pub mod json;
 pub mod leadsquared;
 pub mod salesforce;
+pub mod xml_guard;
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
-pub use auth::{AuthError, AuthSpec};
+pub use credentials::{AuthError, AuthSpec};
 
 /// The wire format a source's webhooks arrive in (`source.format` in a mapping file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +66,21 @@ impl InboundRequest {
     pub fn content_type(&self) -> Option<&str> {
         self.header("content-type")
     }
+
+    /// What the parsers read.
+    pub fn as_body(&self) -> Body<'_> {
+        Body {
+            content_type: self.content_type(),
+            bytes: &self.body,
+        }
+    }
+}
+
+/// A body as the parsers read it: the bytes and their declared content type.
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    pub content_type: Option<&'a str>,
+    pub bytes: &'a [u8],
 }
 
 /// What a body parses into: the records it carries, plus the Salesforce organization
@@ -80,19 +97,35 @@ pub struct ParsedBody {
 #[error("{0}")]
 pub struct BodyError(pub String);
 
+/// Why a body gives no records.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error(transparent)]
+    Malformed(#[from] BodyError),
+    /// More records than one request may carry (`BRIDGE_MAX_RECORDS`); found while
+    /// parsing, so a body of a million records never becomes a million values.
+    #[error(
+        "the body holds more than {limit} records; send at most {limit} per request (BRIDGE_MAX_RECORDS)"
+    )]
+    TooManyRecords { limit: usize },
+}
+
 /// Parses a body in the given format. `records` selects the records of a JSON body
-/// (`source.records`); without it the body itself is the record, or each element of an array.
+/// (`source.records`); without it the body itself is the record, or each element of an
+/// array. JSON and LeadSquared bodies of more than `max_records` records are refused
+/// (Salesforce's own bound is `salesforce::MAX_NOTIFICATIONS`).
 pub fn parse_body(
     format: SourceFormat,
-    request: &InboundRequest,
+    body: Body<'_>,
     records: Option<&jsonpath_rust::parser::model::JpQuery>,
-) -> Result<ParsedBody, BodyError> {
+    max_records: usize,
+) -> Result<ParsedBody, ParseError> {
     match format {
-        SourceFormat::SalesforceOutbound => salesforce::parse_notifications(&request.body),
+        SourceFormat::SalesforceOutbound => Ok(salesforce::parse_notifications(body.bytes)?),
         SourceFormat::LeadSquared => {
-            leadsquared::parse_body(request.content_type(), &request.body, records)
+            leadsquared::parse_body(body.content_type, body.bytes, records, max_records)
         }
-        SourceFormat::Json => json::parse_body(&request.body, records),
+        SourceFormat::Json => json::parse_body(body.bytes, records, max_records),
     }
 }
 
@@ -139,7 +172,7 @@ mod tests {
             "text/xml; charset=utf-8",
             fixture("sf_outbound_lead_single.xml"),
         );
-        let parsed = parse_body(SourceFormat::SalesforceOutbound, &sf, None).unwrap();
+        let parsed = parse_body(SourceFormat::SalesforceOutbound, sf.as_body(), None, 1).unwrap();
         assert_eq!(
             parsed.organization_id.as_deref(),
             Some("00D5j00000KqRtBEAV")
@@ -149,22 +182,44 @@ mod tests {
             "00D5j00000KqRtB:04l5j00000Bq8LdAAJ"
         );
         // The same XML is no JSON.
-        assert!(parse_body(SourceFormat::Json, &sf, None).is_err());
+        assert!(parse_body(SourceFormat::Json, sf.as_body(), None, 1).is_err());
 
         let lsq = request(
             "application/x-www-form-urlencoded",
             b"ProspectActivityId=a1&x=y".to_vec(),
         );
-        let parsed = parse_body(SourceFormat::LeadSquared, &lsq, None).unwrap();
+        let parsed = parse_body(SourceFormat::LeadSquared, lsq.as_body(), None, 1).unwrap();
         assert_eq!(
             default_dedupe_key(SourceFormat::LeadSquared, &parsed.records[0]),
             "a1"
         );
 
         let json = request("application/json", fixture("sf_flow_lead.json"));
-        let parsed = parse_body(SourceFormat::Json, &json, None).unwrap();
+        let parsed = parse_body(SourceFormat::Json, json.as_body(), None, 1).unwrap();
         let key = default_dedupe_key(SourceFormat::Json, &parsed.records[0]);
         assert_eq!(key, json::content_hash(&parsed.records[0]));
+    }
+
+    #[test]
+    fn json_and_leadsquared_bodies_are_capped_but_not_salesforce() {
+        let two = request("application/json", b"[{}, {}]".to_vec());
+        for format in [SourceFormat::Json, SourceFormat::LeadSquared] {
+            assert_eq!(
+                parse_body(format, two.as_body(), None, 1),
+                Err(ParseError::TooManyRecords { limit: 1 })
+            );
+            assert_eq!(
+                parse_body(format, two.as_body(), None, 2)
+                    .unwrap()
+                    .records
+                    .len(),
+                2
+            );
+        }
+        // Salesforce has a bound of its own (MAX_NOTIFICATIONS).
+        let sf = request("text/xml", fixture("sf_outbound_lead_single.xml"));
+        let parsed = parse_body(SourceFormat::SalesforceOutbound, sf.as_body(), None, 0).unwrap();
+        assert_eq!(parsed.records.len(), 1);
     }
 
     #[test]

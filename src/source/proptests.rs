@@ -65,9 +65,9 @@ proptest! {
     #[test]
     fn parsers_never_panic(body in prop_oneof![any::<Vec<u8>>(), structured_bytes()]) {
         let _ = salesforce::parse_notifications(&body);
-        let _ = json::parse_body(&body, None);
+        let _ = json::parse_body(&body, None, usize::MAX);
         for ct in CONTENT_TYPES {
-            if let Ok(parsed) = leadsquared::parse_body(ct, &body, None) {
+            if let Ok(parsed) = leadsquared::parse_body(ct, &body, None, usize::MAX) {
                 for record in &parsed.records {
                     let _ = leadsquared::dedupe_key(record);
                 }
@@ -85,15 +85,15 @@ proptest! {
         let record = Value::Object(record);
 
         let as_json = serde_json::to_vec(&record).unwrap();
-        let from_json = leadsquared::parse_body(Some("application/json"), &as_json, None).unwrap();
+        let from_json = leadsquared::parse_body(Some("application/json"), &as_json, None, usize::MAX).unwrap();
         prop_assert_eq!(&from_json.records, &vec![record.clone()]);
 
         let form: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(&fields).finish();
         let from_form =
-            leadsquared::parse_body(Some("application/x-www-form-urlencoded"), form.as_bytes(), None).unwrap();
+            leadsquared::parse_body(Some("application/x-www-form-urlencoded"), form.as_bytes(), None, usize::MAX).unwrap();
         prop_assert_eq!(&from_form.records, &vec![record.clone()]);
         // Sniffed as a form too: it does not start with `{` or `[` and every part is a pair.
-        let sniffed = leadsquared::parse_body(None, form.as_bytes(), None).unwrap();
+        let sniffed = leadsquared::parse_body(None, form.as_bytes(), None, usize::MAX).unwrap();
         prop_assert_eq!(&sniffed.records, &vec![record]);
     }
 

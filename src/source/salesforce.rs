@@ -1,8 +1,9 @@
 //! Salesforce outbound messages: a SOAP document in, one record per `Notification`, the Ack out.
 //!
-//! The body is hostile until checked: roxmltree refuses DTDs (so no custom entities and
-//! no external entities: XXE and billion laughs fail at the DOCTYPE), caps the node count
-//! and knows only the five predefined entities; we cap the nesting depth on top.
+//! The body is hostile until checked: a linear pre-scan (`xml_guard`) caps attributes,
+//! namespaces, nesting and nodes before roxmltree builds a tree; roxmltree refuses DTDs
+//! (so no custom entities and no external entities: XXE and billion laughs fail at the
+//! DOCTYPE), caps the node count and knows only the five predefined entities.
 //!
 //! Elements are matched by namespace URI, never by prefix, since senders may pick any
 //! prefix. `SessionId` is a live session token when present: it is never read into a
@@ -16,7 +17,7 @@ use roxmltree::{Document, Node, ParsingOptions};
 use serde_json::{Map, Value};
 
 use super::json::{content_hash, one_line};
-use super::{BodyError, ParsedBody};
+use super::{BodyError, ParsedBody, xml_guard};
 
 /// The acknowledgement Salesforce expects; one covers every notification of a message.
 pub const ACK: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -32,7 +33,7 @@ pub const MAX_NOTIFICATIONS: usize = 100;
 /// A real message nests 6 levels (Envelope/Body/notifications/Notification/sObject/field).
 pub const MAX_DEPTH: usize = 32;
 /// 100 notifications of a few hundred fields stay far below this; it bounds memory for
-/// bodies made of millions of tiny elements.
+/// bodies made of millions of tiny elements or attributes (both count).
 pub const MAX_NODES: u32 = 200_000;
 
 /// Parses a SOAP outbound message into records shaped as `mapping-language.md` says,
@@ -46,6 +47,13 @@ pub fn parse_notifications(body: &[u8]) -> Result<ParsedBody, BodyError> {
     })?;
     // roxmltree wants the text after a byte order mark, which some proxies keep.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    xml_guard::check(
+        text,
+        xml_guard::Limits {
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_NODES as usize,
+        },
+    )?;
     let options = ParsingOptions {
         allow_dtd: false,
         nodes_limit: MAX_NODES,

@@ -1,9 +1,11 @@
 //! `attribute_types`: the first-seen type of each custom attribute (see
-//! `webengage::types`). Loaded whole into a snapshot; new attributes are added as
-//! records bring them, the first writer winning.
+//! `webengage::types`). Loaded whole into memory; new attributes are added as records
+//! bring them, the first writer winning. The table stays bounded: WebEngage's 25
+//! attributes of each type per scope, and `webengage::types::MAX_EVENT_SCOPES`.
 
 use sqlx::PgPool;
 
+use super::storable::text;
 use crate::webengage::types::{AttrType, AttributeType, AttributeTypes};
 
 /// Every recorded type. Rows with a type this version does not know are skipped (logged).
@@ -42,8 +44,10 @@ where
     if new.is_empty() {
         return Ok(Vec::new());
     }
-    let scopes: Vec<&str> = new.iter().map(|a| a.scope.as_str()).collect();
-    let names: Vec<&str> = new.iter().map(|a| a.name.as_str()).collect();
+    // Names are checked by the mapping (no control characters); stored text stays
+    // storable whatever reaches this point.
+    let scopes: Vec<String> = new.iter().map(|a| text(&a.scope).into_owned()).collect();
+    let names: Vec<String> = new.iter().map(|a| text(&a.name).into_owned()).collect();
     let types: Vec<&str> = new.iter().map(|a| a.json_type.as_str()).collect();
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "INSERT INTO attribute_types (scope, name, json_type)

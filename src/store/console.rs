@@ -11,11 +11,14 @@ use time::OffsetDateTime;
 use super::stats::{self, OutboxStats};
 use super::support::{self, AuditEntry, InboundItem, OutboxItem};
 
-/// An error text with what differs per row taken out: emails, UUIDs, CRM ids (long
-/// tokens with a digit) and numbers of four digits or more. HTTP statuses stay.
+/// An error text with what differs per row taken out: values quoted from the CRM
+/// record (`"Rohan" is not a number`: a name must not reach the issues view, and one
+/// cause is one line), emails, UUIDs, CRM ids (long tokens with a digit) and numbers of
+/// four digits or more. HTTP statuses stay.
 fn normalised(column: &str) -> String {
     format!(
-        r#"regexp_replace(regexp_replace(regexp_replace(regexp_replace(COALESCE({column}, ''),
+        r#"regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(COALESCE({column}, ''),
+            '"([^"\\]|\\.)*"', '…', 'g'),
             '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+', '<email>', 'g'),
             '[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}', '<id>', 'g'),
             '\m(?=[A-Za-z]*[0-9])[A-Za-z0-9]{{15,18}}\M', '<id>', 'g'),
@@ -106,6 +109,8 @@ pub struct Issue {
     pub source: String,
     pub cause: String,
     pub count: i64,
+    /// Rows of the group replayed and not yet delivered or dead again.
+    pub retrying: i64,
     pub first_seen: OffsetDateTime,
     pub last_seen: OffsetDateTime,
 }
@@ -118,16 +123,23 @@ pub struct Issues {
 }
 
 pub async fn issues(pool: &PgPool) -> Result<Issues, sqlx::Error> {
+    // Replayed rows on their way again stay in their group ("being retried") until
+    // they are delivered or dead again, so a replayed issue does not vanish meanwhile.
     let dead = sqlx::query_as(&format!(
-        "SELECT source, {cause} AS cause, count(*) AS count, min(updated_at) AS first_seen, max(updated_at) AS last_seen
-         FROM outbox WHERE status = 'dead' GROUP BY 1, 2 ORDER BY count DESC, last_seen DESC LIMIT 200",
+        "SELECT source, {cause} AS cause, count(*) FILTER (WHERE status = 'dead') AS count,
+                count(*) FILTER (WHERE status <> 'dead') AS retrying,
+                min(updated_at) AS first_seen, max(updated_at) AS last_seen
+         FROM outbox
+         WHERE status = 'dead'
+            OR (status IN ('pending', 'in_flight') AND replayed_at IS NOT NULL AND last_error IS NOT NULL)
+         GROUP BY 1, 2 ORDER BY count DESC, last_seen DESC LIMIT 200",
         cause = normalised("last_error")
     ))
     .fetch_all(pool)
     .await?;
     // The status leads the cause: "malformed: ..." and "failed: ..." need different fixes.
     let inbound = sqlx::query_as(&format!(
-        "SELECT source, status || ': ' || {cause} AS cause, count(*) AS count,
+        "SELECT source, status || ': ' || {cause} AS cause, count(*) AS count, 0::int8 AS retrying,
                 min(received_at) AS first_seen, max(received_at) AS last_seen
          FROM inbound_records WHERE status IN ('failed', 'malformed') GROUP BY 1, 2
          ORDER BY count DESC, last_seen DESC LIMIT 200",
@@ -136,7 +148,7 @@ pub async fn issues(pool: &PgPool) -> Result<Issues, sqlx::Error> {
     .fetch_all(pool)
     .await?;
     let warnings = sqlx::query_as(&format!(
-        "SELECT i.source, {cause} AS cause, count(DISTINCT i.id) AS count,
+        "SELECT i.source, {cause} AS cause, count(DISTINCT i.id) AS count, 0::int8 AS retrying,
                 min(i.received_at) AS first_seen, max(i.received_at) AS last_seen
          FROM inbound_records i, jsonb_array_elements_text(i.warnings) AS w(text)
          GROUP BY 1, 2 ORDER BY count DESC, last_seen DESC LIMIT 200",
@@ -211,6 +223,46 @@ pub async fn issue_rows(
     Ok(rows)
 }
 
+/// Ids of the re-mappable records (with a parsed record) of one failed-record issue
+/// group, oldest first, after id `after`, at most `limit`: one page of a keyset walk.
+pub async fn issue_record_ids(
+    pool: &PgPool,
+    source: &str,
+    cause: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT id FROM inbound_records WHERE status IN ('failed', 'malformed') AND payload IS NOT NULL
+         AND source = $1 AND status || ': ' || {cause} = $2 AND id > $3 ORDER BY id LIMIT $4",
+        cause = normalised("error")
+    ))
+    .bind(source)
+    .bind(cause)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// How many re-mappable records one failed-record issue group holds.
+pub async fn issue_record_count(
+    pool: &PgPool,
+    source: &str,
+    cause: &str,
+) -> Result<u64, sqlx::Error> {
+    let n: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM inbound_records WHERE status IN ('failed', 'malformed') AND payload IS NOT NULL
+         AND source = $1 AND status || ': ' || {cause} = $2",
+        cause = normalised("error")
+    ))
+    .bind(source)
+    .bind(cause)
+    .fetch_one(pool)
+    .await?;
+    Ok(n as u64)
+}
+
 /// Makes every dead row of one (source, cause) group due now; safe to repeat.
 pub async fn replay_dead_group(
     pool: &PgPool,
@@ -230,22 +282,22 @@ pub async fn replay_dead_group(
 }
 
 /// Inbound records matching a search that produced nothing to deliver (failed, ignored,
-/// stale, malformed): the answer to "why is this lead not in the outbox at all?".
+/// stale, malformed), among the newest: the answer to "why is this lead not in the
+/// outbox at all?".
 pub async fn undelivered_records(
     pool: &PgPool,
     q: &str,
     limit: i64,
 ) -> Result<Vec<InboundItem>, sqlx::Error> {
-    let pattern = format!(
-        "%{}%",
-        q.replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_")
-    );
+    let pattern = support::like_pattern(q);
+    // The newest records only, like the outbox search's first page: bounded whatever
+    // the size of the store.
     sqlx::query_as(&format!(
         "SELECT {columns} FROM inbound_records
-         WHERE status <> 'mapped' AND (payload::text ILIKE $1 OR raw_body ILIKE $1)
+         WHERE id > (SELECT COALESCE(max(id), 0) FROM inbound_records) - {window}
+           AND status <> 'mapped' AND (payload::text ILIKE $1 OR raw_body ILIKE $1)
          ORDER BY id DESC LIMIT $2",
+        window = support::SEARCH_WINDOW / 2,
         columns = support::INBOUND_COLUMNS
     ))
     .bind(pattern)

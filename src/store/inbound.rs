@@ -1,5 +1,10 @@
 //! Inbound records and the ingest transaction: every record of a webhook request and
-//! its outbox rows are committed together, before the CRM is answered.
+//! its outbox rows are committed together, before the CRM is answered. A body that
+//! could not be parsed is kept the same way, as one `malformed` row.
+//!
+//! Postgres refusing one record's data fails that record, not its request: the
+//! request is retried record by record, and a record refused alone is stored as
+//! `failed` with Postgres' reason (see `storable`).
 
 use std::collections::HashSet;
 
@@ -12,16 +17,39 @@ use uuid::Uuid;
 use super::outbox::{INSERT_COLUMNS, head_of_new_row};
 use super::settle::promote_heads;
 use super::status::InboundStatus;
-use crate::mapping::{MappedRecord, RecordStatus, RecordVersion};
+use super::storable::{self, is_data_error, json_text};
+use crate::mapping::{IncomingRecord, MappedRecord, RecordStatus, RecordVersion, RuleFailure};
 use crate::webengage::{Operation, OperationKind};
 
-/// One parsed and mapped record, ready to be stored.
+/// A body that could not be parsed, as kept for support staff: the bytes (as text,
+/// NUL and invalid UTF-8 replaced) and why they could not be read.
 #[derive(Debug, Clone)]
-pub struct NewRecord {
-    pub dedupe_key: String,
-    pub payload: Value,
-    pub version: Option<RecordVersion>,
-    pub mapped: MappedRecord,
+pub struct MalformedBody {
+    /// `malformed:<sha256 of the bytes>`: a repeat of the same bytes is a duplicate.
+    dedupe_key: String,
+    text: String,
+    reason: String,
+}
+
+impl MalformedBody {
+    pub fn new(body: &[u8], reason: &str) -> Self {
+        MalformedBody {
+            dedupe_key: format!("malformed:{}", hex::encode(Sha256::digest(body))),
+            text: storable::text(&String::from_utf8_lossy(body)).into_owned(),
+            reason: storable::text(reason).into_owned(),
+        }
+    }
+
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// What one request stores: its records, or its body when it could not be parsed.
+#[derive(Debug, Clone)]
+pub enum Content {
+    Records(Vec<IncomingRecord>),
+    Malformed(MalformedBody),
 }
 
 /// How the records of one request were stored: the webhook's answer.
@@ -39,6 +67,16 @@ pub struct IngestCounts {
     pub failed: u32,
 }
 
+impl IngestCounts {
+    fn add(&mut self, other: IngestCounts) {
+        self.accepted += other.accepted;
+        self.duplicates += other.duplicates;
+        self.ignored += other.ignored;
+        self.stale += other.stale;
+        self.failed += other.failed;
+    }
+}
+
 /// Where a request came from, recorded on each row for support staff.
 #[derive(Debug, Clone)]
 pub struct RequestMeta<'a> {
@@ -48,23 +86,133 @@ pub struct RequestMeta<'a> {
     pub request_id: &'a str,
 }
 
-/// One request's records, as handed to a group commit.
+/// One request's content, as handed to a group commit.
 #[derive(Debug, Clone, Copy)]
 pub struct IngestJob<'a> {
     pub meta: &'a RequestMeta<'a>,
-    pub records: &'a [NewRecord],
+    pub content: &'a Content,
+}
+
+impl<'a> IngestJob<'a> {
+    fn rows(&self) -> impl Iterator<Item = Row<'a>> + Clone + 'a {
+        let (records, malformed) = match self.content {
+            Content::Records(records) => (records.as_slice(), None),
+            Content::Malformed(body) => (&[][..], Some(body)),
+        };
+        records
+            .iter()
+            .map(Row::Record)
+            .chain(malformed.map(Row::Malformed))
+    }
+}
+
+/// One inbound row to insert.
+#[derive(Debug, Clone, Copy)]
+enum Row<'a> {
+    Record(&'a IncomingRecord),
+    Malformed(&'a MalformedBody),
+}
+
+impl<'a> Row<'a> {
+    fn version(self) -> Option<&'a RecordVersion> {
+        match self {
+            Row::Record(record) => record.version.as_ref(),
+            Row::Malformed(_) => None,
+        }
+    }
+
+    fn dedupe_key(self) -> &'a str {
+        match self {
+            Row::Record(record) => &record.dedupe_key,
+            Row::Malformed(body) => &body.dedupe_key,
+        }
+    }
 }
 
 /// Stores every record of one request, and the outbox rows of the new ones, in one
-/// transaction. Returns only after `COMMIT`.
+/// transaction. Returns only after `COMMIT`. When Postgres refuses the data, the
+/// records are stored one by one, and one it refuses alone is stored as `failed`.
 pub async fn ingest(
     pool: &PgPool,
     meta: &RequestMeta<'_>,
-    records: &[NewRecord],
+    content: &Content,
 ) -> Result<IngestCounts, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let counts = ingest_batch(&mut conn, &[IngestJob { meta, records }]).await?;
-    Ok(counts.into_iter().next().unwrap_or_default())
+    match ingest_batch(&mut conn, &[IngestJob { meta, content }]).await {
+        Ok(counts) => Ok(counts.into_iter().next().unwrap_or_default()),
+        Err(e) if is_data_error(&e) => {
+            tracing::warn!(error = %e, source = meta.source, request_id = meta.request_id, "Postgres refused a request's data; storing its records one by one");
+            ingest_one_by_one(&mut conn, meta, content).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Each record in a transaction of its own; a record Postgres refuses is stored as
+/// `failed` with the reason instead (its operations are not sent).
+async fn ingest_one_by_one(
+    conn: &mut PgConnection,
+    meta: &RequestMeta<'_>,
+    content: &Content,
+) -> Result<IngestCounts, sqlx::Error> {
+    let records = match content {
+        Content::Records(records) => records,
+        Content::Malformed(_) => return Err(refused_malformed()),
+    };
+    let mut total = IngestCounts::default();
+    for record in records {
+        let alone = Content::Records(vec![record.clone()]);
+        let counts = match ingest_batch(
+            conn,
+            &[IngestJob {
+                meta,
+                content: &alone,
+            }],
+        )
+        .await
+        {
+            Err(e) if is_data_error(&e) => {
+                tracing::error!(error = %e, source = meta.source, request_id = meta.request_id, "Postgres refused a record; it is stored as failed");
+                let failed = Content::Records(vec![refused(record, &e)]);
+                ingest_batch(
+                    conn,
+                    &[IngestJob {
+                        meta,
+                        content: &failed,
+                    }],
+                )
+                .await?
+            }
+            other => other?,
+        };
+        total.add(counts.into_iter().next().unwrap_or_default());
+    }
+    Ok(total)
+}
+
+/// A malformed body is stored as lossy text with a checked reason: nothing in it is
+/// left for Postgres to refuse, so a refusal is a bug, reported as such.
+fn refused_malformed() -> sqlx::Error {
+    sqlx::Error::Protocol("Postgres refused a malformed body's row".to_owned())
+}
+
+/// The record as a `failed` one: kept for support and re-mapping, nothing to send.
+fn refused(record: &IncomingRecord, e: &sqlx::Error) -> IncomingRecord {
+    IncomingRecord {
+        dedupe_key: record.dedupe_key.clone(),
+        payload: record.payload.clone(),
+        version: None,
+        mapped: MappedRecord {
+            status: RecordStatus::Failed,
+            operations: Vec::new(),
+            warnings: Vec::new(),
+            failures: vec![RuleFailure {
+                rule: "(storage)".to_owned(),
+                reason: format!("Postgres refused the record: {e}"),
+            }],
+            provenance: Vec::new(),
+        },
+    }
 }
 
 /// Stores the records of many requests, and the outbox rows of the new ones, with one
@@ -77,15 +225,15 @@ pub async fn ingest_batch(
     conn: &mut PgConnection,
     jobs: &[IngestJob<'_>],
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
-    let records = jobs.iter().flat_map(|job| job.records);
-    if records.clone().all(|record| record.version.is_none()) {
-        return store_rows(conn, jobs, &vec![false; records.count()]).await;
+    let rows = jobs.iter().flat_map(IngestJob::rows);
+    if rows.clone().all(|row| row.version().is_none()) {
+        return store_rows(conn, jobs, &vec![false; rows.count()]).await;
     }
     let mut tx = conn.begin().await?;
     let mut stale = Vec::new();
     for job in jobs {
-        for record in job.records {
-            stale.push(match &record.version {
+        for row in job.rows() {
+            stale.push(match row.version() {
                 Some(version) => !advance_version(&mut tx, job.meta.source, version).await?,
                 None => false,
             });
@@ -109,7 +257,7 @@ async fn store_rows(
 
 struct InboundRow<'a> {
     meta: &'a RequestMeta<'a>,
-    record: &'a NewRecord,
+    row: Row<'a>,
     stale: bool,
     /// The first record of the batch with its source and dedupe key: the one inserted
     /// (a later one is a duplicate of it).
@@ -121,13 +269,13 @@ struct InboundRow<'a> {
 fn inbound_rows<'a>(jobs: &'a [IngestJob<'a>], stale: &[bool]) -> Vec<InboundRow<'a>> {
     let mut seen = HashSet::new();
     jobs.iter()
-        .flat_map(|job| job.records.iter().map(move |record| (job.meta, record)))
+        .flat_map(|job| job.rows().map(move |row| (job.meta, row)))
         .zip(stale)
-        .map(|((meta, record), &stale)| InboundRow {
+        .map(|((meta, row), &stale)| InboundRow {
             meta,
-            record,
+            row,
             stale,
-            first: seen.insert((meta.source, record.dedupe_key.as_str())),
+            first: seen.insert((meta.source, storable::key(row.dedupe_key()))),
         })
         .collect()
 }
@@ -142,14 +290,14 @@ fn count_outcomes(
     let mut counts = vec![IngestCounts::default(); jobs.len()];
     let mut index = 0..;
     for (job_counts, job) in counts.iter_mut().zip(jobs) {
-        for i in index.by_ref().take(job.records.len()) {
+        for i in index.by_ref().take(job.rows().count()) {
             let row = &rows[i];
             if !inserted.contains(&i) {
                 job_counts.duplicates += 1;
             } else if row.stale {
                 job_counts.stale += 1;
-            } else {
-                match row.record.mapped.status {
+            } else if let Row::Record(record) = row.row {
+                match record.mapped.status {
                     RecordStatus::Mapped => job_counts.accepted += 1,
                     RecordStatus::Ignored => job_counts.ignored += 1,
                     RecordStatus::Failed => job_counts.failed += 1,
@@ -171,27 +319,45 @@ async fn insert_records(
         return Ok(HashSet::new());
     }
     let sources: Vec<&str> = rows.iter().map(|r| r.meta.source).collect();
-    let keys: Vec<&str> = rows.iter().map(|r| r.record.dedupe_key.as_str()).collect();
+    let stored_keys: Vec<std::borrow::Cow<'_, str>> = rows
+        .iter()
+        .map(|r| storable::key(r.row.dedupe_key()))
+        .collect();
+    let keys: Vec<&str> = stored_keys.iter().map(AsRef::as_ref).collect();
     let statuses: Vec<InboundStatus> = rows
         .iter()
-        .map(|r| {
-            if r.stale {
-                InboundStatus::Stale
-            } else {
-                r.record.mapped.status.into()
-            }
+        .map(|r| match r.row {
+            _ if r.stale => InboundStatus::Stale,
+            Row::Record(record) => record.mapped.status.into(),
+            Row::Malformed(_) => InboundStatus::Malformed,
         })
         .collect();
-    let payloads: Vec<String> = rows.iter().map(|r| json_text(&r.record.payload)).collect();
+    let mut payloads: Vec<Option<String>> = Vec::with_capacity(rows.len());
+    let mut raw_bodies: Vec<Option<&str>> = Vec::with_capacity(rows.len());
+    let mut warnings: Vec<String> = Vec::with_capacity(rows.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(rows.len());
+    for r in rows {
+        match r.row {
+            Row::Record(record) => {
+                payloads.push(Some(json_text(&record.payload)));
+                raw_bodies.push(None);
+                warnings.push(warnings_json(&record.mapped.warnings));
+                errors.push(
+                    record
+                        .mapped
+                        .error()
+                        .map(|e| storable::text(&e).into_owned()),
+                );
+            }
+            Row::Malformed(body) => {
+                payloads.push(None);
+                raw_bodies.push(Some(&body.text));
+                warnings.push("[]".to_owned());
+                errors.push(Some(body.reason.clone()));
+            }
+        }
+    }
     let content_types: Vec<Option<&str>> = rows.iter().map(|r| r.meta.content_type).collect();
-    let warnings: Vec<Value> = rows
-        .iter()
-        .map(|r| serde_json::json!(r.record.mapped.warnings))
-        .collect();
-    let errors: Vec<Option<&str>> = rows
-        .iter()
-        .map(|r| r.record.mapped.error.as_deref())
-        .collect();
     let hashes: Vec<&str> = rows.iter().map(|r| r.meta.mapping_hash).collect();
     let request_ids: Vec<&str> = rows.iter().map(|r| r.meta.request_id).collect();
     let firsts: Vec<bool> = rows.iter().map(|r| r.first).collect();
@@ -201,7 +367,11 @@ async fn insert_records(
         .iter()
         .zip(1i64..)
         .filter(|(r, _)| r.first && !r.stale)
-        .flat_map(|(r, ord)| r.record.mapped.operations.iter().map(move |op| (ord, op)))
+        .filter_map(|(r, ord)| match r.row {
+            Row::Record(record) => Some((record, ord)),
+            Row::Malformed(_) => None,
+        })
+        .flat_map(|(record, ord)| record.mapped.operations.iter().map(move |op| (ord, op)))
         .collect();
     let op_rows: Vec<i64> = operations.iter().map(|(ord, _)| *ord).collect();
     let ops = OperationColumns::of(operations.iter().map(|(_, op)| *op));
@@ -212,12 +382,13 @@ async fn insert_records(
     let sql = format!(
         "WITH rec AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::inbound_status[], $4::text[]::json[], $5::text[],
-                                  $6::jsonb[], $7::text[], $8::text[], $9::text[], $10::bool[])
-                  WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, ord)),
+                                  $6::text[]::jsonb[], $7::text[], $8::text[], $9::text[], $10::bool[],
+                                  $17::text[])
+                  WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, raw, ord)),
          ins AS (
              INSERT INTO inbound_records
-               (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id)
-             SELECT s, k, st, p, ct, w, e, h, r FROM rec ORDER BY ord
+               (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id, raw_body)
+             SELECT s, k, st, p, ct, w, e, h, r, raw FROM rec ORDER BY ord
              ON CONFLICT (source, dedupe_key) DO NOTHING
              RETURNING id, source, dedupe_key),
          new AS (
@@ -249,6 +420,7 @@ async fn insert_records(
         .bind(&ops.kinds)
         .bind(&ops.users)
         .bind(&ops.bodies)
+        .bind(&raw_bodies)
         .fetch_all(&mut *conn)
         .await?;
     // `WITH ORDINALITY` counts from 1.
@@ -270,7 +442,7 @@ async fn advance_version(
          RETURNING 1",
     )
     .bind(source)
-    .bind(&version.key)
+    .bind(storable::key(&version.key))
     .bind(&version.at)
     .fetch_optional(&mut *conn)
     .await?;
@@ -300,7 +472,9 @@ impl<'a> OperationColumns<'a> {
             columns.request_ids.push(Uuid::now_v7());
             columns.rules.push(op.rule.as_str());
             columns.kinds.push(op.kind);
-            columns.users.push(op.user_key());
+            columns
+                .users
+                .push(op.user_key().map(|u| storable::key(&u).into_owned()));
             columns.bodies.push(json_text(&op.body));
         }
         columns
@@ -341,33 +515,6 @@ async fn insert_outbox(
     Ok(())
 }
 
-/// Keeps a body that could not be parsed, so support staff can see what the CRM sent.
-/// A repeat of the same bytes is a duplicate. Returns false for a duplicate.
-pub async fn store_malformed(
-    pool: &PgPool,
-    meta: &RequestMeta<'_>,
-    body: &[u8],
-    error: &str,
-) -> Result<bool, sqlx::Error> {
-    let key = format!("malformed:{}", hex::encode(Sha256::digest(body)));
-    let inserted: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO inbound_records (source, dedupe_key, status, raw_body, content_type, error, mapping_hash, request_id)
-         VALUES ($1, $2, 'malformed', $3, $4, $5, $6, $7)
-         ON CONFLICT (source, dedupe_key) DO NOTHING
-         RETURNING id",
-    )
-    .bind(meta.source)
-    .bind(key)
-    .bind(String::from_utf8_lossy(body).replace('\0', "\u{FFFD}"))
-    .bind(meta.content_type)
-    .bind(error)
-    .bind(meta.mapping_hash)
-    .bind(meta.request_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(inserted.is_some())
-}
-
 /// Replaces what an inbound record produced with what today's mapping produces:
 /// rows not yet delivered are cancelled (superseded), new rows are added except those
 /// identical to one already delivered, and the record's status is updated. One transaction.
@@ -405,11 +552,11 @@ pub async fn replace_operations(
         .cloned()
         .collect();
     insert_outbox(&mut tx, inbound_id, source, mapping_hash, &fresh).await?;
-    sqlx::query("UPDATE inbound_records SET status = $2, warnings = $3, error = $4, mapping_hash = $5 WHERE id = $1")
+    sqlx::query("UPDATE inbound_records SET status = $2, warnings = $3::text::jsonb, error = $4, mapping_hash = $5 WHERE id = $1")
         .bind(inbound_id)
         .bind(InboundStatus::from(mapped.status))
-        .bind(serde_json::json!(mapped.warnings))
-        .bind(&mapped.error)
+        .bind(warnings_json(&mapped.warnings))
+        .bind(mapped.error().map(|e| storable::text(&e).into_owned()))
         .bind(mapping_hash)
         .execute(&mut *tx)
         .await?;
@@ -417,83 +564,10 @@ pub async fn replace_operations(
     Ok(fresh.len() as u64)
 }
 
-/// Ids of inbound records matching a re-map filter, oldest first, at most `limit`.
-pub async fn ids_for_remap(
-    pool: &PgPool,
-    status: Option<&str>,
-    source: Option<&str>,
-    limit: i64,
-) -> Result<Vec<i64>, sqlx::Error> {
-    // A status that does not exist matches nothing.
-    let status = match status.map(InboundStatus::parse) {
-        Some(None) => return Ok(Vec::new()),
-        parsed => parsed.flatten(),
-    };
-    sqlx::query_scalar(
-        "SELECT id FROM inbound_records
-         WHERE payload IS NOT NULL AND ($1::inbound_status IS NULL OR status = $1) AND ($2::text IS NULL OR source = $2)
-         ORDER BY id LIMIT $3",
-    )
-    .bind(status)
-    .bind(source)
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-}
-
-/// A document as the JSON text stored in a `json` column (sent as text: a `json` value
-/// is only validated, where `jsonb` would be parsed and rebuilt).
-///
-/// Postgres' `jsonb` cannot hold U+0000, and support queries and WebEngage read these
-/// documents as `jsonb`. A CRM that sends one must not be refused forever (it would
-/// retry until it gives up), so the character becomes U+FFFD. serde_json writes it as
-/// `\u0000`, so text without that sequence holds none: one search of the text instead
-/// of a walk of the document. (A literal backslash before `u0000` also matches; the
-/// replacement then changes nothing.)
-fn json_text(value: &Value) -> String {
-    // `serde_json::to_string` writes bytes directly; `Display` goes through `fmt`.
-    let text = serde_json::to_string(value).expect("a JSON value always serializes");
-    if !text.contains("\\u0000") {
-        return text;
+/// Warnings as the JSON array of their lines, storable as `jsonb`.
+fn warnings_json(warnings: &[crate::webengage::DroppedField]) -> String {
+    if warnings.is_empty() {
+        return "[]".to_owned();
     }
-    serde_json::to_string(&without_nul(value)).expect("a JSON value always serializes")
-}
-
-fn without_nul(v: &Value) -> Value {
-    match v {
-        Value::String(s) => Value::String(s.replace('\0', "\u{FFFD}")),
-        Value::Array(items) => Value::Array(items.iter().map(without_nul).collect()),
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| (k.replace('\0', "\u{FFFD}"), without_nul(v)))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::json_text;
-
-    #[test]
-    fn nul_in_keys_and_values_becomes_the_replacement_character() {
-        let text = json_text(&json!({"a\u{0}": ["x\u{0}y", {"n": 1}]}));
-        assert_eq!(
-            text,
-            r#"{"a\ufffd":["x\ufffdy",{"n":1}]}"#.replace("\\ufffd", "\u{FFFD}")
-        );
-    }
-
-    #[test]
-    fn a_literal_backslash_u0000_is_kept_as_written() {
-        let value = json!({"note": "C:\\u0000dir"});
-        let text = json_text(&value);
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
-            value
-        );
-    }
+    json_text(&serde_json::json!(warnings))
 }

@@ -2,7 +2,8 @@
 //!
 //! `inbound` (raw records and the ingest transaction), `outbox` (claim, settle, support
 //! queries), `attempts` (the history of each delivery), `destination` (paused or running),
-//! `status` (the typed statuses and kinds the tables hold).
+//! `status` (the typed statuses and kinds the tables hold), `storable` (CRM text made
+//! storable, and data errors told from outages).
 
 pub mod attempts;
 pub mod attribute_types;
@@ -10,12 +11,16 @@ pub mod backlog;
 pub mod console;
 pub mod destination;
 pub mod inbound;
+pub mod jobs;
+pub mod lifecycle;
 pub mod outbox;
 pub mod rate_windows;
 pub mod ready;
+pub mod sessions;
 pub mod settle;
 pub mod stats;
 pub mod status;
+pub mod storable;
 pub mod support;
 
 pub use status::{InboundStatus, OutboxStatus};

@@ -73,6 +73,12 @@ impl OutboxStatus {
         )
     }
 
+    /// Whether `replay` takes rows of this status: rows that will not be sent unless
+    /// someone acts.
+    pub fn can_replay(self) -> bool {
+        matches!(self, OutboxStatus::Dead | OutboxStatus::Cancelled)
+    }
+
     /// Whether support may cancel a row in this status (`support::cancel`).
     pub fn can_cancel(self) -> bool {
         matches!(self, OutboxStatus::Pending | OutboxStatus::Dead)

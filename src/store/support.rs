@@ -61,24 +61,51 @@ pub async fn list_outbox(
     before: Option<i64>,
 ) -> Result<Page<OutboxItem>, sqlx::Error> {
     let limit = limit.clamp(1, 500);
+    // A text search reads CRM records, which no index can answer without costing the
+    // ingest path more than the search saves (BENCHMARKS.md, "Console search"): each
+    // page reads at most SEARCH_WINDOW rows, newest first, and `next` continues below.
+    let window = match filter.q {
+        Some(_) => {
+            let top = match before {
+                Some(before) => before,
+                None => max_outbox_id(pool).await? + 1,
+            };
+            Some(top - SEARCH_WINDOW)
+        }
+        None => None,
+    };
     let mut query =
         QueryBuilder::<Postgres>::new(format!("SELECT {ITEM_COLUMNS} FROM outbox o WHERE TRUE"));
     push_filter(&mut query, filter);
     if let Some(before) = before {
         query.push(" AND o.id < ").push_bind(before);
     }
+    if let Some(floor) = window {
+        query.push(" AND o.id >= ").push_bind(floor);
+    }
     query
         .push(" ORDER BY o.id DESC LIMIT ")
         .push_bind(limit + 1);
     let mut items: Vec<OutboxItem> = query.build_query_as().fetch_all(pool).await?;
-    let next = (items.len() as i64 > limit).then(|| {
+    let next = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|i| i.id)
-    });
-    Ok(Page {
-        items,
-        next: next.flatten(),
-    })
+    } else {
+        // The window ended before the page filled: older rows are still to be read.
+        window.filter(|floor| *floor > 1)
+    };
+    Ok(Page { items, next })
+}
+
+/// Outbox rows a text search reads per page (newest first): a page answers in well
+/// under a second however large the outbox (BENCHMARKS.md, "Console search").
+pub const SEARCH_WINDOW: i64 = 10_000;
+
+async fn max_outbox_id(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    let max: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM outbox")
+        .fetch_one(pool)
+        .await?;
+    Ok(max.unwrap_or(0))
 }
 
 /// Adds `AND column = 'status'` with the status written as a literal (statuses are a
@@ -109,21 +136,38 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &OutboxFilter) {
         query.push(" AND o.created_at < ").push_bind(until);
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = format!(
-            "%{}%",
-            q.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let pattern = like_pattern(q);
         query
             .push(" AND (o.user_id = ")
             .push_bind(q.to_owned())
             .push(" OR o.body::text ILIKE ")
             .push_bind(pattern.clone())
-            .push(" OR EXISTS (SELECT 1 FROM inbound_records i WHERE i.id = o.inbound_id AND i.payload::text ILIKE ")
+            // A correlated lookup by primary key per row of the window: as `EXISTS` the
+            // planner hashes a scan of every stored record instead.
+            .push(" OR (SELECT i.payload::text FROM inbound_records i WHERE i.id = o.inbound_id) ILIKE ")
             .push_bind(pattern)
-            .push("))");
+            .push(")");
     }
+}
+
+/// `%term%` for `ILIKE`, with the term's own wildcards escaped. A phone number is
+/// searched by its last ten digits, so `+91 98765 43210` finds `+91-9876543210`.
+pub(crate) fn like_pattern(q: &str) -> String {
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let phone_like = digits.len() >= 8
+        && q.chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    let term = if phone_like {
+        &digits[digits.len().saturating_sub(10)..]
+    } else {
+        q
+    };
+    format!(
+        "%{}%",
+        term.replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    )
 }
 
 /// One row with everything known about it.
@@ -227,13 +271,7 @@ pub async fn list_inbound(
     let mut query = QueryBuilder::<Postgres>::new(format!(
         "SELECT {INBOUND_COLUMNS} FROM inbound_records WHERE TRUE"
     ));
-    if let Some(status) = &filter.status {
-        let known = InboundStatus::parse(status).map(InboundStatus::as_str);
-        push_status(&mut query, "status", known);
-    }
-    if let Some(source) = &filter.source {
-        query.push(" AND source = ").push_bind(source.clone());
-    }
+    push_inbound_filter(&mut query, filter);
     if let Some(before) = before {
         query.push(" AND id < ").push_bind(before);
     }
@@ -246,6 +284,43 @@ pub async fn list_inbound(
         None
     };
     Ok(Page { items, next })
+}
+
+/// Ids of stored records (with a parsed record) matching `filter`, oldest first, after
+/// id `after`, at most `limit`: one page of a bulk re-map's keyset walk.
+pub async fn remap_ids(
+    pool: &PgPool,
+    filter: &InboundFilter,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT id FROM inbound_records WHERE payload IS NOT NULL AND id > ",
+    );
+    query.push_bind(after);
+    push_inbound_filter(&mut query, filter);
+    query.push(" ORDER BY id LIMIT ").push_bind(limit);
+    query.build_query_scalar().fetch_all(pool).await
+}
+
+/// How many stored records a bulk re-map with `filter` would map again.
+pub async fn remap_count(pool: &PgPool, filter: &InboundFilter) -> Result<u64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT count(*) FROM inbound_records WHERE payload IS NOT NULL",
+    );
+    push_inbound_filter(&mut query, filter);
+    let n: i64 = query.build_query_scalar().fetch_one(pool).await?;
+    Ok(n as u64)
+}
+
+fn push_inbound_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &InboundFilter) {
+    if let Some(status) = &filter.status {
+        let known = InboundStatus::parse(status).map(InboundStatus::as_str);
+        push_status(query, "status", known);
+    }
+    if let Some(source) = &filter.source {
+        query.push(" AND source = ").push_bind(source.clone());
+    }
 }
 
 /// Makes a waiting, dead or cancelled row due now. In-flight and delivered rows are left alone.
@@ -277,6 +352,30 @@ pub async fn cancel(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
     Ok(1)
 }
 
+/// A delivered row due again under a fresh idempotency id, made as the ingest path
+/// makes them: WebEngage drops a request whose `x-request-id` it saw within 4 hours.
+/// Rows in any other status are left alone (0).
+pub async fn resend(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = 'pending', request_id = $2, next_attempt_at = now(), replayed_at = now(),
+                delivered_at = NULL, last_error = NULL, head = true, coalesced_into = NULL, updated_at = now()
+         WHERE id = $1 AND status = 'delivered'",
+    )
+    .bind(id)
+    .bind(Uuid::now_v7())
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The status of one row, if it exists: why an action on it changed nothing.
+pub async fn outbox_status(pool: &PgPool, id: i64) -> Result<Option<OutboxStatus>, sqlx::Error> {
+    sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
 /// What `replay` selects: rows of one status (default `dead`), optionally one source, since a time.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct ReplayFilter {
@@ -299,53 +398,34 @@ impl ReplayFilter {
 
 /// Makes every matching dead (or cancelled) row due now; safe to repeat.
 pub async fn replay(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::Error> {
-    let Some(status) = filter.status() else {
-        return Ok(0);
-    };
     let mut query = QueryBuilder::<Postgres>::new(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), head = true, updated_at = now() WHERE status = ",
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), head = true, updated_at = now() WHERE TRUE",
     );
-    query.push_bind(status);
-    query.push(" AND status IN ('dead', 'cancelled')");
+    push_replay_filter(&mut query, filter);
+    Ok(query.build().execute(pool).await?.rows_affected())
+}
+
+/// How many rows `replay` with the same filter would make due.
+pub async fn replay_count(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::Error> {
+    let mut query = QueryBuilder::<Postgres>::new("SELECT count(*) FROM outbox WHERE TRUE");
+    push_replay_filter(&mut query, filter);
+    let n: i64 = query.build_query_scalar().fetch_one(pool).await?;
+    Ok(n as u64)
+}
+
+/// Rows of the filter's status, when it is one `replay` may take (dead or cancelled).
+fn push_replay_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &ReplayFilter) {
+    let status = filter
+        .status()
+        .filter(|s| s.can_replay())
+        .map(OutboxStatus::as_str);
+    push_status(query, "status", status);
     if let Some(source) = &filter.source {
         query.push(" AND source = ").push_bind(source.clone());
     }
     if let Some(since) = filter.since {
         query.push(" AND created_at >= ").push_bind(since);
     }
-    Ok(query.build().execute(pool).await?.rows_affected())
-}
-
-/// A support action on one outbox row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RowAction {
-    Retry,
-    Cancel,
-}
-
-impl RowAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RowAction::Retry => "retry",
-            RowAction::Cancel => "cancel",
-        }
-    }
-}
-
-/// Retries or cancels one row and writes the audit entry, as every surface (API, pages,
-/// CLI) must. Returns how many rows it touched (0 when the row's status forbids it).
-pub async fn act_on_row(
-    pool: &PgPool,
-    role: &str,
-    action: RowAction,
-    id: i64,
-) -> Result<u64, sqlx::Error> {
-    let rows = match action {
-        RowAction::Retry => retry_now(pool, id).await?,
-        RowAction::Cancel => cancel(pool, id).await?,
-    };
-    audit(pool, role, action.as_str(), &format!("outbox {id}"), rows).await?;
-    Ok(rows)
 }
 
 /// Writes one support action to the audit log.
@@ -383,4 +463,18 @@ pub async fn recent_audit(pool: &PgPool, limit: i64) -> Result<Vec<AuditEntry>, 
     .bind(limit)
     .fetch_all(pool)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like_pattern;
+
+    #[test]
+    fn search_patterns_escape_wildcards_and_find_phones_by_their_digits() {
+        assert_eq!(like_pattern("a_b%c\\d"), "%a\\_b\\%c\\\\d%");
+        assert_eq!(like_pattern("+91 98765 43210"), "%9876543210%");
+        assert_eq!(like_pattern("(020) 4567-8901"), "%2045678901%");
+        assert_eq!(like_pattern("00Q5j00000Hk5WdEAJ"), "%00Q5j00000Hk5WdEAJ%");
+        assert_eq!(like_pattern("12345"), "%12345%");
+    }
 }

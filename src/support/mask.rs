@@ -164,17 +164,83 @@ fn mask_value(value: &Value, field: Option<&str>, reveal: &Reveal) -> Value {
     }
 }
 
+/// A yes/no value: `"0"`, `"1"`, `"true"`, `"N"`... Flags such as `DoNotEmail` are named
+/// like personal fields but say nothing about the person, and support staff need them.
+fn is_flag(s: &str) -> bool {
+    matches!(
+        s.trim().to_ascii_lowercase().as_str(),
+        "0" | "1"
+            | "true"
+            | "false"
+            | "yes"
+            | "no"
+            | "y"
+            | "n"
+            | "t"
+            | "f"
+            | "on"
+            | "off"
+            | "null"
+            | "none"
+    )
+}
+
 fn mask_string(s: &str, kind: Option<Personal>) -> String {
-    if s.is_empty() {
-        return String::new();
+    if s.is_empty() || is_flag(s) {
+        return s.to_owned();
     }
     match kind {
-        Some(Personal::Email) => mask_email(s),
-        Some(Personal::Phone) => mask_phone(s),
+        Some(Personal::Email) if s.contains('@') => mask_email(s),
+        Some(Personal::Phone) if s.chars().filter(char::is_ascii_digit).count() >= PHONE_DIGITS => {
+            mask_phone(s)
+        }
         Some(Personal::Name) => mask_name(s),
-        // A user id or note may still hold an email or a phone number.
-        None => mask_text(s),
+        // A user id, a note, or a field named like an email or phone that holds
+        // something else (`EmailType: "Work"`) may still hold an email or a phone number.
+        _ => mask_text(s),
     }
+}
+
+/// Digits from which a run of digits counts as a phone number.
+const PHONE_DIGITS: usize = 6;
+
+/// `"FirstName": "Rohan"` in JSON-like text, `<FirstName>Rohan</FirstName>` in XML and
+/// `FirstName=Rohan` in a form body: a body that could not be parsed still names people.
+static JSON_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#""([A-Za-z0-9_ .\-]{1,64})"\s*:\s*"((?:[^"\\]|\\.){0,512})""#)
+        .expect("json pair pattern")
+});
+static XML_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"<((?:[A-Za-z0-9_\-]+:)?[A-Za-z0-9_\-]{1,64})>([^<]{0,512})</")
+        .expect("xml pair pattern")
+});
+static FORM_PAIR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(^|[&?])([A-Za-z0-9_.\-]{1,64})=([^&\s]{0,512})").expect("form pair pattern")
+});
+
+/// A raw body (one that could not be parsed) with the values of personal fields masked
+/// by their names, then every email and phone number in what is left.
+pub fn mask_raw(text: &str) -> String {
+    let by_name = |key: &str, value: &str| -> Option<String> {
+        let kind = personal_field(key)?;
+        Some(mask_string(value, Some(kind)))
+    };
+    let text = JSON_PAIR.replace_all(text, |c: &regex::Captures| match by_name(&c[1], &c[2]) {
+        Some(masked) => format!("\"{}\": \"{masked}\"", &c[1]),
+        None => c[0].to_owned(),
+    });
+    let text = XML_PAIR.replace_all(&text, |c: &regex::Captures| {
+        let local = c[1].rsplit(':').next().unwrap_or(&c[1]);
+        match by_name(local, &c[2]) {
+            Some(masked) => format!("<{}>{masked}</", &c[1]),
+            None => c[0].to_owned(),
+        }
+    });
+    let text = FORM_PAIR.replace_all(&text, |c: &regex::Captures| match by_name(&c[2], &c[3]) {
+        Some(masked) => format!("{}{}={masked}", &c[1], &c[2]),
+        None => c[0].to_owned(),
+    });
+    mask_text(&text)
 }
 
 /// The names of the fields of `value` that masking changes, in document order, once
@@ -212,6 +278,40 @@ pub fn text_for(text: &str, reveal: &Reveal) -> String {
     }
 }
 
+/// Values quoted in a mapping error or warning (`"Rohan" is not a number`): they come
+/// from the CRM record, so each is masked like a name, then emails and phones in the rest.
+pub fn mask_quoted(text: &str) -> String {
+    static QUOTED: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#""((?:[^"\\]|\\.){1,512})""#).expect("quoted pattern"));
+    let text = QUOTED.replace_all(text, |c: &regex::Captures| {
+        let value = &c[1];
+        if is_flag(value) {
+            c[0].to_owned()
+        } else {
+            format!("\"{}\"", mask_name(value))
+        }
+    });
+    mask_text(&text)
+}
+
+/// A mapping error or warning for a caller: masked unless everything is revealed.
+pub fn quoted_for(text: &str, reveal: &Reveal) -> String {
+    if reveal.is_all() {
+        text.to_owned()
+    } else {
+        mask_quoted(text)
+    }
+}
+
+/// A raw body for a caller: masked unless everything is revealed.
+pub fn raw_for(text: &str, reveal: &Reveal) -> String {
+    if reveal.is_all() {
+        text.to_owned()
+    } else {
+        mask_raw(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +327,64 @@ mod tests {
         assert_eq!(mask_phone("+91-9876543210"), "+91******3210");
         assert_eq!(mask_phone("9876543210"), "******3210");
         assert_eq!(mask_name("Rohan"), "R***");
+    }
+
+    #[test]
+    fn flags_and_non_personal_values_of_personal_fields_stay_readable() {
+        let record = json!({
+            "DoNotEmail": "0", "DoNotCall": "1", "EmailOptIn": "true", "DoNotSMS": "No",
+            "EmailType": "Work", "PhoneType": "Mobile", "HasName": "Y",
+            "EmailAddress": "rohan@example.com", "Phone": "+919876543210", "FirstName": "Rohan"
+        });
+        let masked = mask_json(&record, &Reveal::none());
+        assert_eq!(
+            masked,
+            json!({
+                "DoNotEmail": "0", "DoNotCall": "1", "EmailOptIn": "true", "DoNotSMS": "No",
+                "EmailType": "Work", "PhoneType": "Mobile", "HasName": "Y",
+                "EmailAddress": "r***@example.com", "Phone": "+91******3210", "FirstName": "R***"
+            })
+        );
+        assert_eq!(
+            masked_fields(&record),
+            ["EmailAddress", "Phone", "FirstName"]
+        );
+    }
+
+    #[test]
+    fn values_quoted_in_errors_are_masked_like_names() {
+        assert_eq!(
+            mask_quoted(r#"user.first_name: "Rohan Deshpande" is not a number; "0" kept"#),
+            r#"user.first_name: "R***" is not a number; "0" kept"#
+        );
+        assert_eq!(mask_quoted("no quotes, a@b.co"), "no quotes, a***@b.co");
+    }
+
+    #[test]
+    fn raw_bodies_have_names_masked_by_their_field_in_json_xml_and_forms() {
+        let broken_json = r#"{"FirstName": "Rohan", "LastName":"Deshpande", "Source": "Web", "DoNotEmail": "0", "EmailAddress": "rohan@example.com",,"#;
+        let masked = mask_raw(broken_json);
+        assert!(
+            !masked.contains("Rohan") && !masked.contains("Deshpande"),
+            "{masked}"
+        );
+        assert!(masked.contains(r#""FirstName": "R***""#), "{masked}");
+        assert!(masked.contains(r#""Source": "Web""#), "{masked}");
+        assert!(masked.contains(r#""DoNotEmail": "0""#), "{masked}");
+        assert!(masked.contains("r***@example.com"), "{masked}");
+
+        let xml = "<sf:FirstName>Kavya</sf:FirstName><sf:Company>Acme</sf:Company><LastName>Srinivasan</LastName><broken";
+        let masked = mask_raw(xml);
+        assert_eq!(
+            masked,
+            "<sf:FirstName>K***</sf:FirstName><sf:Company>Acme</sf:Company><LastName>S***</LastName><broken"
+        );
+
+        let form = "FirstName=Rohan&Source=Web&Mobile=9876543210&x";
+        assert_eq!(
+            mask_raw(form),
+            "FirstName=R***&Source=Web&Mobile=******3210&x"
+        );
     }
 
     #[test]

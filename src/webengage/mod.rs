@@ -3,9 +3,9 @@
 
 pub mod client;
 pub mod data_center;
-pub mod model;
+pub mod operation;
 pub mod rules;
 pub mod types;
 
 pub use data_center::DataCenter;
-pub use model::{Operation, OperationKind};
+pub use operation::{DroppedField, Operation, OperationKind};

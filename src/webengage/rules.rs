@@ -11,7 +11,17 @@ pub const MAX_ATTRIBUTES_PER_TYPE: usize = 25;
 /// WebEngage reserves names with this prefix.
 pub const RESERVED_PREFIX: &str = "we_";
 
-pub use super::types::{AttrType, AttributeType, AttributeTypes, check_types};
+pub use super::types::{AttrType, AttributeType, AttributeTypes, TypeCheck};
+
+/// A value as messages quote it: its JSON, cut after 80 characters.
+pub fn show_value(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.chars().count() > 80 {
+        format!("{}…", text.chars().take(80).collect::<String>())
+    } else {
+        text
+    }
+}
 
 /// User fields WebEngage knows besides `attributes`.
 pub const USER_FIELDS: &[&str] = &[
@@ -43,10 +53,17 @@ pub const GENDERS: &[&str] = &["male", "female", "other"];
 /// `userId` and `anonymousId` are at most this long.
 pub const MAX_ID_CHARS: usize = 100;
 
-/// An attribute or event name WebEngage will keep: under 50 characters, not `we_…`.
+/// An attribute or event name WebEngage will keep: under 50 characters, not `we_…`,
+/// and no control characters (a NUL cannot even be stored).
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("a name cannot be empty".to_owned());
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "{} holds a control character; WebEngage names are printable text",
+            show_value(&serde_json::Value::String(name.to_owned()))
+        ));
     }
     // Bytes bound characters from above: count characters only when it matters.
     if name.len() >= MAX_NAME_CHARS && name.chars().count() >= MAX_NAME_CHARS {
@@ -115,6 +132,11 @@ mod tests {
                 .contains("too long")
         );
         assert!(check_name(&"a".repeat(49)).is_ok());
+        assert!(
+            check_name("Lead\u{0}Synced")
+                .unwrap_err()
+                .contains("control")
+        );
     }
 
     #[test]

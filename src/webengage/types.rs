@@ -8,16 +8,23 @@
 
 use serde_json::{Map, Value};
 
-use super::rules::MAX_ATTRIBUTES_PER_TYPE;
-use crate::mapping::{MappedRecord, show_value};
-use crate::webengage::OperationKind;
+use super::operation::{DroppedField, Operation, OperationKind};
+use super::rules::{MAX_ATTRIBUTES_PER_TYPE, show_value};
 
 /// The scope of user attributes.
 pub const USER_SCOPE: &str = "user";
+const EVENT_PREFIX: &str = "event:";
+
+/// Event names whose attribute types the bridge records. WebEngage sets no limit on
+/// event names, but every name is a scope of up to 150 attributes (25 of each type), and
+/// the sender chooses the names: without a bound, one CRM could grow the table (and the
+/// snapshot every process keeps in memory) without end. Events past the bound are still
+/// sent, without their `eventData`, with a warning.
+pub const MAX_EVENT_SCOPES: usize = 1_000;
 
 /// The scope of one event's attributes.
 pub fn event_scope(event_name: &str) -> String {
-    format!("event:{event_name}")
+    format!("{EVENT_PREFIX}{event_name}")
 }
 
 /// WebEngage's custom attribute types.
@@ -96,8 +103,8 @@ pub struct AttributeType {
     pub json_type: AttrType,
 }
 
-/// A snapshot of every recorded attribute type, with counts per scope and type for
-/// WebEngage's limit of attributes per type.
+/// Every recorded attribute type, with counts per scope and type for WebEngage's limit
+/// of attributes per type.
 #[derive(Debug, Clone, Default)]
 pub struct AttributeTypes {
     // foldhash, not SipHash: every attribute of every record is looked up here, and
@@ -133,6 +140,15 @@ impl AttributeTypes {
         true
     }
 
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains_key(scope)
+    }
+
+    /// How many event scopes hold attributes.
+    pub fn event_scopes(&self) -> usize {
+        self.scopes.len() - usize::from(self.scopes.contains_key(USER_SCOPE))
+    }
+
     /// How many attributes of type `t` are recorded in `scope`.
     pub fn count(&self, scope: &str, t: AttrType) -> usize {
         self.scopes.get(scope).map_or(0, |s| s.counts[t.index()])
@@ -157,61 +173,88 @@ impl FromIterator<AttributeType> for AttributeTypes {
     }
 }
 
-/// Checks the custom attributes of every user and event operation of `record` against
-/// `known` (the snapshot) and drops, with a warning naming rule, field, value, expected
-/// and found types:
-/// - a value whose type differs from the attribute's first-seen type;
-/// - a new attribute that would exceed WebEngage's 25 attributes of one type in its scope.
-///
-/// Returns the attributes seen for the first time (first value wins within the record
-/// too), to be stored with `store::attribute_types::record_new` and merged into the snapshot.
-pub fn check_types(known: &AttributeTypes, record: &mut MappedRecord) -> Vec<AttributeType> {
-    let mut fresh = AttributeTypes::new();
-    let mut new_rows = Vec::new();
-    for op in &mut record.operations {
-        let (scope, key, field) = match op.kind {
-            OperationKind::User => (USER_SCOPE.to_owned(), "attributes", "user.attributes"),
-            OperationKind::Event => {
-                let Some(name) = op.body.get("eventName").and_then(Value::as_str) else {
-                    continue;
-                };
-                (event_scope(name), "eventData", "event.eventData")
-            }
-            OperationKind::Transaction => continue,
-        };
-        let Some(Value::Object(attrs)) = op.body.get_mut(key) else {
-            continue;
-        };
-        let check = Check {
+/// Checks the custom attributes of user and event operations against the recorded
+/// types, one record after another, remembering the attributes seen for the first time
+/// so that two records of one request cannot disagree either. A value is dropped, with
+/// a [`DroppedField`] naming rule, field, value, expected and found types, when:
+/// - its type differs from the attribute's first-seen type;
+/// - it would be a new attribute past WebEngage's 25 of one type in its scope;
+/// - it belongs to an event name past the [`MAX_EVENT_SCOPES`] the bridge tracks (the
+///   whole `eventData` is dropped then).
+pub struct TypeCheck<'k> {
+    known: &'k AttributeTypes,
+    new: AttributeTypes,
+    new_rows: Vec<AttributeType>,
+}
+
+impl<'k> TypeCheck<'k> {
+    pub fn new(known: &'k AttributeTypes) -> Self {
+        TypeCheck {
             known,
-            scope: &scope,
-            rule: &op.rule,
-            field,
-        };
-        check.attributes(attrs, &mut fresh, &mut new_rows, &mut record.warnings);
-        if attrs.is_empty()
-            && let Value::Object(body) = &mut op.body
-        {
-            body.shift_remove(key);
+            new: AttributeTypes::new(),
+            new_rows: Vec::new(),
         }
     }
-    new_rows
-}
 
-struct Check<'a> {
-    known: &'a AttributeTypes,
-    scope: &'a str,
-    rule: &'a str,
-    field: &'a str,
-}
+    /// Checks one record's operations, appending what was dropped to `dropped`.
+    pub fn check(&mut self, operations: &mut [Operation], dropped: &mut Vec<DroppedField>) {
+        for op in operations {
+            let (scope, key, field) = match op.kind {
+                OperationKind::User => (USER_SCOPE.to_owned(), "attributes", "user.attributes"),
+                OperationKind::Event => {
+                    let Some(name) = op.body.get("eventName").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    (event_scope(name), "eventData", "event.eventData")
+                }
+                OperationKind::Transaction => continue,
+            };
+            let Value::Object(body) = &mut op.body else {
+                continue;
+            };
+            let Some(Value::Object(attrs)) = body.get_mut(key) else {
+                continue;
+            };
+            if !self.tracks(&scope) {
+                dropped.push(DroppedField::new(
+                    &op.rule,
+                    field,
+                    format!(
+                        "the bridge checks the attribute types of at most {MAX_EVENT_SCOPES} event names and `{}` would be one more; map events onto fewer names",
+                        &scope[EVENT_PREFIX.len()..]
+                    ),
+                ));
+                body.shift_remove(key);
+                continue;
+            }
+            self.attributes(&scope, &op.rule, field, attrs, dropped);
+            if attrs.is_empty() {
+                body.shift_remove(key);
+            }
+        }
+    }
 
-impl Check<'_> {
+    /// The attributes seen for the first time, in order: to be stored with
+    /// `store::attribute_types::record_new` and added to the known types.
+    pub fn into_new(self) -> Vec<AttributeType> {
+        self.new_rows
+    }
+
+    /// Whether the scope is known or may still be added.
+    fn tracks(&self, scope: &str) -> bool {
+        scope == USER_SCOPE
+            || self.known.has_scope(scope)
+            || self.new.has_scope(scope)
+            || self.known.event_scopes() + self.new.event_scopes() < MAX_EVENT_SCOPES
+    }
+
     fn attributes(
-        &self,
+        &mut self,
+        scope: &str,
+        rule: &str,
+        field: &str,
         attrs: &mut Map<String, Value>,
-        fresh: &mut AttributeTypes,
-        new_rows: &mut Vec<AttributeType>,
-        warnings: &mut Vec<String>,
+        dropped: &mut Vec<DroppedField>,
     ) {
         attrs.retain(|name, value| {
             let Some(found) = AttrType::of(value) else {
@@ -219,9 +262,9 @@ impl Check<'_> {
             };
             let recorded = self
                 .known
-                .get(self.scope, name)
-                .or_else(|| fresh.get(self.scope, name));
-            let problem = match recorded {
+                .get(scope, name)
+                .or_else(|| self.new.get(scope, name));
+            let reason = match recorded {
                 Some(expected) if expected == found => return true,
                 Some(expected) => format!(
                     "WebEngage recorded `{name}` as {} when it first saw it, and this value is {} ({}); WebEngage would stop recording the attribute. Convert it with a transform, or use another attribute name",
@@ -230,52 +273,51 @@ impl Check<'_> {
                     show_value(value),
                 ),
                 None => {
-                    let count = self.known.count(self.scope, found) + fresh.count(self.scope, found);
-                    if count >= MAX_ATTRIBUTES_PER_TYPE {
-                        format!(
-                            "`{name}` would be attribute number {} of type {} for {}; WebEngage keeps at most {MAX_ATTRIBUTES_PER_TYPE} and drops the rest ({})",
-                            count + 1,
-                            found.as_str(),
-                            self.scope_words(),
-                            show_value(value),
-                        )
-                    } else {
-                        fresh.insert(self.scope, name, found);
-                        new_rows.push(AttributeType {
-                            scope: self.scope.to_owned(),
+                    let count = self.known.count(scope, found) + self.new.count(scope, found);
+                    if count < MAX_ATTRIBUTES_PER_TYPE {
+                        self.new.insert(scope, name, found);
+                        self.new_rows.push(AttributeType {
+                            scope: scope.to_owned(),
                             name: name.clone(),
                             json_type: found,
                         });
                         return true;
                     }
+                    format!(
+                        "`{name}` would be attribute number {} of type {} for {}; WebEngage keeps at most {MAX_ATTRIBUTES_PER_TYPE} and drops the rest ({})",
+                        count + 1,
+                        found.as_str(),
+                        scope_words(scope),
+                        show_value(value),
+                    )
                 }
             };
-            warnings.push(format!(
-                "rule `{}`: {}.{name} dropped: {problem}",
-                self.rule, self.field
-            ));
+            dropped.push(DroppedField::new(rule, format_args!("{field}.{name}"), reason));
             false
         });
     }
+}
 
-    fn scope_words(&self) -> String {
-        match self.scope.strip_prefix("event:") {
-            Some(event) => format!("the event `{event}`"),
-            None => "users (account-wide)".to_owned(),
-        }
+fn scope_words(scope: &str) -> String {
+    match scope.strip_prefix(EVENT_PREFIX) {
+        Some(event) => format!("the event `{event}`"),
+        None => "users (account-wide)".to_owned(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mapping::RecordStatus;
-    use crate::webengage::Operation;
     use serde_json::json;
 
-    fn record(ops: Vec<(OperationKind, Value)>) -> MappedRecord {
-        MappedRecord {
-            status: RecordStatus::Mapped,
+    /// One record's operations, each of rule `lead`.
+    struct Record {
+        operations: Vec<Operation>,
+        warnings: Vec<String>,
+    }
+
+    fn record(ops: Vec<(OperationKind, Value)>) -> Record {
+        Record {
             operations: ops
                 .into_iter()
                 .map(|(kind, body)| Operation {
@@ -285,8 +327,15 @@ mod tests {
                 })
                 .collect(),
             warnings: Vec::new(),
-            error: None,
         }
+    }
+
+    fn check_types(known: &AttributeTypes, record: &mut Record) -> Vec<AttributeType> {
+        let mut check = TypeCheck::new(known);
+        let mut dropped = Vec::new();
+        check.check(&mut record.operations, &mut dropped);
+        record.warnings = dropped.iter().map(ToString::to_string).collect();
+        check.into_new()
     }
 
     fn row(scope: &str, name: &str, t: AttrType) -> AttributeType {
@@ -429,5 +478,36 @@ mod tests {
         ]);
         assert!(check_types(&AttributeTypes::new(), &mut r).is_empty());
         assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn event_names_past_the_bound_lose_their_event_data() {
+        let known: AttributeTypes = (0..MAX_EVENT_SCOPES - 1)
+            .map(|i| row(&event_scope(&format!("e{i}")), "a", AttrType::Number))
+            .chain([row(USER_SCOPE, "a", AttrType::Number)])
+            .collect();
+        assert_eq!(known.event_scopes(), MAX_EVENT_SCOPES - 1);
+        let event = |name: &str| {
+            (
+                OperationKind::Event,
+                json!({"userId": "u1", "eventName": name, "eventData": {"a": 1}}),
+            )
+        };
+        let mut r = record(vec![event("new1"), event("new2"), event("e7")]);
+        let new = check_types(&known, &mut r);
+        // The last free scope goes to the first new name; a known name keeps working.
+        assert_eq!(new, vec![row("event:new1", "a", AttrType::Number)]);
+        assert_eq!(r.operations[0].body["eventData"], json!({"a": 1}));
+        assert_eq!(
+            r.operations[1].body,
+            json!({"userId": "u1", "eventName": "new2"})
+        );
+        assert_eq!(r.operations[2].body["eventData"], json!({"a": 1}));
+        assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].starts_with("rule `lead`: event.eventData dropped: the bridge checks the attribute types of at most 1000 event names and `new2`"),
+            "{}",
+            r.warnings[0]
+        );
     }
 }

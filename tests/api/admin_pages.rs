@@ -476,3 +476,326 @@ async fn pages_are_off_without_an_admin_token() {
     assert_eq!(page(&app, "", "/admin/login").await.0, 404);
     assert_eq!(page(&app, "", "/admin/").await.0, 404);
 }
+
+#[tokio::test]
+async fn logout_ends_the_session_on_the_server() {
+    let app = app_with_leads().await;
+    let (cookie, _) = login(&app, ADMIN_TOKEN).await;
+    assert_eq!(page(&app, &cookie, "/admin/").await.0, 200);
+    let out = browser()
+        .post(format!("{}/admin/logout", app.address))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    // A copy of the old cookie (kept by an attacker, or a browser that ignored the
+    // removal) opens nothing any more.
+    let (status, _) = page(&app, &cookie, "/admin/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the old cookie still works");
+    let id = first_row(&app, "leadsquared").await;
+    assert_eq!(
+        submit(&app, &cookie, &format!("/admin/outbox/{id}/cancel"), &[]).await,
+        StatusCode::SEE_OTHER,
+        "sent to the login form"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'cancelled'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn sessions_are_keyed_by_a_random_stored_key_not_by_the_token() {
+    // Two deployments with the same admin token: a session of one opens nothing on the
+    // other, as it would if the key were derived from the token.
+    let one = app_with_leads().await;
+    let other = app_with_leads().await;
+    let (cookie, _) = login(&one, ADMIN_TOKEN).await;
+    assert_eq!(page(&one, &cookie, "/admin/").await.0, 200);
+    assert_eq!(
+        page(&other, &cookie, "/admin/").await.0,
+        StatusCode::SEE_OTHER
+    );
+    let keys: Vec<Vec<u8>> = sqlx::query_scalar("SELECT key FROM admin_keys")
+        .fetch_all(&one.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(keys[0].len() >= 30, "a key of {} bytes", keys[0].len());
+    let other_key: Vec<u8> = sqlx::query_scalar("SELECT key FROM admin_keys")
+        .fetch_one(&other.db.pool)
+        .await
+        .unwrap();
+    assert_ne!(keys[0], other_key);
+    // The cookie is an opaque id: neither the role nor the token is in it.
+    let value = cookie.split_once('=').unwrap().1;
+    assert!(
+        !value.contains("admin") && !value.contains(ADMIN_TOKEN),
+        "{value}"
+    );
+}
+
+#[tokio::test]
+async fn the_api_refuses_a_session_cookie_so_no_site_can_forge_api_writes() {
+    let app = app_with_leads().await;
+    let (cookie, _) = login(&app, ADMIN_TOKEN).await;
+    let id = first_row(&app, "leadsquared").await;
+    for (method, path) in [
+        (
+            reqwest::Method::POST,
+            format!("/admin/api/outbox/{id}/cancel"),
+        ),
+        (reqwest::Method::POST, "/admin/api/outbox/replay".to_owned()),
+        (reqwest::Method::GET, "/admin/api/outbox".to_owned()),
+    ] {
+        let answer = browser()
+            .request(method, format!("{}{path}", app.address))
+            .header("cookie", &cookie)
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox WHERE status = 'cancelled'")
+            .await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn viewers_see_no_names_in_raw_bodies_or_in_the_issues_view() {
+    let app = app_with_leads().await;
+    let malformed = app
+        .post(
+            "leadsquared",
+            "application/json",
+            fixture("lsq_malformed.json"),
+        )
+        .await;
+    assert_eq!(malformed.status(), 200);
+    let raw: i64 = sqlx::query_scalar("SELECT id FROM inbound_records WHERE status = 'malformed'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    // A record whose mapping error quotes a CRM value.
+    sqlx::query(
+        "UPDATE inbound_records SET status = 'failed',
+                error = 'rule `lead-profile`: user.first_name: \"Rohan Deshpande\" is not a number'
+         WHERE source = 'salesforce-flow'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let (viewer, _) = login(&app, VIEWER_TOKEN).await;
+    for path in [
+        format!("/admin/inbound/{raw}"),
+        "/admin/issues".to_owned(),
+        "/admin/issues/rows?kind=inbound&source=salesforce-flow&cause=failed%3A+rule+%60lead-profile%60%3A+user.first_name%3A+%E2%80%A6+is+not+a+number".to_owned(),
+    ] {
+        let (status, html) = page(&app, &viewer, &path).await;
+        assert_eq!(status, 200, "{path}");
+        for personal in ["Rohan", "Deshpande", "9876543210", "rohan.deshpande@example.com"] {
+            assert!(!html.contains(personal), "{path} shows {personal}");
+        }
+    }
+    let (_, raw_page) = page(&app, &viewer, &format!("/admin/inbound/{raw}")).await;
+    assert!(raw_page.contains("R***"), "{raw_page}");
+    let (_, issues) = page(&app, &viewer, "/admin/issues").await;
+    assert!(issues.contains("… is not a number"), "{issues}");
+    let (_, rows) = page(&app, &viewer, "/admin/issues/rows?kind=inbound&source=salesforce-flow&cause=failed%3A+rule+%60lead-profile%60%3A+user.first_name%3A+%E2%80%A6+is+not+a+number").await;
+    assert!(
+        rows.contains("inbound "),
+        "the group lists its record: {rows}"
+    );
+}
+
+#[tokio::test]
+async fn a_page_action_that_changes_nothing_answers_409_with_the_reason() {
+    let app = app_with_leads().await;
+    let id = first_row(&app, "leadsquared").await;
+    sqlx::query("UPDATE outbox SET status = 'delivered', delivered_at = now() WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (cookie, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, html) = page(&app, &cookie, &format!("/admin/outbox/{id}")).await;
+    assert!(html.contains(&format!(r#"action="/admin/outbox/{id}/resend""#)));
+    assert!(!html.contains(&format!(r#"action="/admin/outbox/{id}/retry""#)));
+    let answer = browser()
+        .post(format!("{}/admin/outbox/{id}/retry", app.address))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[("csrf", &csrf_of(&html))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::CONFLICT);
+    let text = answer.text().await.unwrap();
+    assert!(text.contains("already delivered"), "{text}");
+    assert!(text.contains(&format!("/admin/outbox/{id}")), "a way back");
+}
+
+#[tokio::test]
+async fn a_search_the_console_cannot_answer_is_a_400_page() {
+    let app = app_with_leads().await;
+    let (cookie, _) = login(&app, VIEWER_TOKEN).await;
+    for q in ["a%00b", "ab", &"x".repeat(201)] {
+        let (status, html) = page(&app, &cookie, &format!("/admin/outbox?q={q}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
+        assert!(html.contains(r#"id="error""#), "{html}");
+    }
+    let (status, _) = page(&app, &cookie, "/admin/inbound?status=lost").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn failed_records_are_listed_and_re_mapped_in_one_action_with_progress() {
+    let app = app_with_leads().await;
+    sqlx::query(
+        "UPDATE inbound_records SET status = 'failed', error = 'rule `x`: user.phone: \"bad\" is not a number'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let (viewer, _) = login(&app, VIEWER_TOKEN).await;
+    let (status, list) = page(&app, &viewer, "/admin/inbound?status=failed").await;
+    assert_eq!(status, 200);
+    assert_eq!(list.matches(r#"<span class="status failed">"#).count(), 2);
+    assert!(!list.contains("remap-all"), "viewers cannot act");
+
+    let (admin, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, list) = page(
+        &app,
+        &admin,
+        "/admin/inbound?status=failed&source=leadsquared",
+    )
+    .await;
+    assert!(list.contains("Re-map all 1 matching"), "{list}");
+    let (_, issues) = page(&app, &admin, "/admin/issues").await;
+    assert_eq!(
+        issues.matches("Re-map all</button>").count(),
+        2,
+        "one per failed group"
+    );
+    let answer = browser()
+        .post(format!("{}/admin/issues/remap", app.address))
+        .header("cookie", &admin)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(encode(&[
+            ("csrf", &csrf_of(&issues)),
+            ("source", "salesforce-flow"),
+            ("cause", "failed: rule `x`: user.phone: … is not a number"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    let job = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(job.starts_with("/admin/jobs/"), "{job}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, html) = page(&app, &viewer, &job).await;
+        if html.contains(r#"id="job-state">done"#) {
+            assert!(html.contains(r#"id="job-progress">1 / 1"#), "{html}");
+            break;
+        }
+        assert!(
+            html.contains("http-equiv=\"refresh\""),
+            "a running job refreshes"
+        );
+        assert!(std::time::Instant::now() < deadline, "{html}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_records WHERE status = 'failed'")
+            .await,
+        1,
+        "only the group's record was re-mapped"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_group_shows_as_being_retried_until_its_rows_are_done() {
+    let app = app_with_leads().await;
+    sqlx::query("UPDATE outbox SET status = 'dead', last_error = 'HTTP 400: bad' WHERE source = 'leadsquared'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (admin, _) = login(&app, ADMIN_TOKEN).await;
+    let (_, issues) = page(&app, &admin, "/admin/issues").await;
+    assert!(!issues.contains("being retried"));
+    let replayed = submit(
+        &app,
+        &admin,
+        "/admin/issues/replay",
+        &[
+            ("csrf", &csrf_of(&issues)),
+            ("source", "leadsquared"),
+            ("cause", "HTTP 400: bad"),
+        ],
+    )
+    .await;
+    assert_eq!(replayed, StatusCode::SEE_OTHER);
+    let (_, issues) = page(&app, &admin, "/admin/issues").await;
+    assert!(issues.contains("being retried (2)"), "{issues}");
+    // Replaying it again changes nothing: 409, the rows are already on their way.
+    let again = submit(
+        &app,
+        &admin,
+        "/admin/issues/replay",
+        &[
+            ("csrf", &csrf_of(&issues)),
+            ("source", "leadsquared"),
+            ("cause", "HTTP 400: bad"),
+        ],
+    )
+    .await;
+    assert_eq!(again, StatusCode::CONFLICT);
+    sqlx::query(
+        "UPDATE outbox SET status = 'delivered', delivered_at = now() WHERE source = 'leadsquared'",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let (_, issues) = page(&app, &admin, "/admin/issues").await;
+    assert!(
+        !issues.contains("HTTP 400: bad"),
+        "a delivered group is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_rows_attempt_count_is_the_number_of_attempts_it_lists() {
+    let app = app_with_leads().await;
+    let id = first_row(&app, "leadsquared").await;
+    // Two charged attempts and a wait for the rate limit, which is listed, not charged.
+    sqlx::query(
+        "INSERT INTO delivery_attempts (outbox_id, http_status, outcome, latency_ms, request_id)
+         SELECT id, s, o, 10, request_id FROM outbox,
+              (VALUES (500, 'retry'), (429, 'rate_limited'), (500, 'retry')) AS a(s, o)
+         WHERE id = $1",
+    )
+    .bind(id)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE outbox SET attempts = 2 WHERE id = $1")
+        .bind(id)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let (cookie, _) = login(&app, VIEWER_TOKEN).await;
+    let (_, html) = page(&app, &cookie, &format!("/admin/outbox/{id}")).await;
+    assert!(
+        html.contains(
+            r#"<dd id="attempts">3 <span class="muted">(2 counted toward the retry limit"#
+        ),
+        "{html}"
+    );
+}

@@ -203,3 +203,124 @@ async fn inbound_records_list_and_remap() {
     let (ok, _, err) = cli(&app, &["inbound", "remap"]).await;
     assert!(!ok && err.contains("--status"), "{err}");
 }
+
+#[tokio::test]
+async fn actions_that_change_nothing_exit_non_zero_with_the_reason_and_resend_works() {
+    let app = app_with_leads().await;
+    let id: i64 = sqlx::query_scalar("SELECT min(id) FROM outbox")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let old: uuid::Uuid = sqlx::query_scalar(
+        "UPDATE outbox SET status = 'delivered', delivered_at = now() WHERE id = $1 RETURNING request_id",
+    )
+    .bind(id)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    let (ok, _, err) = cli(&app, &["outbox", "retry", &id.to_string()]).await;
+    assert!(!ok, "retrying a delivered row succeeded");
+    assert!(err.contains("already delivered"), "{err}");
+
+    let resent = cli_json(&app, &["outbox", "resend", &id.to_string(), "--json"]).await;
+    assert_eq!(resent["rows"], 1);
+    let (status, fresh): (String, uuid::Uuid) =
+        sqlx::query_as("SELECT status::text, request_id FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "pending");
+    assert_ne!(fresh, old, "a resend goes out under a new x-request-id");
+    let (ok, _, err) = cli(&app, &["outbox", "resend", &id.to_string()]).await;
+    assert!(!ok && err.contains("only a delivered row"), "{err}");
+
+    let audit: Vec<(String, String)> =
+        sqlx::query_as("SELECT role, action FROM admin_audit ORDER BY id")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(audit, [("cli".into(), "resend".into())]);
+}
+
+#[tokio::test]
+async fn bulk_remap_counts_first_and_has_no_silent_cap() {
+    let app = app_with_leads().await;
+    sqlx::query("UPDATE inbound_records SET status = 'failed', error = 'x'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let counted = cli_json(
+        &app,
+        &[
+            "inbound",
+            "remap",
+            "--status",
+            "failed",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(counted["would_remap"], 3);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_records WHERE status = 'failed'")
+            .await,
+        3,
+        "a dry run changes nothing"
+    );
+    let (ok, out, err) = cli(&app, &["inbound", "remap", "--status", "failed"]).await;
+    assert!(ok, "{err}");
+    assert!(out.contains("remapped 3 record(s)"), "{out}");
+    // Not a terminal: progress as plain lines on stderr, not a bar's escape codes.
+    assert!(
+        err.contains("remapped 0/3") && err.contains("remapped done"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    let dry = cli_json(
+        &app,
+        &[
+            "outbox",
+            "replay",
+            "--status",
+            "dead",
+            "--dry-run",
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(dry["rows"], 0);
+    assert_eq!(dry["action"], "would replay");
+}
+
+#[tokio::test]
+async fn erase_deletes_a_persons_records_and_names_no_one_in_the_audit() {
+    let app = app_with_leads().await;
+    let (ok, _, err) = cli(&app, &["erase"]).await;
+    assert!(!ok && err.contains("--user"), "{err}");
+    let erased = cli_json(
+        &app,
+        &["erase", "--email", "kavya.srinivasan@example.com", "--json"],
+    )
+    .await;
+    assert_eq!(erased["inbound_records"], 1);
+    assert_eq!(erased["outbox_rows"], 2);
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_records WHERE payload::text ILIKE '%kavya%'")
+            .await,
+        0
+    );
+    let target: String = sqlx::query_scalar(
+        "SELECT target FROM admin_audit WHERE action = 'erase' AND role = 'cli'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(!target.contains("kavya"), "{target}");
+    assert_eq!(
+        app.count("SELECT count(*) FROM outbox").await,
+        4,
+        "the other leads stay"
+    );
+}

@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
-use webengage_bridge::mapping::{MappedRecord, RecordStatus};
+use webengage_bridge::mapping::{IncomingRecord, MappedRecord, RecordStatus};
 use webengage_bridge::store::attempts::{self, NewAttempt};
 use webengage_bridge::store::backlog::{self, Queued};
 use webengage_bridge::store::destination::{self, Capacity};
-use webengage_bridge::store::inbound::{self, NewRecord, RequestMeta};
+use webengage_bridge::store::inbound::{self, Content, RequestMeta};
 use webengage_bridge::store::outbox::{self, ClaimedRow, Due, Lease};
 use webengage_bridge::store::settle::{self, Delivered};
 use webengage_bridge::store::support::{self, ReplayFilter};
@@ -215,64 +215,6 @@ async fn a_stale_lease_token_settles_nothing() {
 }
 
 #[tokio::test]
-async fn retention_purges_delivered_rows_and_then_their_inbound_record() {
-    let db = crate::helpers::TestDb::new().await;
-    let inbound: i64 = sqlx::query_scalar(
-        "INSERT INTO inbound_records (source, dedupe_key, status) VALUES ('test', 'k1', 'mapped') RETURNING id",
-    )
-    .fetch_one(&db.pool)
-    .await
-    .unwrap();
-    let old = insert(&db.pool, Some("a"), Some(inbound)).await;
-    let open = insert(&db.pool, Some("b"), Some(inbound)).await;
-    let recent = insert(&db.pool, None, None).await;
-    sqlx::query(
-        "UPDATE outbox SET status = 'delivered', delivered_at = now() - interval '40 days' WHERE id = $1;",
-    )
-    .bind(old)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE outbox SET status = 'delivered', delivered_at = now() WHERE id = $1")
-        .bind(recent)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let thirty_days = Duration::from_secs(30 * 86400);
-
-    assert_eq!(
-        settle::purge_delivered(&db.pool, thirty_days, 1)
-            .await
-            .unwrap(),
-        1
-    );
-    assert!(outbox::get(&db.pool, old).await.unwrap().is_none());
-    assert!(outbox::get(&db.pool, recent).await.unwrap().is_some());
-    let inbound_left: i64 = sqlx::query_scalar("SELECT count(*) FROM inbound_records")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(inbound_left, 1, "kept while another of its rows is open");
-
-    sqlx::query("UPDATE outbox SET status = 'delivered', delivered_at = now() - interval '40 days' WHERE id = $1")
-        .bind(open)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(
-        settle::purge_delivered(&db.pool, thirty_days, 10)
-            .await
-            .unwrap(),
-        1
-    );
-    let inbound_left: i64 = sqlx::query_scalar("SELECT count(*) FROM inbound_records")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
-    assert_eq!(inbound_left, 0);
-}
-
-#[tokio::test]
 async fn attempts_are_listed_in_order_with_truncated_excerpts() {
     let db = crate::helpers::TestDb::new().await;
     let id = insert(&db.pool, Some("a"), None).await;
@@ -385,9 +327,9 @@ async fn the_claim_walks_its_partial_index_when_statistics_are_stale() {
 
 /// A request's records through the ingest statement, each with its operations.
 async fn ingest(pool: &PgPool, records: &[(&str, Vec<(OperationKind, Value)>)]) {
-    let records: Vec<NewRecord> = records
+    let records: Vec<IncomingRecord> = records
         .iter()
-        .map(|(key, ops)| NewRecord {
+        .map(|(key, ops)| IncomingRecord {
             dedupe_key: (*key).to_owned(),
             payload: json!({"key": key}),
             version: None,
@@ -402,7 +344,8 @@ async fn ingest(pool: &PgPool, records: &[(&str, Vec<(OperationKind, Value)>)]) 
                     })
                     .collect(),
                 warnings: Vec::new(),
-                error: None,
+                failures: Vec::new(),
+                provenance: Vec::new(),
             },
         })
         .collect();
@@ -412,7 +355,9 @@ async fn ingest(pool: &PgPool, records: &[(&str, Vec<(OperationKind, Value)>)]) 
         content_type: None,
         request_id: "req",
     };
-    inbound::ingest(pool, &meta, &records).await.unwrap();
+    inbound::ingest(pool, &meta, &Content::Records(records))
+        .await
+        .unwrap();
 }
 
 /// (id, user, kind, head) of every row, in id order.

@@ -3,12 +3,12 @@
 
 use serde_json::{Value, json};
 use webengage_bridge::ingest::group_commit::{GroupCommit, GroupCommitConfig};
-use webengage_bridge::mapping::{MappedRecord, RecordStatus, RecordVersion};
-use webengage_bridge::store::inbound::{IngestCounts, NewRecord, RequestMeta};
+use webengage_bridge::mapping::{IncomingRecord, MappedRecord, RecordStatus, RecordVersion};
+use webengage_bridge::store::inbound::{Content, IngestCounts, RequestMeta};
 use webengage_bridge::webengage::{Operation, OperationKind};
 
-fn record(key: &str, payload: Value, version: Option<&str>) -> NewRecord {
-    NewRecord {
+fn record(key: &str, payload: Value, version: Option<&str>) -> IncomingRecord {
+    IncomingRecord {
         dedupe_key: key.to_owned(),
         version: version.map(|at| RecordVersion {
             key: "lead-1".into(),
@@ -22,7 +22,8 @@ fn record(key: &str, payload: Value, version: Option<&str>) -> NewRecord {
                 body: json!({"userId": key, "payload": payload.clone()}),
             }],
             warnings: vec![],
-            error: None,
+            failures: vec![],
+            provenance: vec![],
         },
         payload,
     }
@@ -31,7 +32,7 @@ fn record(key: &str, payload: Value, version: Option<&str>) -> NewRecord {
 async fn send(
     committer: &GroupCommit,
     request: usize,
-    records: Vec<NewRecord>,
+    records: Vec<IncomingRecord>,
 ) -> Result<IngestCounts, sqlx::Error> {
     let request_id = format!("req-{request}");
     let meta = RequestMeta {
@@ -40,7 +41,7 @@ async fn send(
         content_type: Some("application/json"),
         request_id: &request_id,
     };
-    committer.ingest(&meta, records).await
+    committer.ingest(&meta, Content::Records(records)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

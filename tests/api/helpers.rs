@@ -146,6 +146,9 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
         http: HttpSettings {
             listen: "127.0.0.1:0".into(),
             max_body: options.max_body,
+            max_inflight_bytes: 64 * 1024 * 1024,
+            body_timeout: Duration::from_secs(10),
+            max_records: 1000,
             admin_token: options.admin_token.clone().map(Into::into),
             viewer_token: options.viewer_token.clone().map(Into::into),
             spool_dir: options.spool_dir.clone(),
@@ -172,6 +175,7 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             retry_max_age: Duration::from_secs(3600),
             pause_probe: Duration::from_millis(300),
             retention: Duration::from_secs(30 * 86400),
+            audit_retention: Duration::from_secs(365 * 86400),
             rate_window: Duration::from_secs(60),
             breaker_threshold: 10,
             coalesce_users: true,

@@ -21,5 +21,6 @@ mod hostile_input;
 mod mapping_reload;
 mod metrics;
 mod resilience;
+mod support_lifecycle;
 mod transactions;
 mod webhooks;

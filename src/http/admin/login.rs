@@ -1,5 +1,5 @@
-//! `/admin/login` and `/admin/logout`: a token typed once becomes a signed session
-//! cookie (the token itself is never stored in the browser).
+//! `/admin/login` and `/admin/logout`: a token typed once becomes a server-side session
+//! (the browser holds only its random id); logging out deletes it.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -55,7 +55,7 @@ pub async fn login(
     };
     // Behind plain HTTP (tests, a local run) a Secure cookie would never come back.
     let secure = req.connection_info().scheme() == "https";
-    let cookie = session::issue(&state.admin, role, secure).ok_or(ApiError::Internal)?;
+    let cookie = session::issue(&state, role, form.token.trim(), secure).await?;
     let mut response = see_other("/admin/");
     response
         .add_cookie(&cookie)
@@ -63,11 +63,16 @@ pub async fn login(
     Ok(response)
 }
 
-/// Ends the session. Harmless to forge (it only logs out), so it needs no CSRF token.
-pub async fn logout() -> HttpResponse {
+/// Ends the session on the server and in the browser. Harmless to forge (it only logs
+/// out), so it needs no CSRF token.
+pub async fn logout(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    session::end(&req, &state).await?;
     let mut gone = Cookie::build(session::COOKIE, "").path("/admin").finish();
     gone.make_removal();
     let mut response = see_other("/admin/login");
     let _ = response.add_cookie(&gone);
-    response
+    Ok(response)
 }

@@ -1,21 +1,23 @@
-//! `/admin/...`: the support console's pages. Each handler parses the request, makes one
-//! store or ingest call (plus the audit entry of an action), and renders a template.
-//! Actions are POST forms that carry a CSRF token bound to the session cookie.
+//! `/admin/...`: the support console's pages. Each handler turns the request into domain
+//! types, makes one `support` (or read-only store) call, and renders a template. Actions
+//! are POST forms that carry the session's CSRF token; one that would change nothing
+//! answers 409 with the reason.
 
-use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use super::auth::{PageCaller, Role};
-use super::session;
+use super::access::PageCaller;
 use super::views::{self, Nav};
 use crate::http::AppState;
 use crate::http::error::ApiError;
 use crate::store::console::{self, IssueKind, IssueRows};
-use crate::store::support::{self, RowAction};
-use crate::support::mask::Reveal;
-use crate::support::remap;
+use crate::store::support::{self as store, OutboxFilter};
+use crate::support::actions::{self, RowAction};
+use crate::support::search::{self, SearchTerm, StatusOf};
+use crate::support::view::{self, RevealRequest};
+use crate::support::{SupportError, remap};
 
 /// A rendered page. Pages hold personal data: never cached, never framed.
 pub(super) fn html(page: &impl Template) -> Result<HttpResponse, ApiError> {
@@ -39,12 +41,31 @@ pub(super) fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-fn nav(req: &HttpRequest, state: &AppState, role: Role, notice: &NoticeQuery) -> Nav {
-    Nav::new(
-        role,
-        session::csrf_token(req, &state.admin),
-        notice.message(),
-    )
+pub(super) fn nav(caller: &PageCaller, notice: &NoticeQuery) -> Nav {
+    Nav::new(caller.role, caller.csrf.clone(), notice.message())
+}
+
+/// A page saying why a request or an action was refused, with the status it deserves
+/// (400 a bad search, 404 nothing there, 409 an action that would change nothing).
+pub(super) fn refused(
+    caller: &PageCaller,
+    error: SupportError,
+    back: &str,
+) -> Result<HttpResponse, ApiError> {
+    let (status, title) = match &error {
+        SupportError::Conflict(_) => (StatusCode::CONFLICT, "Nothing to do"),
+        SupportError::Invalid(_) => (StatusCode::BAD_REQUEST, "Cannot search for that"),
+        SupportError::NotFound(_) => (StatusCode::NOT_FOUND, "Not found"),
+        _ => return Err(error.into()),
+    };
+    let mut response = html(&views::ErrorPage {
+        nav: nav(caller, &NoticeQuery::default()),
+        title,
+        message: error.to_string(),
+        back: back.to_owned(),
+    })?;
+    *response.status_mut() = status;
+    Ok(response)
 }
 
 /// The query every page reads. `notice` and `n` are what an action reports back through
@@ -61,19 +82,32 @@ impl NoticeQuery {
     fn message(&self) -> Option<String> {
         let n = self.n.unwrap_or(0);
         let text = match self.notice.as_deref()? {
-            "retried" if n > 0 => "Done: the row is due now; the worker picks it up in a moment.",
-            "retried" => "Nothing to do: the row is in flight or already delivered.",
-            "cancelled" if n > 0 => "Cancelled: the row will never be sent.",
-            "cancelled" => "Nothing to do: only waiting or dead rows can be cancelled.",
+            "retried" => "Done: the row is due now; the worker picks it up in a moment.",
+            "cancelled" => "Cancelled: the row will never be sent.",
+            "resent" => {
+                "Resent: the row is due again under a new x-request-id; the worker sends it in a moment."
+            }
             "remapped" => {
                 return Some(format!(
                     "Re-mapped with today's mappings: {n} outbox row(s) produced."
                 ));
             }
             "replayed" => return Some(format!("Replayed {n} dead row(s): they are due now.")),
+            "erased" => {
+                return Some(format!(
+                    "Erased: {n} stored record(s) and row(s) of that person are gone."
+                ));
+            }
             _ => return None,
         };
         Some(text.to_owned())
+    }
+
+    fn reveal(&self) -> Result<Option<RevealRequest>, SupportError> {
+        self.reveal
+            .as_deref()
+            .map(RevealRequest::try_from)
+            .transpose()
     }
 }
 
@@ -84,21 +118,8 @@ pub struct CsrfForm {
     csrf: String,
 }
 
-/// Forms sent with a Bearer header (scripts, tests) need no CSRF token: another site
-/// cannot make a browser send that header. Cookie sessions must echo the token.
-fn check_csrf(req: &HttpRequest, state: &AppState, presented: &str) -> Result<(), ApiError> {
-    if super::auth::bearer(req).is_some() || session::csrf_valid(req, &state.admin, presented) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(
-            "the form's CSRF token is missing or stale: reload the page and try again".into(),
-        ))
-    }
-}
-
 pub async fn dashboard(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     notice: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -106,7 +127,7 @@ pub async fn dashboard(
     let delivery = crate::http::health::delivery_detail(&state).await;
     let text = |key: &str| delivery[key].as_str().map(str::to_owned);
     html(&views::DashboardPage {
-        nav: nav(&req, &state, role, &notice),
+        nav: nav(&caller, &notice),
         counts: views::STATUSES
             .iter()
             .map(|s| (*s, data.stats.by_status.get(*s).copied().unwrap_or(0)))
@@ -141,32 +162,38 @@ pub struct SearchQuery {
     before: Option<i64>,
 }
 
-fn some(s: &str) -> Option<String> {
-    Some(s.trim().to_owned()).filter(|s| !s.is_empty())
+impl TryFrom<&SearchQuery> for OutboxFilter {
+    type Error = SupportError;
+
+    fn try_from(s: &SearchQuery) -> Result<Self, Self::Error> {
+        Ok(OutboxFilter {
+            q: SearchTerm::free_text(Some(&s.q), "q")?.map(SearchTerm::into_inner),
+            status: search::status(Some(&s.status), StatusOf::Outbox)?,
+            source: search::value(Some(&s.source), "source")?,
+            user_id: search::value(Some(&s.user_id), "user_id")?,
+            ..Default::default()
+        })
+    }
 }
 
 pub async fn outbox(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     search: web::Query<SearchQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let filter = support::OutboxFilter {
-        q: some(&search.q),
-        status: some(&search.status),
-        source: some(&search.source),
-        user_id: some(&search.user_id),
-        ..Default::default()
+    let filter = match OutboxFilter::try_from(&*search) {
+        Ok(filter) => filter,
+        Err(e) => return refused(&caller, e, "/admin/outbox"),
     };
-    let page = support::list_outbox(&state.pool, &filter, 50, search.before).await?;
+    let reveal = view::default_reveal(caller.role);
+    let page = store::list_outbox(&state.pool, &filter, 50, search.before).await?;
     // Only the first page of a text search asks why a lead has no rows at all.
     let undelivered = match (&filter.q, search.before) {
         (Some(q), None) => console::undelivered_records(&state.pool, q, 20).await?,
         _ => Vec::new(),
     };
-    let reveal = default_reveal(role);
     html(&views::OutboxPage {
-        nav: nav(&req, &state, role, &NoticeQuery::default()),
+        nav: nav(&caller, &NoticeQuery::default()),
         older: views::OutboxPage::older_href(
             &search.q,
             &search.status,
@@ -185,145 +212,122 @@ pub async fn outbox(
             .source_ids()
             .map(str::to_owned)
             .collect(),
-        rows: page
+        rows: view::outbox_page(&page, &reveal)
             .items
             .iter()
-            .map(|i| views::RowView::new(i, &reveal))
+            .map(views::RowView::new)
             .collect(),
         undelivered: undelivered
             .iter()
-            .map(|i| views::RecordView::new(i, &reveal))
+            .map(|i| views::RecordView::new(&view::inbound_item(i, &reveal)))
             .collect(),
     })
 }
 
-/// Admins see everything; viewers see masked data until they reveal it.
-fn default_reveal(role: Role) -> Reveal {
-    match role {
-        Role::Admin => Reveal::All,
-        Role::Viewer => Reveal::none(),
-    }
-}
-
-/// What the caller sees. A viewer's reveal is written to the audit log before the
-/// page shows anything, so every look at personal data is on record.
-async fn reveal_for(
-    state: &AppState,
-    role: Role,
-    asked: Option<&str>,
-    target: &str,
-) -> Result<Reveal, ApiError> {
-    let asked = asked.map(str::trim).filter(|a| !a.is_empty());
-    let (Role::Viewer, Some(asked)) = (role, asked) else {
-        return Ok(default_reveal(role));
-    };
-    let reveal = if asked == "all" {
-        Reveal::All
-    } else {
-        Reveal::Fields(asked.split(',').map(|f| f.trim().to_owned()).collect())
-    };
-    let what = match &reveal {
-        Reveal::All => target.to_owned(),
-        Reveal::Fields(fields) => format!("{target} fields {}", fields.join(",")),
-    };
-    support::audit(&state.pool, role.as_str(), "reveal", &what, 1).await?;
-    Ok(reveal)
-}
-
 pub async fn row(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let detail = support::outbox_detail(&state.pool, *id)
+    let asked = query.reveal()?;
+    let detail = store::outbox_detail(&state.pool, *id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no outbox row {id}")))?;
-    let reveal = reveal_for(
-        &state,
-        role,
-        query.reveal.as_deref(),
-        &format!("outbox {id}"),
-    )
-    .await?;
-    let nav = nav(&req, &state, role, &query);
-    html(&views::RowPage::new(nav, &detail, &reveal))
+    let reveal = view::reveal_for(&state.pool, caller.role, asked, &format!("outbox {id}")).await?;
+    let shown = view::outbox_detail(&detail, &reveal);
+    html(&views::RowPage::new(nav(&caller, &query), &shown, &reveal))
 }
 
 pub async fn inbound(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     query: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let asked = query.reveal()?;
     let (record, rows) = console::record_with_rows(&state.pool, *id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no inbound record {id}")))?;
-    let reveal = reveal_for(
-        &state,
-        role,
-        query.reveal.as_deref(),
-        &format!("inbound {id}"),
-    )
-    .await?;
-    let nav = nav(&req, &state, role, &query);
-    html(&views::InboundPage::new(nav, &record, &rows, &reveal))
+    let reveal =
+        view::reveal_for(&state.pool, caller.role, asked, &format!("inbound {id}")).await?;
+    let shown = view::inbound_record(&record, &reveal);
+    let rows: Vec<_> = rows.iter().map(|r| view::outbox_item(r, &reveal)).collect();
+    html(&views::InboundPage::new(
+        nav(&caller, &query),
+        &shown,
+        &rows,
+        &reveal,
+    ))
+}
+
+async fn act_on_row(
+    caller: PageCaller,
+    state: &AppState,
+    id: i64,
+    form: &CsrfForm,
+    action: RowAction,
+    notice: &str,
+) -> Result<HttpResponse, ApiError> {
+    caller.check_csrf(&form.csrf)?;
+    let back = format!("/admin/outbox/{id}");
+    match actions::act_on_row(&state.pool, caller.role, action, id).await {
+        Ok(rows) => Ok(see_other(&format!("{back}?notice={notice}&n={rows}"))),
+        Err(e) => refused(&caller, e, &back),
+    }
 }
 
 pub async fn retry(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
-    check_csrf(&req, &state, &form.csrf)?;
-    let rows = support::act_on_row(&state.pool, role.as_str(), RowAction::Retry, *id).await?;
-    Ok(see_other(&format!(
-        "/admin/outbox/{id}?notice=retried&n={rows}"
-    )))
+    act_on_row(caller, &state, *id, &form, RowAction::Retry, "retried").await
 }
 
 pub async fn cancel(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
-    check_csrf(&req, &state, &form.csrf)?;
-    let rows = support::act_on_row(&state.pool, role.as_str(), RowAction::Cancel, *id).await?;
-    Ok(see_other(&format!(
-        "/admin/outbox/{id}?notice=cancelled&n={rows}"
-    )))
+    act_on_row(caller, &state, *id, &form, RowAction::Cancel, "cancelled").await
+}
+
+pub async fn resend(
+    caller: PageCaller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, ApiError> {
+    act_on_row(caller, &state, *id, &form, RowAction::Resend, "resent").await
 }
 
 pub async fn remap(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     id: web::Path<i64>,
     form: web::Form<CsrfForm>,
 ) -> Result<HttpResponse, ApiError> {
-    check_csrf(&req, &state, &form.csrf)?;
-    let rows = remap::remap_record_audited(
+    caller.check_csrf(&form.csrf)?;
+    let back = format!("/admin/inbound/{id}");
+    match remap::remap_record_audited(
         &state.pool,
         &state.ingest.types,
         &state.registry.current(),
         *id,
-        role.as_str(),
+        caller.role,
     )
-    .await?;
-    Ok(see_other(&format!(
-        "/admin/inbound/{id}?notice=remapped&n={rows}"
-    )))
+    .await
+    {
+        Ok(rows) => Ok(see_other(&format!("{back}?notice=remapped&n={rows}"))),
+        Err(e) => refused(&caller, e, &back),
+    }
 }
 
 pub async fn issues(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     notice: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -334,7 +338,7 @@ pub async fn issues(
             .collect::<Vec<_>>()
     };
     html(&views::IssuesPage {
-        nav: nav(&req, &state, role, &notice),
+        nav: nav(&caller, &notice),
         dead: view(IssueKind::Dead, &issues.dead),
         inbound: view(IssueKind::Inbound, &issues.inbound),
         warnings: view(IssueKind::Warning, &issues.warnings),
@@ -350,19 +354,18 @@ pub struct IssueQuery {
 }
 
 pub async fn issue_rows(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
     issue: web::Query<IssueQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let found =
         console::issue_rows(&state.pool, issue.kind, &issue.source, &issue.cause, 200).await?;
-    let reveal = default_reveal(role);
+    let reveal = view::default_reveal(caller.role);
     let (rows, records) = match &found {
         IssueRows::Outbox(items) => (
             items
                 .iter()
-                .map(|i| views::RowView::new(i, &reveal))
+                .map(|i| views::RowView::new(&view::outbox_item(i, &reveal)))
                 .collect(),
             Vec::new(),
         ),
@@ -370,11 +373,11 @@ pub async fn issue_rows(
             Vec::new(),
             items
                 .iter()
-                .map(|i| views::RecordView::new(i, &reveal))
+                .map(|i| views::RecordView::new(&view::inbound_item(i, &reveal)))
                 .collect(),
         ),
     };
-    let nav = nav(&req, &state, role, &NoticeQuery::default());
+    let nav = nav(&caller, &NoticeQuery::default());
     html(&views::IssueRowsPage {
         can_replay: nav.is_admin && issue.kind == IssueKind::Dead && !rows.is_empty(),
         nav,
@@ -386,25 +389,16 @@ pub async fn issue_rows(
     })
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ReplayGroupForm {
-    #[serde(default)]
-    csrf: String,
-    source: String,
-    cause: String,
-}
-
 pub async fn replay_issue(
-    PageCaller(role): PageCaller,
-    req: HttpRequest,
+    caller: PageCaller,
     state: web::Data<AppState>,
-    form: web::Form<ReplayGroupForm>,
+    form: web::Form<super::record_pages::IssueGroupForm>,
 ) -> Result<HttpResponse, ApiError> {
-    check_csrf(&req, &state, &form.csrf)?;
-    let rows = console::replay_dead_group(&state.pool, &form.source, &form.cause).await?;
-    let target = format!("issue dead source={} cause={}", form.source, form.cause);
-    support::audit(&state.pool, role.as_str(), "replay", &target, rows).await?;
-    Ok(see_other(&format!(
-        "/admin/issues?notice=replayed&n={rows}"
-    )))
+    caller.check_csrf(&form.csrf)?;
+    match actions::replay_issue(&state.pool, caller.role, &form.source, &form.cause).await {
+        Ok(rows) => Ok(see_other(&format!(
+            "/admin/issues?notice=replayed&n={rows}"
+        ))),
+        Err(e) => refused(&caller, e, "/admin/issues"),
+    }
 }

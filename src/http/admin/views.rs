@@ -1,15 +1,17 @@
 //! What the pages show: askama templates and the view models they read, built from
-//! store types with personal data already masked for the caller. No SQL, no HTTP here.
+//! store rows that `support::view` has already masked for the caller (the same masking
+//! the admin API answers with). No SQL, no HTTP, no masking decisions here.
 
 use askama::Template;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::auth::Role;
+use super::access::Role;
 use crate::store::OutboxStatus;
 use crate::store::console::{Issue, IssueKind, LastHour};
-use crate::store::support::{AttemptItem, AuditEntry, InboundItem, OutboxDetail, OutboxItem};
-use crate::support::mask::{self, Reveal};
+use crate::store::support::{AttemptItem, AuditEntry, InboundItem, OutboxItem};
+use crate::support::mask::Reveal;
+use crate::support::view::{ShownDetail, ShownRecord};
 
 pub const STATUSES: [&str; 5] = OutboxStatus::NAMES;
 
@@ -129,20 +131,21 @@ pub struct RowView {
 }
 
 impl RowView {
-    pub fn new(item: &OutboxItem, reveal: &Reveal) -> Self {
+    /// A row as `support::view` shows it to the caller.
+    pub fn new(item: &OutboxItem) -> Self {
         RowView {
             id: item.id,
             href: format!("/admin/outbox/{}", item.id),
             source: item.source.clone(),
             rule: item.rule.clone(),
             kind: item.kind.as_str().to_owned(),
-            user_id: mask::text_for(item.user_id.as_deref().unwrap_or(""), reveal),
+            user_id: item.user_id.clone().unwrap_or_default(),
             status: item.status.to_string(),
             attempts: item.attempts,
             created: when(item.created_at),
             next_attempt: when(item.next_attempt_at),
             delivered: item.delivered_at.map(when).unwrap_or_default(),
-            last_error: mask::text_for(item.last_error.as_deref().unwrap_or(""), reveal),
+            last_error: item.last_error.clone().unwrap_or_default(),
         }
     }
 }
@@ -165,10 +168,19 @@ pub struct RecordView {
 }
 
 impl RecordView {
-    pub fn new(item: &InboundItem, reveal: &Reveal) -> Self {
+    /// A record as `support::view` shows it to the caller.
+    pub fn new(item: &InboundItem) -> Self {
+        Self::shown(item, Vec::new())
+    }
+
+    pub fn with_fields(shown: &ShownRecord) -> Self {
+        Self::shown(&shown.record, shown.masked_fields.clone())
+    }
+
+    fn shown(item: &InboundItem, masked_fields: Vec<String>) -> Self {
         let record = match (&item.payload, &item.raw_body) {
-            (Some(payload), _) => pretty(&mask::mask_json(payload, reveal)),
-            (None, Some(raw)) => mask::text_for(raw, reveal),
+            (Some(payload), _) => pretty(payload),
+            (None, Some(raw)) => raw.clone(),
             (None, None) => String::new(),
         };
         let warnings = item
@@ -180,21 +192,15 @@ impl RecordView {
             id: item.id,
             href: format!("/admin/inbound/{}", item.id),
             source: item.source.clone(),
-            dedupe_key: mask::text_for(&item.dedupe_key, reveal),
+            dedupe_key: item.dedupe_key.clone(),
             status: item.status.to_string(),
             received: when(item.received_at),
             content_type: item.content_type.clone().unwrap_or_default(),
             record,
-            warnings: warnings
-                .into_iter()
-                .map(|w| mask::text_for(w, reveal))
-                .collect(),
-            error: mask::text_for(item.error.as_deref().unwrap_or(""), reveal),
+            warnings: warnings.into_iter().map(str::to_owned).collect(),
+            error: item.error.clone().unwrap_or_default(),
             request_id: item.request_id.clone().unwrap_or_default(),
-            masked_fields: match (&item.payload, reveal) {
-                (Some(payload), Reveal::Fields(_)) => mask::masked_fields(payload),
-                _ => Vec::new(),
-            },
+            masked_fields,
         }
     }
 }
@@ -247,13 +253,13 @@ pub struct AttemptView {
 }
 
 impl AttemptView {
-    fn new(a: &AttemptItem, reveal: &Reveal) -> Self {
+    fn new(a: &AttemptItem) -> Self {
         AttemptView {
             at: when(a.attempted_at),
             http_status: a.http_status.map(|s| s.to_string()).unwrap_or_default(),
             outcome: a.outcome.clone(),
             latency_ms: a.latency_ms,
-            response: mask::text_for(a.response_excerpt.as_deref().unwrap_or(""), reveal),
+            response: a.response_excerpt.clone().unwrap_or_default(),
         }
     }
 }
@@ -267,7 +273,6 @@ pub struct RevealLink {
 fn reveal_links(base: &str, fields: &[String], revealed: &[String]) -> Vec<RevealLink> {
     fields
         .iter()
-        .filter(|f| !revealed.contains(f))
         .map(|f| {
             let mut list = revealed.to_vec();
             list.push(f.clone());
@@ -288,25 +293,21 @@ pub struct RowPage {
     pub body: String,
     pub mapping_hash: String,
     pub attempts: Vec<AttemptView>,
+    /// Attempts that count toward the retry limit (a 429 or a pause is listed, not counted).
+    pub charged_attempts: i32,
     pub inbound: Option<RecordView>,
     pub masked: bool,
     pub reveal_all_href: String,
     pub reveal_links: Vec<RevealLink>,
     pub can_retry: bool,
     pub can_cancel: bool,
+    pub can_resend: bool,
 }
 
 impl RowPage {
-    pub fn new(nav: Nav, detail: &OutboxDetail, reveal: &Reveal) -> Self {
+    pub fn new(nav: Nav, shown: &ShownDetail, reveal: &Reveal) -> Self {
+        let detail = &shown.detail;
         let base = format!("/admin/outbox/{}", detail.item.id);
-        let mut fields = mask::masked_fields(&detail.body);
-        if let Some(payload) = detail.inbound.as_ref().and_then(|i| i.payload.as_ref()) {
-            for f in mask::masked_fields(payload) {
-                if !fields.contains(&f) {
-                    fields.push(f);
-                }
-            }
-        }
         let revealed = match reveal {
             Reveal::All => Vec::new(),
             Reveal::Fields(f) => f.clone(),
@@ -315,24 +316,18 @@ impl RowPage {
         RowPage {
             can_retry: nav.is_admin && status.can_retry(),
             can_cancel: nav.is_admin && status.can_cancel(),
+            can_resend: nav.is_admin && status == OutboxStatus::Delivered,
             nav,
-            row: RowView::new(&detail.item, reveal),
+            row: RowView::new(&detail.item),
             request_id: detail.item.request_id.to_string(),
-            body: pretty(&mask::mask_json(&detail.body, reveal)),
+            body: pretty(&detail.body),
             mapping_hash: detail.mapping_hash.clone().unwrap_or_default(),
-            attempts: detail
-                .attempts_log
-                .iter()
-                .map(|a| AttemptView::new(a, reveal))
-                .collect(),
-            inbound: detail.inbound.as_ref().map(|i| RecordView::new(i, reveal)),
+            attempts: detail.attempts_log.iter().map(AttemptView::new).collect(),
+            charged_attempts: detail.item.attempts,
+            inbound: detail.inbound.as_ref().map(RecordView::new),
             masked: !reveal.is_all(),
             reveal_all_href: format!("{base}?reveal=all"),
-            reveal_links: if reveal.is_all() {
-                Vec::new()
-            } else {
-                reveal_links(&base, &fields, &revealed)
-            },
+            reveal_links: reveal_links(&base, &shown.masked_fields, &revealed),
         }
     }
 }
@@ -350,16 +345,16 @@ pub struct InboundPage {
 }
 
 impl InboundPage {
-    pub fn new(nav: Nav, item: &InboundItem, rows: &[OutboxItem], reveal: &Reveal) -> Self {
-        let record = RecordView::new(item, reveal);
+    pub fn new(nav: Nav, shown: &ShownRecord, rows: &[OutboxItem], reveal: &Reveal) -> Self {
+        let record = RecordView::with_fields(shown);
         let revealed = match reveal {
             Reveal::All => Vec::new(),
             Reveal::Fields(f) => f.clone(),
         };
         InboundPage {
-            can_remap: nav.is_admin && item.payload.is_some(),
+            can_remap: nav.is_admin && shown.record.payload.is_some(),
             nav,
-            rows: rows.iter().map(|r| RowView::new(r, reveal)).collect(),
+            rows: rows.iter().map(RowView::new).collect(),
             masked: !reveal.is_all(),
             reveal_all_href: format!("{}?reveal=all", record.href),
             reveal_links: reveal_links(&record.href, &record.masked_fields, &revealed),
@@ -373,6 +368,7 @@ pub struct IssueView {
     pub source: String,
     pub cause: String,
     pub count: i64,
+    pub retrying: i64,
     pub first_seen: String,
     pub last_seen: String,
     pub rows_href: String,
@@ -384,6 +380,7 @@ impl IssueView {
             source: issue.source.clone(),
             cause: issue.cause.clone(),
             count: issue.count,
+            retrying: issue.retrying,
             first_seen: when(issue.first_seen),
             last_seen: when(issue.last_seen),
             rows_href: format!(
@@ -417,4 +414,75 @@ pub struct IssueRowsPage {
     pub rows: Vec<RowView>,
     pub records: Vec<RecordView>,
     pub can_replay: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/error.html")]
+pub struct ErrorPage {
+    pub nav: Nav,
+    pub title: &'static str,
+    pub message: String,
+    pub back: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/erase.html")]
+pub struct ErasePage {
+    pub nav: Nav,
+}
+
+#[derive(Template)]
+#[template(path = "admin/records.html")]
+pub struct RecordsPage {
+    pub nav: Nav,
+    pub status: String,
+    pub source: String,
+    pub statuses: Vec<&'static str>,
+    pub sources: Vec<String>,
+    pub records: Vec<RecordView>,
+    pub older: Option<String>,
+    /// Records a "re-map all" would map again (with a parsed record).
+    pub matching: u64,
+    pub can_remap: bool,
+}
+
+impl RecordsPage {
+    pub fn older_href(status: &str, source: &str, before: Option<i64>) -> Option<String> {
+        let before = before?.to_string();
+        Some(format!(
+            "/admin/inbound?{}",
+            query(&[("status", status), ("source", source), ("before", &before)])
+        ))
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/job.html")]
+pub struct JobPage {
+    pub nav: Nav,
+    pub job: crate::store::jobs::Job,
+    pub started: String,
+    pub running: bool,
+    pub errors: Vec<String>,
+}
+
+impl JobPage {
+    pub fn new(nav: Nav, job: crate::store::jobs::Job) -> Self {
+        JobPage {
+            nav,
+            started: when(job.started_at),
+            running: job.state == "running",
+            errors: job
+                .errors
+                .as_array()
+                .map(|e| {
+                    e.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            job,
+        }
+    }
 }

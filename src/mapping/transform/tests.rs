@@ -3,10 +3,10 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::mapping::model;
+use crate::mapping::yaml_tree;
 
 fn compile_one(yaml: &str) -> (Option<Transform>, Vec<String>) {
-    let node = model::parse(yaml).expect("yaml");
+    let node = yaml_tree::parse(yaml).expect("yaml");
     let mut ctx = Ctx::new(Path::new("t.yaml"));
     let t = compile(&mut ctx, &node);
     (t, ctx.errors.iter().map(|e| e.to_string()).collect())

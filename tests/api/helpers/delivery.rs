@@ -57,6 +57,7 @@ pub fn delivery() -> DeliverySettings {
         retry_max_age: Duration::from_secs(3600),
         pause_probe: Duration::from_millis(200),
         retention: Duration::from_secs(30 * 86400),
+        audit_retention: Duration::from_secs(365 * 86400),
         rate_window: Duration::from_secs(60),
         breaker_threshold: 10,
         coalesce_users: true,

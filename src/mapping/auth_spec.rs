@@ -4,9 +4,11 @@
 use secrecy::SecretString;
 
 use super::check::Ctx;
-use super::model::{Entries, Node, Pos, SNode, get};
+use super::yaml_tree::{Entries, Node, Pos, SNode, get};
 use crate::source::SourceFormat;
-use crate::source::auth::{AuthSpec, BasicAuth, HeaderAuth, HmacAuth, HmacEncoding, QueryAuth};
+use crate::source::credentials::{
+    AuthSpec, BasicAuth, HeaderAuth, HmacAuth, HmacEncoding, QueryAuth,
+};
 
 pub const HEADER_KEYS: &[&str] = &["name", "value_env"];
 pub const BASIC_KEYS: &[&str] = &["username_env", "password_env"];

@@ -1,5 +1,9 @@
-//! Webhook authentication. Every option a source configures must pass; secrets are
-//! compared in constant time and never appear in an error.
+//! Webhook credentials: the checks a mapping file's `source.auth` asks for. Every
+//! configured option must pass; secrets are compared in constant time and never appear
+//! in an error. The checks run in the order their inputs arrive: the headers and query
+//! before the body is read ([`verify_head`]), an HMAC over the raw bytes before any
+//! parse ([`verify_signature`]), and a Salesforce organization id, which only the parsed
+//! body carries ([`verify_organization`]).
 
 use base64::Engine as _;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
@@ -83,9 +87,10 @@ pub fn is_open(spec: &AuthSpec) -> bool {
         && spec.organization_ids.is_empty()
 }
 
-/// Checks every configured option except `organization_ids`, which needs the parsed body
-/// (see [`verify_organization`]). All must pass; the first failure is reported.
-pub fn verify_request(spec: &AuthSpec, req: &InboundRequest) -> Result<(), AuthError> {
+/// Checks the options carried outside the body (bearer, header, basic, query): the
+/// request's head only, so an unauthenticated sender is refused before its body is
+/// read. All must pass; the first failure is reported.
+pub fn verify_head(spec: &AuthSpec, req: &InboundRequest) -> Result<(), AuthError> {
     if let Some(token) = &spec.bearer {
         let given = credentials(req, "bearer").ok_or(AuthError::Bearer)?;
         if !secret_eq(given.as_bytes(), token.expose_secret().as_bytes()) {
@@ -102,9 +107,6 @@ pub fn verify_request(spec: &AuthSpec, req: &InboundRequest) -> Result<(), AuthE
     if let Some(basic) = &spec.basic {
         verify_basic(basic, req)?;
     }
-    if let Some(hmac) = &spec.hmac_sha256 {
-        verify_hmac(hmac, req)?;
-    }
     if let Some(query) = &spec.query {
         let fail = || AuthError::Query(query.name.clone());
         // A repeated parameter counts by its first value, as repeated headers do.
@@ -117,6 +119,14 @@ pub fn verify_request(spec: &AuthSpec, req: &InboundRequest) -> Result<(), AuthE
         }
     }
     Ok(())
+}
+
+/// Checks `hmac_sha256` (when configured) over the raw body, before anything parses it.
+pub fn verify_signature(spec: &AuthSpec, req: &InboundRequest) -> Result<(), AuthError> {
+    match &spec.hmac_sha256 {
+        Some(hmac) => verify_hmac(hmac, req),
+        None => Ok(()),
+    }
 }
 
 /// Passes when no organization ids are configured; otherwise the received id must match
@@ -213,5 +223,5 @@ fn secret_eq(given: &[u8], expected: &[u8]) -> bool {
 }
 
 #[cfg(test)]
-#[path = "auth_tests.rs"]
+#[path = "credentials_tests.rs"]
 mod tests;
