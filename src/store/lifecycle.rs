@@ -156,15 +156,11 @@ pub async fn erase(pool: &PgPool, trace: &Trace) -> Result<Erased, sqlx::Error> 
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    let owners: Vec<Option<String>> =
-        sqlx::query_scalar("DELETE FROM outbox WHERE id = ANY($1) RETURNING user_id")
-            .bind(&outbox_ids)
-            .fetch_all(&mut *tx)
-            .await?;
-    let outbox_rows = owners.len() as u64;
-    // A row of another user that named the person may have been its user's head.
-    let owners: Vec<String> = owners.into_iter().flatten().collect();
-    super::settle::promote_heads(&mut *tx, &owners).await?;
+    let outbox_rows = sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
+        .bind(&outbox_ids)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
     let keys: Vec<String> = sqlx::query_scalar(
         "DELETE FROM inbound_records
          WHERE id = ANY($2) OR payload::text ~* $1 OR raw_body ~* $1 OR dedupe_key ~* $1

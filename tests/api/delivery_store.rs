@@ -654,3 +654,33 @@ async fn the_backlog_counts_queued_rows_per_kind_and_minutes_of_the_last_day() {
         1
     );
 }
+
+#[tokio::test]
+async fn a_resent_merged_row_is_its_users_head_again() {
+    let db = crate::helpers::TestDb::new().await;
+    // a's head carries a second update (coalesced); both delivered.
+    let head = insert(&db.pool, Some("a"), None).await;
+    let merged = insert(&db.pool, Some("a"), None).await;
+    let claimed = outbox::claim_due(&db.pool, 10, LEASE).await.unwrap();
+    let heads: Vec<&ClaimedRow> = claimed.iter().collect();
+    let followers = outbox::claim_followers(&db.pool, &heads, 10, LEASE)
+        .await
+        .unwrap();
+    let settles = [
+        Delivered {
+            lease: claimed[0].lease(),
+            coalesced_into: None,
+        },
+        Delivered {
+            lease: followers[0].lease(),
+            coalesced_into: Some(head),
+        },
+    ];
+    settle::mark_delivered_many(&db.pool, &settles)
+        .await
+        .unwrap();
+    // Resending the merged row alone: it is a's only open row, so it must be claimable.
+    assert_eq!(support::resend(&db.pool, merged).await.unwrap(), 1);
+    let again = outbox::claim_due(&db.pool, 10, LEASE).await.unwrap();
+    assert_eq!(again.iter().map(|r| r.id).collect::<Vec<_>>(), vec![merged]);
+}
