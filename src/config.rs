@@ -100,22 +100,7 @@ impl HttpSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DataCenter {
-    Global,
-    India,
-    Ksa,
-}
-
-impl DataCenter {
-    pub fn api_host(self) -> &'static str {
-        match self {
-            DataCenter::Global => "https://api.webengage.com",
-            DataCenter::India => "https://api.in.webengage.com",
-            DataCenter::Ksa => "https://api.ksa.webengage.com",
-        }
-    }
-}
+pub use crate::webengage::DataCenter;
 
 #[derive(Debug, Clone, Args)]
 pub struct WebEngageSettings {
@@ -147,8 +132,15 @@ pub struct WebEngageSettings {
     pub limit_users_per_min: u32,
     #[arg(long, env = "WEBENGAGE_LIMIT_EVENTS_PER_MIN", default_value_t = 5000)]
     pub limit_events_per_min: u32,
-    #[arg(long, env = "WEBENGAGE_LIMIT_BULK_PER_MIN", default_value_t = 500)]
-    pub limit_bulk_per_min: u32,
+    /// Deprecated: sets both bulk quotas below, unless they are set themselves.
+    #[arg(long, env = "WEBENGAGE_LIMIT_BULK_PER_MIN")]
+    pub limit_bulk_per_min: Option<u32>,
+    /// Calls per minute to bulk-users [default: 500].
+    #[arg(long, env = "WEBENGAGE_LIMIT_BULK_USERS_PER_MIN")]
+    pub limit_bulk_users_per_min: Option<u32>,
+    /// Calls per minute to bulk-events [default: 500].
+    #[arg(long, env = "WEBENGAGE_LIMIT_BULK_EVENTS_PER_MIN")]
+    pub limit_bulk_events_per_min: Option<u32>,
     #[arg(
         long,
         env = "WEBENGAGE_LIMIT_TRANSACTION_PER_MIN",
@@ -157,7 +149,24 @@ pub struct WebEngageSettings {
     pub limit_transaction_per_min: u32,
 }
 
+/// WebEngage's documented quota of each bulk endpoint, calls per minute.
+pub const BULK_PER_MIN: u32 = 500;
+
 impl WebEngageSettings {
+    /// The bulk-users quota: its own variable, else the deprecated shared one, else 500.
+    pub fn bulk_users_per_min(&self) -> u32 {
+        self.limit_bulk_users_per_min
+            .or(self.limit_bulk_per_min)
+            .unwrap_or(BULK_PER_MIN)
+    }
+
+    /// The bulk-events quota: its own variable, else the deprecated shared one, else 500.
+    pub fn bulk_events_per_min(&self) -> u32 {
+        self.limit_bulk_events_per_min
+            .or(self.limit_bulk_per_min)
+            .unwrap_or(BULK_PER_MIN)
+    }
+
     /// The API host: `WEBENGAGE_BASE_URL` when set, else the data center's.
     pub fn base_url(&self) -> String {
         self.base_url
@@ -165,6 +174,15 @@ impl WebEngageSettings {
             .unwrap_or_else(|| self.data_center.api_host().to_owned())
             .trim_end_matches('/')
             .to_owned()
+    }
+
+    /// What the WebEngage client needs: the host and the credentials.
+    pub fn account(&self) -> crate::webengage::client::Account {
+        crate::webengage::client::Account {
+            base_url: self.base_url(),
+            license_code: self.license_code.clone(),
+            api_key: self.api_key.clone(),
+        }
     }
 
     /// Reads the key from `WEBENGAGE_API_KEY_FILE`, when set, into `api_key`.
@@ -252,6 +270,13 @@ pub struct DeliverySettings {
     /// only so tests can see a quota bind within seconds.
     #[arg(long, env = "BRIDGE_RATE_WINDOW", default_value = "60s", value_parser = parse_duration, hide = true)]
     pub rate_window: Duration,
+    /// Failed calls in a row (5xx, timeouts, connection errors) after which delivery
+    /// stops and probes WebEngage with one row until it answers again; 0 turns it off.
+    #[arg(long, env = "BRIDGE_BREAKER_THRESHOLD", default_value_t = 10)]
+    pub breaker_threshold: usize,
+    /// Merge a user's queued user updates into one record when they are sent.
+    #[arg(long, env = "BRIDGE_COALESCE_USERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub coalesce_users: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -348,6 +373,31 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_bulk_quota_is_an_alias_for_both() {
+        let parse = |args: &[&str]| {
+            let cli = clap::Command::new("t");
+            let cli = <WebEngageSettings as clap::Args>::augment_args(cli);
+            let m = cli
+                .try_get_matches_from(std::iter::once("t").chain(args.iter().copied()))
+                .unwrap();
+            let s = <WebEngageSettings as clap::FromArgMatches>::from_arg_matches(&m).unwrap();
+            (s.bulk_users_per_min(), s.bulk_events_per_min())
+        };
+        assert_eq!(parse(&[]), (500, 500));
+        assert_eq!(parse(&["--limit-bulk-per-min", "40"]), (40, 40));
+        assert_eq!(
+            parse(&[
+                "--limit-bulk-per-min",
+                "40",
+                "--limit-bulk-events-per-min",
+                "7"
+            ]),
+            (40, 7)
+        );
+        assert_eq!(parse(&["--limit-bulk-users-per-min", "9"]), (9, 500));
+    }
+
+    #[test]
     fn durations_are_humantime() {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(30 * 86400)));
@@ -366,7 +416,9 @@ mod tests {
             bulk: true,
             limit_users_per_min: 1,
             limit_events_per_min: 1,
-            limit_bulk_per_min: 1,
+            limit_bulk_per_min: None,
+            limit_bulk_users_per_min: None,
+            limit_bulk_events_per_min: None,
             limit_transaction_per_min: 1,
         };
         assert_eq!(s.base_url(), "http://127.0.0.1:9999");
@@ -383,5 +435,10 @@ mod tests {
         );
         s.api_key = Some("k".to_owned().into());
         assert_eq!(s.credentials_problem(), None);
+        let local = WebEngageSettings {
+            base_url: None,
+            ..s.clone()
+        };
+        assert_eq!(local.base_url(), "https://api.ksa.webengage.com");
     }
 }

@@ -411,6 +411,19 @@ async fn stats(pool: &PgPool, json: bool) -> anyhow::Result<()> {
             "oldest waiting row: {:.0}s",
             stats.oldest_pending_age_seconds
         );
+        let backlog = &stats.backlog;
+        println!(
+            "queued: {} users, {} events, {} transactions; delivering {:.0} a minute; drains in {}",
+            backlog.queued.users,
+            backlog.queued.events,
+            backlog.queued.transactions,
+            backlog.delivered_per_minute,
+            backlog.drain_seconds.map_or_else(
+                || "? (no worker has started)".to_owned(),
+                |s| humantime::format_duration(std::time::Duration::from_secs(s.ceil() as u64))
+                    .to_string()
+            )
+        );
     })
 }
 

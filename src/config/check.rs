@@ -85,6 +85,28 @@ pub const BOUNDS: &[(&str, Bound)] = &[
         },
     ),
     (
+        "limit_bulk_users_per_min",
+        Bound::Count {
+            min: 1,
+            max: 100_000_000,
+        },
+    ),
+    (
+        "limit_bulk_events_per_min",
+        Bound::Count {
+            min: 1,
+            max: 100_000_000,
+        },
+    ),
+    // 0 turns the circuit breaker off.
+    (
+        "breaker_threshold",
+        Bound::Count {
+            min: 0,
+            max: 1_000_000,
+        },
+    ),
+    (
         "limit_transaction_per_min",
         Bound::Count {
             min: 1,
@@ -339,9 +361,11 @@ pub(super) fn check_value(id: &str, value: &str, command: &str) -> Result<(), St
         }
         "data_center" => DataCenter::from_str(value, false)
             .map(|_| ())
-            .map_err(|_| format!("`{value}` is not a data center: use global, india or ksa")),
+            .map_err(|_| {
+                format!("`{value}` is not a data center: use global, india, ksa or eug")
+            }),
         "base_url" => check_base_url(value),
-        "bulk" => match value {
+        "bulk" | "coalesce_users" => match value {
             "true" | "false" => Ok(()),
             _ => Err(format!("`{value}` is not true or false")),
         },

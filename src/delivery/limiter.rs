@@ -7,7 +7,11 @@
 //! - a token bucket per process, which only smooths a backlog's start;
 //! - WebEngage's own answers: `X-RateLimit-Remaining` below a tenth of the limit spaces
 //!   the calls over what is left of the window (other systems spend the same quota), and
-//!   a 429 or `Remaining: 0` closes the endpoint until the next window.
+//!   a 429 or `Remaining: 0` closes the endpoint until the next window (or for as long as
+//!   a 429's `Retry-After` says).
+//!
+//! Each endpoint has its own quota: bulk users and bulk events are separate endpoints
+//! with 500 calls a minute each.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -17,10 +21,12 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use sqlx::PgPool;
 use tokio::time::Instant;
 
+use time::OffsetDateTime;
+
 use super::backoff;
-use super::client::{CallResult, Endpoint, Outcome};
 use crate::config::WebEngageSettings;
 use crate::store::rate_windows;
+use crate::webengage::client::{CallReport, Endpoint};
 
 /// After a database error taking permits, before trying again.
 const DB_RETRY: Duration = Duration::from_secs(1);
@@ -93,12 +99,21 @@ impl Gate {
     fn block(&self) -> u32 {
         (self.quota / 50).clamp(1, 10)
     }
+
+    /// `block`, or fewer near the end of a window: no more than this process's bucket
+    /// lets it spend before the window's guard, so few permits are lost with it.
+    fn want(&self, usable_for: Duration, window: Duration) -> u32 {
+        let share = usable_for.as_secs_f64() / window.as_secs_f64().max(f64::EPSILON);
+        let spendable = (f64::from(self.quota) * share).ceil() as u32;
+        spendable.clamp(1, self.block())
+    }
 }
 
 pub struct Limiter {
     users: Gate,
     events: Gate,
-    bulk: Gate,
+    bulk_users: Gate,
+    bulk_events: Gate,
     transaction: Gate,
     window: Duration,
     /// The database that coordinates the quota across processes; None in unit tests.
@@ -111,7 +126,8 @@ impl Limiter {
         Limiter {
             users: Gate::new("users", settings.limit_users_per_min, window),
             events: Gate::new("events", settings.limit_events_per_min, window),
-            bulk: Gate::new("bulk", settings.limit_bulk_per_min, window),
+            bulk_users: Gate::new("bulk-users", settings.bulk_users_per_min(), window),
+            bulk_events: Gate::new("bulk-events", settings.bulk_events_per_min(), window),
             transaction: Gate::new("transaction", settings.limit_transaction_per_min, window),
             window,
             pool,
@@ -122,8 +138,8 @@ impl Limiter {
         match endpoint {
             Endpoint::Users => &self.users,
             Endpoint::Events => &self.events,
-            // Both bulk endpoints share the documented 500/min.
-            Endpoint::BulkUsers | Endpoint::BulkEvents => &self.bulk,
+            Endpoint::BulkUsers => &self.bulk_users,
+            Endpoint::BulkEvents => &self.bulk_events,
             Endpoint::Transaction { .. } => &self.transaction,
         }
     }
@@ -158,8 +174,10 @@ impl Limiter {
                 reserve.tokens -= 1;
                 return;
             }
-            let grant =
-                rate_windows::take(pool, gate.name, self.window, gate.block(), gate.quota).await;
+            let usable_for = backoff::until_next_window(self.window, OffsetDateTime::now_utc())
+                .saturating_sub(self.guard());
+            let want = gate.want(usable_for, self.window);
+            let grant = rate_windows::take(pool, gate.name, self.window, want, gate.quota).await;
             let grant = match grant {
                 Ok(grant) => grant,
                 Err(e) => {
@@ -168,9 +186,7 @@ impl Limiter {
                     continue;
                 }
             };
-            // Permits taken at the very end of a window could reach WebEngage in the
-            // next one, which has its own full quota: don't use them that late.
-            let guard = (self.window / 20).min(Duration::from_millis(250));
+            let guard = self.guard();
             if grant.granted > 0 && grant.window_left > guard {
                 reserve.tokens = grant.granted - 1;
                 reserve.valid_until = Instant::now() + (grant.window_left - guard);
@@ -182,18 +198,28 @@ impl Limiter {
         }
     }
 
+    /// Permits taken at the very end of a window could reach WebEngage in the next one,
+    /// which has its own full quota: they are not used that late.
+    fn guard(&self) -> Duration {
+        (self.window / 20).min(Duration::from_millis(250))
+    }
+
     /// Adjusts the endpoint's schedule to what WebEngage says of the account's quota.
-    pub fn observe(&self, endpoint: &Endpoint, result: &CallResult) {
+    pub fn observe(&self, endpoint: &Endpoint, report: &CallReport) {
         let gate = self.gate(endpoint);
         let now = Instant::now();
-        let window_end = now + backoff::until_next_window(self.window);
-        let limit = result.rate_limit_limit.unwrap_or(gate.quota).max(1);
+        let window_end = now + backoff::until_next_window(self.window, OffsetDateTime::now_utc());
+        let rate = report.rate_limit;
+        let limit = rate.limit.unwrap_or(gate.quota).max(1);
+        let limited = report.http_status == Some(429);
         let mut schedule = gate.schedule();
-        match (&result.outcome, result.rate_limit_remaining) {
-            (Outcome::RateLimited, _) | (_, Some(0)) => {
-                let later = schedule
-                    .closed_until
-                    .map_or(window_end, |c| c.max(window_end));
+        match (limited, rate.remaining) {
+            (true, _) | (_, Some(0)) => {
+                let reopens = match rate.retry_after {
+                    Some(wait) if limited => now + wait,
+                    _ => window_end,
+                };
+                let later = schedule.closed_until.map_or(reopens, |c| c.max(reopens));
                 schedule.closed_until = Some(later);
             }
             // Below a tenth of the limit: spread what is left over the time left, so
@@ -211,14 +237,19 @@ impl Limiter {
 mod tests {
     use super::*;
 
-    fn result(outcome: Outcome, remaining: Option<u32>, limit: Option<u32>) -> CallResult {
-        CallResult {
-            outcome,
-            http_status: Some(200),
-            latency: Duration::ZERO,
+    use crate::webengage::client::RateLimit;
+
+    fn result(status: u16, remaining: Option<u32>, limit: Option<u32>) -> CallReport {
+        CallReport {
+            http_status: Some(status),
+            rate_limit: RateLimit {
+                limit,
+                remaining,
+                retry_after: None,
+            },
             excerpt: None,
-            rate_limit_remaining: remaining,
-            rate_limit_limit: limit,
+            latency: Duration::ZERO,
+            failure: None,
         }
     }
 
@@ -232,7 +263,9 @@ mod tests {
             bulk: true,
             limit_users_per_min: 60,
             limit_events_per_min: 60,
-            limit_bulk_per_min: 60,
+            limit_bulk_per_min: Some(60),
+            limit_bulk_users_per_min: None,
+            limit_bulk_events_per_min: None,
             limit_transaction_per_min: 60,
         };
         Limiter::new(&settings, Duration::from_secs(60), None)
@@ -246,18 +279,13 @@ mod tests {
     #[test]
     fn a_spent_quota_closes_only_its_endpoint() {
         let limiter = limiter();
-        limiter.observe(
-            &Endpoint::Users,
-            &result(Outcome::Delivered, Some(50), None),
-        );
+        limiter.observe(&Endpoint::Users, &result(201, Some(50), None));
         assert_eq!(delay(&limiter.users), Duration::ZERO);
-        limiter.observe(&Endpoint::Users, &result(Outcome::Delivered, Some(0), None));
+        limiter.observe(&Endpoint::Users, &result(201, Some(0), None));
         assert!(delay(&limiter.users) > Duration::ZERO);
-        limiter.observe(
-            &Endpoint::BulkEvents,
-            &result(Outcome::RateLimited, None, None),
-        );
-        assert!(delay(&limiter.bulk) > Duration::ZERO);
+        limiter.observe(&Endpoint::BulkEvents, &result(429, None, None));
+        assert!(delay(&limiter.bulk_events) > Duration::ZERO);
+        assert_eq!(delay(&limiter.bulk_users), Duration::ZERO);
         assert_eq!(delay(&limiter.events), Duration::ZERO);
     }
 
@@ -265,11 +293,8 @@ mod tests {
     fn a_low_remaining_spaces_calls_over_the_rest_of_the_window() {
         let limiter = limiter();
         // 4 left of 1000: one call per quarter of what is left of the window.
-        limiter.observe(
-            &Endpoint::Events,
-            &result(Outcome::Delivered, Some(4), Some(1000)),
-        );
-        let left = backoff::until_next_window(Duration::from_secs(60));
+        limiter.observe(&Endpoint::Events, &result(201, Some(4), Some(1000)));
+        let left = backoff::until_next_window(Duration::from_secs(60), OffsetDateTime::now_utc());
         let first = delay(&limiter.events);
         let second = delay(&limiter.events);
         assert!(first < Duration::from_millis(50), "{first:?}");
@@ -289,5 +314,33 @@ mod tests {
         assert_eq!(allowed, 10);
         assert_eq!(gate.block(), 1);
         assert_eq!(Gate::new("bulk", 500, Duration::from_secs(60)).block(), 10);
+    }
+
+    #[test]
+    fn a_429_with_retry_after_closes_its_endpoint_that_long() {
+        let limiter = limiter();
+        let mut limited = result(429, None, None);
+        limited.rate_limit.retry_after = Some(Duration::from_secs(7));
+        limiter.observe(&Endpoint::BulkUsers, &limited);
+        let held = delay(&limiter.bulk_users);
+        assert!(
+            held > Duration::from_millis(6900) && held <= Duration::from_secs(7),
+            "{held:?}"
+        );
+        // Retry-After on a 2xx says nothing about the quota.
+        let mut fine = result(201, Some(100), None);
+        fine.rate_limit.retry_after = Some(Duration::from_secs(30));
+        limiter.observe(&Endpoint::BulkEvents, &fine);
+        assert_eq!(delay(&limiter.bulk_events), Duration::ZERO);
+    }
+
+    #[test]
+    fn permits_taken_near_a_windows_end_are_few() {
+        let minute = Duration::from_secs(60);
+        let gate = Gate::new("bulk-users", 500, minute);
+        assert_eq!(gate.want(Duration::from_secs(30), minute), 10);
+        // 500 a minute is 8.3 a second: half a second before the guard, 5 at most.
+        assert_eq!(gate.want(Duration::from_millis(500), minute), 5);
+        assert_eq!(gate.want(Duration::ZERO, minute), 1);
     }
 }

@@ -1,17 +1,26 @@
 //! Delivery: drains the outbox into WebEngage, within its rate limits, with retries.
 //!
-//! `worker` (the loop: wake-ups, claims, pause and probe), `bulk` (grouping rows into
-//! bulk calls, splitting on 400), `send` (one row: call, record, settle), `client` (the
-//! HTTP call and its classification), `limiter` (per-endpoint quotas), `backoff`,
-//! `transient` (settling through a short Postgres outage).
+//! `worker` (the loop: a `step` that claims due rows or probes, and the waits between),
+//! `bulk` (grouping claimed rows into records and jobs), `coalesce` (merging a user's
+//! queued updates), `job` (one job: call, decide, settle; the types jobs share),
+//! `policy` (the one pure function from WebEngage's answer to each row's fate),
+//! `settle` (carrying fates out), `breaker` (failed calls in a row), `limiter`
+//! (per-endpoint quotas), `backoff`, `transient` (settling through a short Postgres
+//! outage), `maintenance` (leases, retention, pruning, the backlog sample), `wakeups`
+//! (NOTIFY, SIGHUP). The HTTP client itself is `webengage::client`.
 
 pub mod backoff;
+pub mod breaker;
 pub mod bulk;
-pub mod client;
+pub mod coalesce;
+pub mod job;
 pub mod limiter;
+pub mod maintenance;
 pub mod observe;
-pub mod send;
+pub mod policy;
+pub mod settle;
 pub mod transient;
+pub mod wakeups;
 pub mod worker;
 
 use sqlx::PgPool;

@@ -3,11 +3,11 @@
 
 use time::OffsetDateTime;
 
-use super::client::{CallResult, Endpoint};
+use crate::webengage::client::{CallReport, Endpoint};
 
 /// `bridge_webengage_responses_total{endpoint, code}`; `code` is the HTTP status, or
 /// `error` when no answer came (timeout, connection).
-pub fn response(endpoint: &Endpoint, result: &CallResult) {
+pub fn response(endpoint: &Endpoint, result: &CallReport) {
     let code = result
         .http_status
         .map_or_else(|| "error".to_owned(), |s| s.to_string());
@@ -29,4 +29,10 @@ pub fn dead() {
 /// `bridge_delivery_paused`: 1 while a 401/404 (or missing credentials) holds delivery.
 pub fn paused(paused: bool) {
     metrics::gauge!("bridge_delivery_paused").set(if paused { 1.0 } else { 0.0 });
+}
+
+/// `bridge_delivery_degraded`: 1 while the circuit breaker holds delivery (WebEngage
+/// kept failing) and one row probes.
+pub fn degraded(degraded: bool) {
+    metrics::gauge!("bridge_delivery_degraded").set(if degraded { 1.0 } else { 0.0 });
 }

@@ -1,83 +1,72 @@
-//! The worker loop: wake up (NOTIFY, a due retry, or the slow poll), claim due rows up to
-//! the free concurrency, deliver each in its own task, and keep the shared destination
-//! state (paused by 401/404, probed while paused) honest.
+//! The worker loop: `Worker::step` reads the destination's state and either claims due
+//! rows for the free slots and starts a job per request, or (paused, degraded) probes
+//! with one row; `run` loops it, waiting between steps for a job to finish, a NOTIFY, a
+//! due retry or the slow poll. Tests drive `step` and `finish` themselves.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
-use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::Semaphore;
 use tokio::task::{Id, JoinError, JoinSet};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::bulk::{self, Job};
-use super::client::WebEngageClient;
-use super::limiter::Limiter;
+use super::bulk;
+use super::coalesce::MAX_MERGED;
+use super::job::{self, Context, Heard, Job, Record, Report};
+use super::maintenance::{self, LEASE, LeaseBook};
 use super::observe;
-use super::send::{self, Shared, Verdict};
+use super::wakeups::{Wake, Wakeups};
 use crate::config::{self, DeliverySettings, WebEngageSettings};
+use crate::store::destination::{self, Capacity, Mode};
 use crate::store::outbox::{self, ClaimedRow, Due, Lease};
-use crate::store::{destination, rate_windows};
+use crate::store::settle;
 use crate::webengage::OperationKind;
+use crate::webengage::client::{ClientError, WebEngageClient};
 
-/// How long a claim lasts without a heartbeat. Live workers renew their leases every
-/// `LEASE_SWEEP`, so this only bounds how long a killed worker's rows wait: three
-/// sweeps, longer than a call (30 s timeout) plus settling.
-pub const LEASE: Duration = Duration::from_secs(90);
 /// The slow poll behind LISTEN/NOTIFY: also how soon another process's settle is seen.
 const POLL: Duration = Duration::from_secs(2);
 /// After a database error, before trying again.
 const ERROR_PAUSE: Duration = Duration::from_secs(2);
-/// How often leases are renewed and expired ones go back to pending.
-const LEASE_SWEEP: Duration = Duration::from_secs(30);
-/// How often delivered rows past retention are purged.
-const PURGE_EVERY: Duration = Duration::from_secs(3600);
-const PURGE_BATCH: i64 = 500;
-/// The operation kinds, claimed one at a time when bulk is on.
+/// The operation kinds: each is claimed on its own, with its own slots.
 const KINDS: [OperationKind; 3] = [
     OperationKind::User,
     OperationKind::Event,
     OperationKind::Transaction,
 ];
-/// Rate windows older than this are deleted (they only matter while current).
-const RATE_WINDOW_KEEP: Duration = Duration::from_secs(3600);
 /// On shutdown, calls in progress may finish this long: their answer settles the row
 /// better than a resend would.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// Runs until `shutdown` is cancelled.
+/// Runs until `shutdown` is cancelled, then hands unfinished rows back to pending.
 pub async fn run(
     pool: PgPool,
     webengage: WebEngageSettings,
     settings: DeliverySettings,
     shutdown: CancellationToken,
 ) {
-    let client = match WebEngageClient::new(&webengage) {
+    let client = match WebEngageClient::new(webengage.account()) {
         Ok(client) => client,
         Err(e) => return idle(&pool, &e.to_string(), &shutdown).await,
     };
-    let shared = Arc::new(Shared {
-        limiter: Limiter::new(&webengage, settings.rate_window, Some(pool.clone())),
-        pool,
-        client,
-        calls: Semaphore::new(settings.concurrency.max(1)),
-        settings,
-    });
+    let ctx = Arc::new(Context::new(pool.clone(), client, &webengage, &settings));
+    let mut worker = Worker::new(ctx.clone(), &webengage, &settings).await;
+    let services = maintenance::spawn_all(ctx, worker.leases.clone(), &settings, &shutdown);
     let key_file = webengage.api_key_file.filter(|p| !p.as_os_str().is_empty());
-    let mut worker = Worker::new(shared, webengage.bulk, key_file).await;
+    let mut wakeups = Wakeups::new(pool).await;
     while !shutdown.is_cancelled() {
-        let wait = worker.step().await;
-        if worker.wait(wait, &shutdown).await {
-            worker.on_hangup().await;
+        let step = worker.step().await;
+        let wait = worker.wait_after(&step).await;
+        if worker.wait(wait, &mut wakeups, &shutdown).await {
+            worker.on_hangup(key_file.as_ref()).await;
         }
     }
     worker.stop().await;
+    for service in services {
+        let _ = service.await;
+    }
 }
 
 /// Without credentials nothing can be sent: say so once, record it where the admin
@@ -98,12 +87,31 @@ async fn idle(pool: &PgPool, reason: &str, shutdown: &CancellationToken) {
     shutdown.cancelled().await;
 }
 
+/// What one step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Running: claimed `rows` (heads and merged rows) and started `jobs`; `more`
+    /// when a claim got all it asked for (more may be due once a slot frees).
+    Claimed {
+        rows: usize,
+        jobs: usize,
+        more: bool,
+    },
+    /// Every slot of every kind is busy.
+    Busy,
+    /// Paused or degraded: `probe` is the probe's job when it was the time and a row
+    /// was due, run to its end.
+    Probed { mode: Mode, probe: Option<Report> },
+    /// The database did not answer.
+    DatabaseError,
+}
+
 /// What to wait for before the next step.
-#[derive(Debug, Clone, Copy)]
-struct Wait {
-    at_most: Duration,
-    /// Whether a NOTIFY should wake us (not while every slot is busy).
-    on_notify: bool,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    pub at_most: Duration,
+    /// Whether a NOTIFY should wake us.
+    pub on_notify: bool,
 }
 
 impl Wait {
@@ -115,193 +123,332 @@ impl Wait {
     }
 }
 
-struct Worker {
-    shared: Arc<Shared>,
+/// A running job's kind, and whether it retries earlier failures.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    kind: Option<OperationKind>,
+    retry: bool,
+}
+
+pub struct Worker {
+    ctx: Arc<Context>,
     /// Whether users and events go through the bulk endpoints.
     bulk: bool,
-    jobs: JoinSet<Verdict>,
-    /// The running jobs that retry earlier failures: they may fill at most half the
-    /// slots, so a retry storm cannot starve first attempts.
-    retry_jobs: HashSet<Id>,
-    /// The leases each running job holds, released if the job dies or is aborted.
-    leases: HashMap<Id, Vec<Lease>>,
-    listener: Option<PgListener>,
-    /// The pause reason last logged, so a pause is announced once.
-    paused: Option<String>,
-    next_sweep: Instant,
-    next_purge: Instant,
-    /// SIGHUP: re-read the API key file and probe at once (key rotation).
-    hangup: Option<Signal>,
-    api_key_file: Option<PathBuf>,
-    /// Which of `KINDS` a bulk claim tries first (rotates every claim).
+    concurrency: usize,
+    jobs: JoinSet<Report>,
+    running: HashMap<Id, Slot>,
+    leases: LeaseBook,
+    /// The mode last logged, so a change is announced once.
+    announced: Mode,
+    /// Which of `KINDS` claims first (rotates every claim).
     next_kind: usize,
 }
 
 impl Worker {
-    async fn new(shared: Arc<Shared>, bulk: bool, api_key_file: Option<PathBuf>) -> Worker {
+    /// A worker on `pool` without the maintenance services and wakeups `run` adds: for
+    /// whoever steps it (tests, tools).
+    pub async fn connect(
+        pool: PgPool,
+        webengage: &WebEngageSettings,
+        settings: &DeliverySettings,
+    ) -> Result<Worker, ClientError> {
+        let client = WebEngageClient::new(webengage.account())?;
+        let ctx = Arc::new(Context::new(pool, client, webengage, settings));
+        Ok(Worker::new(ctx, webengage, settings).await)
+    }
+
+    pub async fn new(
+        ctx: Arc<Context>,
+        webengage: &WebEngageSettings,
+        settings: &DeliverySettings,
+    ) -> Worker {
         // New credentials may have fixed an earlier pause: find out at once.
-        if let Err(e) = destination::probe_now(&shared.pool).await {
+        if let Err(e) = destination::probe_now(&ctx.pool).await {
             tracing::warn!(error = %e, "could not schedule a probe");
         }
-        let mut worker = Worker {
-            shared,
-            bulk,
+        if let Err(e) = destination::set_capacity(&ctx.pool, capacity(webengage)).await {
+            tracing::warn!(error = %e, "could not record the delivery capacity");
+        }
+        Worker {
+            ctx,
+            bulk: webengage.bulk,
+            concurrency: settings.concurrency.max(1),
             jobs: JoinSet::new(),
-            retry_jobs: HashSet::new(),
-            leases: HashMap::new(),
-            listener: None,
-            paused: None,
-            next_sweep: Instant::now(),
-            next_purge: Instant::now(),
-            hangup: signal(SignalKind::hangup()).ok(),
-            api_key_file,
+            running: HashMap::new(),
+            leases: LeaseBook::default(),
+            announced: Mode::Running,
             next_kind: 0,
-        };
-        worker.listener = worker.listen().await;
-        worker
-    }
-
-    async fn listen(&self) -> Option<PgListener> {
-        let connected = async {
-            let mut listener = PgListener::connect_with(&self.shared.pool).await?;
-            listener.listen("outbox_ready").await?;
-            Ok::<_, sqlx::Error>(listener)
-        };
-        match connected.await {
-            Ok(listener) => Some(listener),
-            Err(e) => {
-                tracing::warn!(error = %e, "LISTEN outbox_ready failed; polling every {POLL:?}");
-                None
-            }
         }
     }
 
-    /// One round: housekeeping, then either probe (paused) or claim and spawn.
-    async fn step(&mut self) -> Wait {
-        self.housekeeping().await;
-        let state = match destination::load(&self.shared.pool).await {
+    /// One round: read the destination's state, then probe (paused, degraded) or claim
+    /// due rows for the free slots and start their jobs.
+    pub async fn step(&mut self) -> Step {
+        let state = match destination::load(&self.ctx.pool).await {
             Ok(state) => state,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the destination state");
-                return Wait::for_notify(ERROR_PAUSE);
+                return Step::DatabaseError;
             }
         };
+        let mode = state.mode();
         observe::paused(state.is_paused());
-        match state.paused_reason {
-            Some(reason) => self.step_paused(reason).await,
-            None => {
-                if self.paused.take().is_some() {
-                    tracing::info!("delivery resumed");
-                }
-                self.step_running().await
-            }
+        observe::degraded(state.is_degraded());
+        self.announce(&mode);
+        match mode {
+            Mode::Running => self.claim_and_spawn().await,
+            mode => self.probe(mode, state.failed_probes).await,
         }
     }
 
-    /// Claims due rows for the free slots, retries first but in at most half the
-    /// slots, then first attempts, and starts a job per request.
-    async fn step_running(&mut self) -> Wait {
-        let concurrency = self.shared.settings.concurrency.max(1);
-        let free = concurrency.saturating_sub(self.jobs.len());
-        if free == 0 {
-            return Wait {
-                at_most: POLL,
-                on_notify: false,
-            };
+    /// Waits for every running job to end, and returns what they did (tests; shutdown).
+    pub async fn finish(&mut self) -> Report {
+        let mut report = Report::default();
+        while let Some(done) = self.jobs.join_next_with_id().await {
+            report.add(self.finished(done).await);
         }
-        let retry_slots = (concurrency / 2)
-            .max(1)
-            .saturating_sub(self.retry_jobs.len())
-            .min(free);
-        let Some(retries) = self.claim_and_spawn(Due::Retries, retry_slots).await else {
-            return Wait::for_notify(ERROR_PAUSE);
-        };
-        let fresh_slots = free.saturating_sub(retries.jobs);
-        let Some(fresh) = self.claim_and_spawn(Due::Fresh, fresh_slots).await else {
-            return Wait::for_notify(ERROR_PAUSE);
-        };
-        if fresh.full {
-            // Every slot is busy and more may be due: the next finished job wakes us.
-            return Wait {
-                at_most: POLL,
-                on_notify: false,
-            };
-        }
-        if retries.full {
-            // Retries are waiting for a retry slot: a finished job frees one.
-            return Wait::for_notify(POLL);
-        }
-        self.until_next_due().await
+        report
     }
 
-    /// Claims rows of one sort for up to `slots` jobs and starts them. None on a
-    /// database error.
-    ///
-    /// With bulk on, each kind is claimed on its own, so a slot gets a full batch of 25
-    /// rows of one kind rather than half a batch of users and half of events; the kind
-    /// that goes first rotates, so no kind waits behind another's backlog.
-    async fn claim_and_spawn(&mut self, which: Due, slots: usize) -> Option<Claimed> {
-        if slots == 0 {
-            return Some(Claimed {
-                jobs: 0,
-                full: which == Due::Retries,
-            });
+    /// Rows claimed and started, then their jobs run to the end: one step, whole.
+    pub async fn run_once(&mut self) -> (Step, Report) {
+        let step = self.step().await;
+        let report = self.finish().await;
+        (step, report)
+    }
+
+    fn announce(&mut self, mode: &Mode) {
+        if *mode == self.announced {
+            return;
         }
-        if !self.bulk {
-            return self.claim_kind(which, None, slots).await;
+        match mode {
+            Mode::Running => tracing::info!("delivery resumed"),
+            Mode::Paused(reason) => tracing::warn!("delivery paused: {reason}"),
+            Mode::Degraded(reason) => tracing::warn!("delivery degraded: {reason}"),
         }
+        self.announced = mode.clone();
+    }
+
+    /// Claims due rows for the free slots of each kind (retries in at most half of a
+    /// kind's slots, so a retry storm cannot starve first attempts) and starts a job
+    /// per request. Each kind has its own slots, so a kind waiting for its quota never
+    /// holds back another; the kind that claims first rotates.
+    async fn claim_and_spawn(&mut self) -> Step {
+        let (mut rows, mut jobs, mut more, mut free_any) = (0, 0, false, false);
         self.next_kind = (self.next_kind + 1) % KINDS.len();
-        let mut done = Claimed {
-            jobs: 0,
-            full: false,
-        };
         for turn in 0..KINDS.len() {
             let kind = KINDS[(self.next_kind + turn) % KINDS.len()];
-            let left = slots.saturating_sub(done.jobs);
-            if left == 0 {
-                break;
+            let busy = self.busy(kind, false);
+            let free = self.concurrency.saturating_sub(busy);
+            if free == 0 {
+                more = true;
+                continue;
             }
-            // Transactions never batch: one row per slot. Users and events: a batch.
-            let want = match kind {
-                OperationKind::Transaction => left,
-                OperationKind::User | OperationKind::Event => left * bulk::MAX_BATCH,
-            };
-            let claimed = self.claim_kind(which, Some(kind), want).await?;
-            done.jobs += claimed.jobs;
-            done.full |= claimed.full;
+            free_any = true;
+            let retry_slots = (self.concurrency / 2)
+                .max(1)
+                .saturating_sub(self.busy(kind, true))
+                .min(free);
+            for (which, slots) in [(Due::Retries, retry_slots), (Due::Fresh, usize::MAX)] {
+                let slots = slots.min(self.concurrency.saturating_sub(self.busy(kind, false)));
+                if slots == 0 {
+                    continue;
+                }
+                match self.claim_kind(which, kind, slots).await {
+                    Ok(claimed) => {
+                        rows += claimed.rows;
+                        jobs += claimed.jobs;
+                        more |= claimed.full;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, kind = kind.as_str(), "cannot claim outbox rows");
+                        return Step::DatabaseError;
+                    }
+                }
+            }
         }
-        Some(done)
+        if !free_any {
+            return Step::Busy;
+        }
+        Step::Claimed { rows, jobs, more }
     }
 
-    /// Claims up to `want` due rows (of `kind`, when given) and starts their jobs.
+    /// Running jobs of `kind` (only those retrying earlier failures, with `retries`).
+    fn busy(&self, kind: OperationKind, retries: bool) -> usize {
+        self.running
+            .values()
+            .filter(|s| s.kind == Some(kind) && (s.retry || !retries))
+            .count()
+    }
+
+    /// Claims due heads of `kind` for up to `slots` jobs, the user updates queued behind
+    /// user heads when coalescing, and starts the jobs.
     async fn claim_kind(
         &mut self,
         which: Due,
-        kind: Option<OperationKind>,
-        want: usize,
-    ) -> Option<Claimed> {
-        let claimed =
-            outbox::claim_due_of(&self.shared.pool, want as i64, LEASE, which, kind).await;
-        let rows = match claimed {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim outbox rows");
-                return None;
-            }
+        kind: OperationKind,
+        slots: usize,
+    ) -> Result<Claimed, sqlx::Error> {
+        let per_job = match kind {
+            OperationKind::User | OperationKind::Event if self.bulk => bulk::MAX_BATCH,
+            _ => 1,
         };
-        let full = rows.len() == want;
-        let jobs = bulk::plan(rows, self.bulk);
+        let want = slots * per_job;
+        let pool = &self.ctx.pool;
+        let heads = outbox::claim_due_of(pool, want as i64, LEASE, which, Some(kind)).await?;
+        let full = heads.len() == want;
+        let followers = if self.ctx.coalesce_users && kind == OperationKind::User {
+            let refs: Vec<&ClaimedRow> = heads.iter().collect();
+            let claimed = outbox::claim_followers(pool, &refs, MAX_MERGED as i64 - 1, LEASE).await;
+            match claimed {
+                Ok(followers) => followers,
+                Err(e) => {
+                    // The heads go out alone; their followers stay queued.
+                    tracing::warn!(error = %e, "cannot claim the user updates to merge");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let rows = heads.len() + followers.len();
+        let jobs = bulk::plan(heads, followers, self.bulk);
         let count = jobs.len();
         for job in jobs {
             self.spawn(job, which == Due::Retries);
         }
-        Some(Claimed { jobs: count, full })
+        Ok(Claimed {
+            rows,
+            jobs: count,
+            full,
+        })
+    }
+
+    /// Paused by a 401/404 or degraded by failures in a row: one row, when the probe is
+    /// due, by one worker; delivery resumes when WebEngage answers it.
+    async fn probe(&mut self, mode: Mode, failed_probes: i32) -> Step {
+        // Let calls already under way settle first.
+        if !self.jobs.is_empty() {
+            return Step::Probed { mode, probe: None };
+        }
+        let every = match &mode {
+            Mode::Degraded(_) => {
+                let backoff = self.ctx.probe_backoff();
+                let doublings = u32::try_from(failed_probes).unwrap_or(0).min(20);
+                backoff.base.saturating_mul(1 << doublings).min(backoff.max)
+            }
+            _ => self.ctx.pause_probe,
+        };
+        match self.probe_once(&mode, every).await {
+            Ok(probe) => Step::Probed { mode, probe },
+            Err(e) => {
+                tracing::warn!(error = %e, "probe failed on the database side");
+                Step::DatabaseError
+            }
+        }
+    }
+
+    async fn probe_once(
+        &mut self,
+        mode: &Mode,
+        every: Duration,
+    ) -> Result<Option<Report>, sqlx::Error> {
+        let pool = &self.ctx.pool;
+        if !destination::take_probe(pool, every).await? {
+            return Ok(None);
+        }
+        let Some(row) = claim_one(pool).await? else {
+            return Ok(None);
+        };
+        tracing::info!(
+            outbox_id = row.id,
+            "probing WebEngage while delivery is {}",
+            mode.name()
+        );
+        let job = Job {
+            records: vec![Record::new(row)],
+            probe: true,
+        };
+        let span = job.span();
+        let report = job::run(&self.ctx, job).instrument(span).await;
+        let answered = match mode {
+            Mode::Paused(_) => report.heard == Heard::Accepted,
+            _ => matches!(report.heard, Heard::Accepted | Heard::Limited),
+        };
+        if answered {
+            destination::resume(pool).await?;
+            self.ctx
+                .breaker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .reset();
+            observe::paused(false);
+            observe::degraded(false);
+            tracing::info!("delivery resumed: WebEngage answered the probe");
+        }
+        Ok(Some(report))
+    }
+
+    fn spawn(&mut self, job: Job, retry: bool) {
+        let leases = job.leases();
+        let slot = Slot {
+            kind: job.kind(),
+            retry,
+        };
+        let ctx = Arc::clone(&self.ctx);
+        let span = job.span();
+        let handle = self.jobs.spawn(
+            async move {
+                let report = job::run(&ctx, job).await;
+                tracing::info!(?report, "delivery attempt finished");
+                report
+            }
+            .instrument(span),
+        );
+        self.leases.hold(handle.id(), leases);
+        self.running.insert(handle.id(), slot);
+    }
+
+    /// Forgets a finished job; a job that died hands its rows back.
+    async fn finished(&mut self, done: Result<(Id, Report), JoinError>) -> Report {
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        self.running.remove(&id);
+        let held = self.leases.drop_job(id);
+        match done {
+            Ok((_, report)) => report,
+            Err(e) => {
+                if e.is_panic() {
+                    tracing::error!(error = %e, "a delivery task failed");
+                }
+                release_all(&self.ctx.pool, &held).await;
+                Report::default()
+            }
+        }
+    }
+
+    /// How long to wait after `step`.
+    pub async fn wait_after(&self, step: &Step) -> Wait {
+        match step {
+            Step::DatabaseError => Wait::for_notify(ERROR_PAUSE),
+            // The next finished job wakes us.
+            Step::Busy => Wait {
+                at_most: POLL,
+                on_notify: false,
+            },
+            Step::Claimed { more: true, .. } => Wait::for_notify(POLL),
+            Step::Claimed { .. } => self.until_next_due().await,
+            Step::Probed { probe: Some(_), .. } => Wait::for_notify(Duration::ZERO),
+            Step::Probed { .. } => Wait::for_notify(POLL),
+        }
     }
 
     /// Sleep until the earliest retry is due, bounded by the poll; a little at least,
     /// so a row locked by another worker's claim in progress does not make us spin.
     async fn until_next_due(&self) -> Wait {
-        match outbox::next_due_in(&self.shared.pool).await {
+        match outbox::next_due_in(&self.ctx.pool).await {
             Ok(Some(due)) => Wait::for_notify(due.max(Duration::from_millis(10))),
             Ok(None) => Wait::for_notify(POLL),
             Err(e) => {
@@ -311,188 +458,54 @@ impl Worker {
         }
     }
 
-    /// Paused by a 401/404: only a probe, one row every `pause_probe`, by one worker.
-    async fn step_paused(&mut self, reason: String) -> Wait {
-        if self.paused.as_deref() != Some(reason.as_str()) {
-            tracing::warn!("delivery paused: {reason}");
-            self.paused = Some(reason);
-        }
-        // Let calls already under way settle first; they will likely be refused too.
-        if !self.jobs.is_empty() {
-            return Wait::for_notify(POLL);
-        }
-        match self.probe().await {
-            Ok(true) => Wait::for_notify(Duration::ZERO),
-            Ok(false) => Wait::for_notify(POLL.min(self.shared.settings.pause_probe)),
-            Err(e) => {
-                tracing::warn!(error = %e, "probe failed on the database side");
-                Wait::for_notify(ERROR_PAUSE)
-            }
-        }
-    }
-
-    /// Tries one due row when the probe is due; resumes delivery if WebEngage took it.
-    /// Returns whether delivery resumed.
-    async fn probe(&mut self) -> Result<bool, sqlx::Error> {
-        let pool = &self.shared.pool;
-        if !destination::take_probe(pool, self.shared.settings.pause_probe).await? {
-            return Ok(false);
-        }
-        let Some(row) = claim_one(pool).await? else {
-            return Ok(false);
+    /// Waits for the first of: shutdown, a job finishing, a NOTIFY, SIGHUP, the timer.
+    /// Returns whether SIGHUP came.
+    pub async fn wait(
+        &mut self,
+        wait: Wait,
+        wakeups: &mut Wakeups,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        wakeups.reconnect_if_due().await;
+        let jobs = &mut self.jobs;
+        let done = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => None,
+            Some(done) = jobs.join_next_with_id(), if !jobs.is_empty() => Some(done),
+            wake = wakeups.next(wait.on_notify) => return wake == Wake::HangUp,
+            _ = tokio::time::sleep(wait.at_most) => None,
         };
-        tracing::info!(
-            outbox_id = row.id,
-            "probing WebEngage while delivery is paused"
-        );
-        if send::deliver_row(&self.shared, row).await != Verdict::Accepted {
-            return Ok(false);
+        if let Some(done) = done {
+            self.finished(done).await;
         }
-        destination::resume(pool).await?;
-        observe::paused(false);
-        self.paused = None;
-        tracing::info!("delivery resumed: WebEngage accepted the probe");
-        Ok(true)
-    }
-
-    fn spawn(&mut self, job: Job, retry: bool) {
-        let leases = match &job {
-            Job::Single(row) => vec![row.lease()],
-            Job::Batch(rows) => rows.iter().map(ClaimedRow::lease).collect(),
-        };
-        let shared = Arc::clone(&self.shared);
-        let span = job_span(&job);
-        let handle = self.jobs.spawn(
-            async move {
-                let verdict = bulk::deliver(&shared, job).await;
-                tracing::info!(?verdict, "delivery attempt finished");
-                verdict
-            }
-            .instrument(span),
-        );
-        self.leases.insert(handle.id(), leases);
-        if retry {
-            self.retry_jobs.insert(handle.id());
-        }
+        false
     }
 
     /// SIGHUP: a rotated key in `WEBENGAGE_API_KEY_FILE` is read again, and a paused
     /// destination is probed at once instead of at the next `BRIDGE_PAUSE_PROBE`.
-    async fn on_hangup(&mut self) {
-        if let Some(path) = &self.api_key_file {
+    async fn on_hangup(&mut self, key_file: Option<&PathBuf>) {
+        if let Some(path) = key_file {
             match config::read_api_key_file(path) {
                 Ok(key) => {
-                    self.shared.client.set_api_key(key);
+                    self.ctx.client.set_api_key(key);
                     tracing::info!(file = %path.display(), "SIGHUP: API key read again");
                 }
                 Err(e) => tracing::warn!("SIGHUP: keeping the current API key: {e}"),
             }
         }
-        match destination::probe_now(&self.shared.pool).await {
+        match destination::probe_now(&self.ctx.pool).await {
             Ok(()) => tracing::info!("SIGHUP: probing WebEngage now if delivery is paused"),
             Err(e) => tracing::warn!(error = %e, "SIGHUP: could not schedule a probe"),
         }
     }
 
-    /// Waits for the first of: shutdown, a job finishing, a NOTIFY, SIGHUP, the timer.
-    /// Returns whether SIGHUP came.
-    async fn wait(&mut self, wait: Wait, shutdown: &CancellationToken) -> bool {
-        let Worker {
-            shared,
-            jobs,
-            retry_jobs,
-            listener,
-            leases,
-            hangup,
-            ..
-        } = self;
-        let hung_up = async {
-            match hangup.as_mut() {
-                Some(h) => h.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        let notified = async {
-            match listener.as_mut() {
-                Some(l) if wait.on_notify => l.recv().await.map(|_| ()),
-                _ => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => {}
-            Some(done) = jobs.join_next_with_id(), if !jobs.is_empty() => {
-                let finished = finished_id(&done);
-                retry_jobs.remove(&finished);
-                let held = leases.remove(&finished).unwrap_or_default();
-                if let Err(e) = done {
-                    tracing::error!(error = %e, "a delivery task failed");
-                    release_all(&shared.pool, &held).await;
-                }
-            }
-            heard = notified => {
-                if let Err(e) = heard {
-                    tracing::warn!(error = %e, "lost the LISTEN connection; polling until it is back");
-                    *listener = None;
-                }
-            }
-            Some(()) = hung_up => return true,
-            _ = tokio::time::sleep(wait.at_most) => {}
-        }
-        false
-    }
-
-    /// Expired leases back to pending, retention purge, LISTEN reconnect: on their timers.
-    async fn housekeeping(&mut self) {
-        let now = Instant::now();
-        if now >= self.next_sweep {
-            self.next_sweep = now + LEASE_SWEEP;
-            let held: Vec<Lease> = self.leases.values().flatten().copied().collect();
-            if let Err(e) = outbox::renew_leases(&self.shared.pool, &held, LEASE).await {
-                tracing::warn!(error = %e, rows = held.len(), "cannot renew leases; they expire in {LEASE:?}");
-            }
-            match outbox::release_expired_leases(&self.shared.pool).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(rows = n, "released expired leases"),
-                Err(e) => tracing::warn!(error = %e, "cannot release expired leases"),
-            }
-            if let Err(e) = rate_windows::prune(&self.shared.pool, RATE_WINDOW_KEEP).await {
-                tracing::warn!(error = %e, "cannot prune old rate windows");
-            }
-            if self.listener.is_none() {
-                self.listener = self.listen().await;
-            }
-        }
-        if now >= self.next_purge {
-            self.next_purge = now + PURGE_EVERY;
-            match crate::store::lifecycle::purge_expired(
-                &self.shared.pool,
-                self.shared.settings.retention,
-                self.shared.settings.audit_retention,
-                PURGE_BATCH,
-            )
-            .await
-            {
-                Ok(p) if p == Default::default() => {}
-                Ok(p) => tracing::info!(
-                    outbox = p.outbox,
-                    inbound = p.inbound,
-                    audit = p.audit,
-                    "purged finished records past retention"
-                ),
-                Err(e) => tracing::warn!(error = %e, "retention purge failed"),
-            }
-        }
-    }
-
     /// Lets calls in progress finish briefly, aborts the rest, and hands their rows
     /// back to pending so another worker can take them at once.
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while let Some(done) = self.jobs.join_next_with_id().await {
-                let id = finished_id(&done);
-                if done.is_ok() {
-                    self.leases.remove(&id);
+                if let Ok((id, _)) = done {
+                    self.leases.drop_job(id);
                 }
             }
         })
@@ -500,65 +513,60 @@ impl Worker {
         if drained.is_err() {
             self.jobs.abort_all();
             while let Some(done) = self.jobs.join_next_with_id().await {
-                if done.is_ok() {
-                    self.leases.remove(&finished_id(&done));
+                if let Ok((id, _)) = done {
+                    self.leases.drop_job(id);
                 }
             }
         }
-        let held: Vec<Lease> = self.leases.drain().flat_map(|(_, l)| l).collect();
-        release_all(&self.shared.pool, &held).await;
+        let held = self.leases.take_all();
+        release_all(&self.ctx.pool, &held).await;
         if !held.is_empty() {
             tracing::info!(rows = held.len(), "released unfinished rows on shutdown");
         }
     }
 }
 
-/// Every log line of a job names its outbox rows and the webhook requests that stored
-/// them, so one `request_id` search follows a record from its webhook to WebEngage.
-fn job_span(job: &Job) -> tracing::Span {
-    let rows: &[ClaimedRow] = match job {
-        Job::Single(row) => std::slice::from_ref(row),
-        Job::Batch(rows) => rows,
+/// Records per minute of each kind at the configured quotas.
+fn capacity(webengage: &WebEngageSettings) -> Capacity {
+    let per_bulk_call = bulk::MAX_BATCH as u32;
+    let (users, events) = if webengage.bulk {
+        (
+            webengage.bulk_users_per_min().saturating_mul(per_bulk_call),
+            webengage
+                .bulk_events_per_min()
+                .saturating_mul(per_bulk_call),
+        )
+    } else {
+        (
+            webengage.limit_users_per_min,
+            webengage.limit_events_per_min,
+        )
     };
-    let outbox_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let mut request_ids: Vec<&str> = rows
-        .iter()
-        .filter_map(|r| r.inbound_request_id.as_deref())
-        .collect();
-    request_ids.dedup();
-    tracing::info_span!(
-        "delivery",
-        outbox_ids = ?outbox_ids,
-        request_ids = %request_ids.join(","),
-    )
+    Capacity {
+        users,
+        events,
+        transactions: webengage.limit_transaction_per_min,
+    }
 }
 
 /// What one claim started.
 struct Claimed {
+    rows: usize,
     jobs: usize,
-    /// The claim got all it asked for (or had no slot to ask for): more may be due.
+    /// The claim got all it asked for: more may be due.
     full: bool,
-}
-
-fn finished_id(done: &Result<(Id, Verdict), JoinError>) -> Id {
-    match done {
-        Ok((id, _)) => *id,
-        Err(e) => e.id(),
-    }
 }
 
 /// Back to pending now, uncharged. A lease already settled is simply not matched.
 async fn release_all(pool: &PgPool, leases: &[Lease]) {
-    for lease in leases {
-        if let Err(e) = outbox::release(pool, *lease, None).await {
-            tracing::warn!(outbox_id = lease.id, error = %e, "could not release a row; its lease will expire");
-        }
+    if let Err(e) = settle::release_many(pool, leases).await {
+        tracing::warn!(rows = leases.len(), error = %e, "could not release rows; their leases will expire");
     }
 }
 
-/// One due row for the probe, through the claims by kind: they walk the partial claim
+/// One due row for a probe, through the claims by kind: they walk the partial claim
 /// indexes, where a claim of any kind in id order would walk the primary key past every
-/// delivered row still kept (`BRIDGE_RETENTION`), every `BRIDGE_PAUSE_PROBE`.
+/// delivered row still kept (`BRIDGE_RETENTION`).
 async fn claim_one(pool: &PgPool) -> Result<Option<ClaimedRow>, sqlx::Error> {
     for which in [Due::Fresh, Due::Retries] {
         for kind in KINDS {

@@ -10,7 +10,7 @@ use super::AppState;
 use super::probe::{DatabaseProbe, Health};
 use crate::ingest::Registry;
 use crate::store;
-use crate::store::destination::DestinationState;
+use crate::store::destination::{DestinationState, Mode};
 use crate::store::ready::Readiness;
 
 /// What `/healthz`, `/readyz` and `/metrics` read, in `serve` and in `worker`.
@@ -74,8 +74,9 @@ fn database_detail(state: &HealthState, health: &Health) -> Result<(), String> {
     Ok(())
 }
 
-/// Running, or paused and why (missing credentials, a 401/404 from WebEngage); read
-/// from the database now (the admin API and pages).
+/// Running, paused and why (missing credentials, a 401/404 from WebEngage), or
+/// degraded and why (WebEngage kept failing: the circuit breaker); read from the
+/// database now (the admin API and pages).
 pub async fn delivery_detail(state: &AppState) -> serde_json::Value {
     let destination = store::destination::load(&state.pool).await;
     delivery_state(
@@ -92,12 +93,18 @@ fn delivery_state(
         return json!({"state": "paused", "reason": problem});
     }
     match destination {
-        Ok(s) => match &s.paused_reason {
-            Some(reason) => {
-                json!({"state": "paused", "reason": reason, "next_probe_at": s.next_probe_at.map(|t| t.to_string())})
+        Ok(s) => {
+            let next_probe_at = s.next_probe_at.map(|t| t.to_string());
+            match s.mode() {
+                Mode::Running => json!({"state": "running"}),
+                Mode::Paused(reason) => {
+                    json!({"state": "paused", "reason": reason, "next_probe_at": next_probe_at})
+                }
+                Mode::Degraded(reason) => {
+                    json!({"state": "degraded", "reason": reason, "next_probe_at": next_probe_at, "failed_probes": s.failed_probes})
+                }
             }
-            None => json!({"state": "running"}),
-        },
+        }
         Err(()) => json!({"state": "unknown"}),
     }
 }

@@ -179,14 +179,34 @@ async fn record_database_gauges(state: &HealthState) {
         }
         metrics::gauge!("bridge_outbox_oldest_pending_age_seconds")
             .set(stats.oldest_pending_age_seconds);
+        let backlog = &stats.backlog;
+        for (kind, n) in [
+            ("user", backlog.queued.users),
+            ("event", backlog.queued.events),
+            ("transaction", backlog.queued.transactions),
+        ] {
+            metrics::gauge!("bridge_outbox_queued", "kind" => kind).set(n as f64);
+        }
+        metrics::gauge!("bridge_delivered_per_minute").set(backlog.delivered_per_minute);
+        if let Some(seconds) = backlog.drain_seconds {
+            metrics::gauge!("bridge_backlog_drain_seconds").set(seconds);
+        }
     }
-    let paused = match (&state.credentials_problem, &health.destination) {
-        (Some(_), _) => Some(true),
-        (None, Some(destination)) => Some(destination.is_paused()),
-        (None, None) => None,
+    // Missing credentials pause delivery whatever the database says; otherwise the
+    // destination's state, when the last reading has it.
+    let (paused, degraded) = match (&state.credentials_problem, &health.destination) {
+        (Some(_), _) => (Some(true), Some(false)),
+        (None, Some(destination)) => (
+            Some(destination.is_paused()),
+            Some(destination.is_degraded()),
+        ),
+        (None, None) => (None, None),
     };
     if let Some(paused) = paused {
         metrics::gauge!("bridge_delivery_paused").set(if paused { 1.0 } else { 0.0 });
+    }
+    if let Some(degraded) = degraded {
+        metrics::gauge!("bridge_delivery_degraded").set(if degraded { 1.0 } else { 0.0 });
     }
 }
 

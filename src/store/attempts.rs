@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 /// Longest response excerpt kept per attempt: enough for WebEngage's error message,
 /// not enough to turn the table into a copy of every response.
-pub const EXCERPT_LIMIT: usize = 1024;
+pub use crate::webengage::client::EXCERPT_LIMIT;
+use crate::webengage::client::truncate;
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct AttemptRow {
@@ -31,18 +32,6 @@ pub struct NewAttempt<'a> {
     pub outcome: &'a str,
     pub latency_ms: i32,
     pub response_excerpt: Option<&'a str>,
-}
-
-/// `s` cut to at most `limit` bytes, on a character boundary.
-pub fn truncate(s: &str, limit: usize) -> &str {
-    if s.len() <= limit {
-        return s;
-    }
-    let mut end = limit;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 pub async fn record_attempt(pool: &PgPool, attempt: &NewAttempt<'_>) -> Result<(), sqlx::Error> {
@@ -105,17 +94,4 @@ pub async fn list_for_outbox(
     .bind(outbox_id)
     .fetch_all(pool)
     .await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate;
-
-    #[test]
-    fn truncation_keeps_whole_characters() {
-        assert_eq!(truncate("abc", 10), "abc");
-        assert_eq!(truncate("abcdef", 3), "abc");
-        // "é" is two bytes: cutting inside it backs off to the boundary before.
-        assert_eq!(truncate("aé", 2), "a");
-    }
 }

@@ -270,7 +270,7 @@ pub async fn replay_dead_group(
     cause: &str,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(&format!(
-        "UPDATE outbox o SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now()
+        "UPDATE outbox o SET status = 'pending', next_attempt_at = now(), replayed_at = now(), head = true, updated_at = now()
          WHERE o.status = 'dead' AND o.source = $1 AND {cause} = $2",
         cause = normalised("o.last_error")
     ))

@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::outbox::INSERT_COLUMNS;
+use super::outbox::{INSERT_COLUMNS, head_of_new_row};
+use super::settle::promote_heads;
 use super::status::InboundStatus;
 use super::storable::{self, is_data_error, json_text};
 use crate::mapping::{IncomingRecord, MappedRecord, RecordStatus, RecordVersion, RuleFailure};
@@ -374,6 +375,10 @@ async fn insert_records(
         .collect();
     let op_rows: Vec<i64> = operations.iter().map(|(ord, _)| *ord).collect();
     let ops = OperationColumns::of(operations.iter().map(|(_, op)| *op));
+    let head = head_of_new_row(
+        "o.u",
+        "row_number() OVER (PARTITION BY o.u ORDER BY o.op_ord) = 1",
+    );
     let sql = format!(
         "WITH rec AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::inbound_status[], $4::text[]::json[], $5::text[],
@@ -391,7 +396,7 @@ async fn insert_records(
              JOIN rec ON rec.s = ins.source AND rec.k = ins.dedupe_key AND rec.first),
          out AS (
              INSERT INTO outbox ({INSERT_COLUMNS})
-             SELECT o.rid, new.id, new.s, o.ru, o.k, o.u, o.b, new.h
+             SELECT o.rid, new.id, new.s, o.ru, o.k, o.u, o.b, new.h, {head}
              FROM UNNEST($11::int8[], $12::uuid[], $13::text[], $14::operation_kind[], $15::text[], $16::text[]::json[])
                   WITH ORDINALITY AS o(rec_ord, rid, ru, k, u, b, op_ord)
              JOIN new ON new.ord = o.rec_ord
@@ -488,9 +493,10 @@ async fn insert_outbox(
         return Ok(());
     }
     let ops = OperationColumns::of(operations.iter());
+    let head = head_of_new_row("u", "row_number() OVER (PARTITION BY u ORDER BY ord) = 1");
     let sql = format!(
         "INSERT INTO outbox ({INSERT_COLUMNS})
-         SELECT r, $2, $3, ru, k, u, b, $4
+         SELECT r, $2, $3, ru, k, u, b, $4, {head}
          FROM UNNEST($1::uuid[], $5::text[], $6::operation_kind[], $7::text[], $8::text[]::json[])
               WITH ORDINALITY AS t(r, ru, k, u, b, ord)
          ORDER BY ord"
@@ -520,13 +526,16 @@ pub async fn replace_operations(
     mapped: &MappedRecord,
 ) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    sqlx::query(
+    let cancelled: Vec<Option<String>> = sqlx::query_scalar(
         "UPDATE outbox SET status = 'cancelled', last_error = 'superseded by a re-map', updated_at = now()
-         WHERE inbound_id = $1 AND status IN ('pending', 'dead')",
+         WHERE inbound_id = $1 AND status IN ('pending', 'dead')
+         RETURNING user_id",
     )
     .bind(inbound_id)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
+    let users: Vec<String> = cancelled.into_iter().flatten().collect();
+    promote_heads(&mut *tx, &users).await?;
     let delivered: Vec<(String, Value)> =
         sqlx::query_as("SELECT rule, body FROM outbox WHERE inbound_id = $1 AND status IN ('delivered', 'in_flight')")
             .bind(inbound_id)

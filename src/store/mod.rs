@@ -7,6 +7,7 @@
 
 pub mod attempts;
 pub mod attribute_types;
+pub mod backlog;
 pub mod console;
 pub mod destination;
 pub mod inbound;
@@ -16,6 +17,7 @@ pub mod outbox;
 pub mod rate_windows;
 pub mod ready;
 pub mod sessions;
+pub mod settle;
 pub mod stats;
 pub mod status;
 pub mod storable;

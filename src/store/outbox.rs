@@ -1,8 +1,16 @@
-//! The outbox: claiming due rows under a lease, and settling them with that lease.
+//! The outbox: claiming due rows under a lease (`settle` settles them with it).
 //!
-//! A claim commits at once (no transaction is held across a WebEngage call). Every
-//! settle is guarded by the lease token, so a row whose lease expired and was claimed
-//! again elsewhere is never settled twice.
+//! A claim commits at once (no transaction is held across a WebEngage call).
+//!
+//! Per-user queues: each user's first open row is its `head`, and only heads are claim
+//! candidates, so a claim never walks the rows queued behind a head that is in flight
+//! or waiting for a retry. A new row is a head when its user has no open row; the check
+//! locks the open row it finds (`FOR SHARE`), and closing a row (`settle`) promotes the
+//! next one in a statement of its own after the closing one. Whichever of an insert and
+//! a settle of the same user takes the row lock first, the other sees its result: a
+//! new row is never left behind a head that is gone. Two heads of one user can happen
+//! (two requests inserting at once); the claim still checks for an earlier open row, so
+//! order holds, and the second is simply not claimed until the first is done.
 
 use std::time::Duration;
 
@@ -16,9 +24,20 @@ use super::status::OutboxStatus;
 use crate::webengage::OperationKind;
 
 /// The columns every insert of new outbox rows writes, in this order (ingest's batch
-/// and a re-map); the rest take their defaults.
+/// and a re-map); the rest take their defaults. `head` comes from `head_of_new_row`.
 pub(crate) const INSERT_COLUMNS: &str =
-    "request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash";
+    "request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash, head";
+
+/// The `head` of a new row of user `user` (a SQL expression): true without a user, or
+/// for the statement's first row of the user (`first`) when the user has no open row.
+/// The open row found is locked (see the module doc).
+pub(crate) fn head_of_new_row(user: &str, first: &str) -> String {
+    format!(
+        "({user} IS NULL OR (({first}) AND NOT EXISTS (
+             SELECT 1 FROM outbox e WHERE e.user_id = {user} AND e.status IN ('pending', 'in_flight')
+             FOR SHARE OF e)))"
+    )
+}
 
 /// A full outbox row, as support queries and tests read it.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -41,6 +60,11 @@ pub struct OutboxRow {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub delivered_at: Option<OffsetDateTime>,
+    pub replayed_at: Option<OffsetDateTime>,
+    /// Whether the row is its user's head (see the module doc).
+    pub head: bool,
+    /// The row whose record carried this user update (coalescing).
+    pub coalesced_into: Option<i64>,
 }
 
 /// What the worker needs of a row it has claimed.
@@ -53,7 +77,11 @@ pub struct ClaimedRow {
     pub body: Value,
     /// Attempts charged before this one.
     pub attempts: i32,
+    /// When the row was accepted, or replayed by support.
     pub created_at: OffsetDateTime,
+    /// Where its age for `BRIDGE_RETRY_MAX_AGE` counts from: `created_at`, moved on by
+    /// the time the destination was paused or degraded since.
+    pub age_from: OffsetDateTime,
     pub lease_token: Uuid,
     /// The webhook request that stored the row (`inbound_records.request_id`), so the
     /// worker's logs can be joined to the request's.
@@ -147,6 +175,17 @@ pub fn prepare_claim(name: &str, which: Due) -> String {
     )
 }
 
+/// The columns a claim returns (`ClaimedRow`), from the `outbox` rows it updated.
+const CLAIMED: &str = "id, request_id, kind, user_id, body, attempts,
+     -- A replayed row gets a fresh BRIDGE_RETRY_MAX_AGE budget.
+     COALESCE(replayed_at, created_at) AS created_at,
+     COALESCE(replayed_at, created_at) + (
+         SELECT COALESCE(sum(COALESCE(d.ended_at, now()) - GREATEST(d.started_at, COALESCE(outbox.replayed_at, outbox.created_at))), interval '0')
+         FROM destination_outages d
+         WHERE COALESCE(d.ended_at, now()) > COALESCE(outbox.replayed_at, outbox.created_at)) AS age_from,
+     lease_token,
+     (SELECT i.request_id FROM inbound_records i WHERE i.id = outbox.inbound_id) AS inbound_request_id";
+
 /// The claim statement of `claim_due_of`, with parameters `$1` limit, `$2` lease,
 /// `$3` token and, `with_kind`, `$4` kind.
 fn claim_sql(which: Due, with_kind: bool) -> String {
@@ -157,16 +196,23 @@ fn claim_sql(which: Due, with_kind: bool) -> String {
         Due::Fresh => "AND o.attempts = 0",
         Due::Retries => "AND o.attempts > 0",
     };
-    // One kind, written as a range and ordered by (kind, id): the same rows in the same
-    // order as `kind = $4 ORDER BY id`, but only the partial claim indexes on
-    // (kind, id) give that order. With `=` the planner also weighs the primary key (it
+    // One kind, written as a range and ordered by (kind, …): the same rows in the same
+    // order as `kind = $4 ORDER BY …`, but only the partial claim indexes on
+    // (kind, …) give that order. With `=` the planner also weighs the primary key (it
     // knows `kind` is constant, so the order by id is all that is left), and when its
     // statistics are older than a drain it picks it and walks every row delivered
-    // since: 900,000 rows, 0.6 s a claim (BENCHMARKS.md, "Claim").
-    let (of_kind, order) = if with_kind {
-        ("AND o.kind >= $4 AND o.kind <= $4", "o.kind, o.id")
+    // since: 900,000 rows, 0.6 s a claim (BENCHMARKS.md, "Claim"). Retries go by due
+    // time, so the walk stops at the first one not due yet.
+    let of_kind = if with_kind {
+        "AND o.kind >= $4 AND o.kind <= $4"
     } else {
-        ("", "o.id")
+        ""
+    };
+    let order = match (which, with_kind) {
+        (Due::Retries, true) => "o.kind, o.next_attempt_at, o.id",
+        (Due::Retries, false) => "o.next_attempt_at, o.id",
+        (_, true) => "o.kind, o.id",
+        (_, false) => "o.id",
     };
     // `= ANY(ARRAY(…))` runs the subquery once and fetches its rows by primary key;
     // `IN (…)` let a generic plan, which cannot know the LIMIT, hash the subquery and
@@ -175,19 +221,60 @@ fn claim_sql(which: Due, with_kind: bool) -> String {
         "UPDATE outbox SET status = 'in_flight', lease_until = now() + $2, lease_token = $3, updated_at = now()
          WHERE id = ANY(ARRAY(
              SELECT o.id FROM outbox o
-             WHERE o.status = 'pending' AND o.next_attempt_at <= now() {attempts} {of_kind}
+             WHERE o.status = 'pending' AND o.head AND o.next_attempt_at <= now() {attempts} {of_kind}
                AND NOT EXISTS (
                    SELECT 1 FROM outbox e
                    WHERE e.user_id = o.user_id AND e.id < o.id AND e.status IN ('pending', 'in_flight'))
              ORDER BY {order}
              FOR UPDATE SKIP LOCKED
              LIMIT $1))
-         RETURNING id, request_id, kind, user_id, body, attempts,
-                   -- A replayed row gets a fresh BRIDGE_RETRY_MAX_AGE budget.
-                   COALESCE(replayed_at, created_at) AS created_at, lease_token,
-                   (SELECT i.request_id FROM inbound_records i WHERE i.id = outbox.inbound_id)
-                     AS inbound_request_id"
+         RETURNING {CLAIMED}"
     )
+}
+
+/// Claims, under `lease` and `token` (the claim's), the user updates queued right
+/// behind each of `heads` (claimed user rows): each user's next open rows in order, up
+/// to `max` of them, while they are pending user rows. Coalescing merges them into the
+/// head's record; an event or a transaction ends the run, so nothing is reordered.
+pub async fn claim_followers(
+    pool: &PgPool,
+    heads: &[&ClaimedRow],
+    max: i64,
+    lease: Duration,
+) -> Result<Vec<ClaimedRow>, sqlx::Error> {
+    let heads: Vec<&ClaimedRow> = heads
+        .iter()
+        .copied()
+        .filter(|h| h.kind == OperationKind::User && h.user_id.is_some())
+        .collect();
+    let Some(first) = heads.first() else {
+        return Ok(Vec::new());
+    };
+    let users: Vec<&str> = heads.iter().filter_map(|h| h.user_id.as_deref()).collect();
+    let ids: Vec<i64> = heads.iter().map(|h| h.id).collect();
+    let sql = format!(
+        "WITH run AS (
+             SELECT f.id FROM UNNEST($1::text[], $2::int8[]) AS h(u, id)
+             CROSS JOIN LATERAL (
+                 SELECT n.id, bool_and(n.kind = 'user' AND n.status = 'pending') OVER (ORDER BY n.id) AS queued
+                 FROM (SELECT e.id, e.kind, e.status FROM outbox e
+                       WHERE e.user_id = h.u AND e.id > h.id AND e.status IN ('pending', 'in_flight')
+                       ORDER BY e.id LIMIT $3) n) f
+             WHERE f.queued)
+         UPDATE outbox SET status = 'in_flight', lease_until = now() + $4, lease_token = $5, updated_at = now()
+         WHERE id IN (SELECT id FROM run) AND status = 'pending'
+         RETURNING {CLAIMED}"
+    );
+    let mut rows: Vec<ClaimedRow> = sqlx::query_as(&sql)
+        .bind(&users)
+        .bind(&ids)
+        .bind(max)
+        .bind(interval(lease))
+        .bind(first.lease_token)
+        .fetch_all(pool)
+        .await?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }
 
 /// How long until the next row could be claimed (zero when one is due now), or `None`
@@ -199,7 +286,7 @@ fn claim_sql(which: Due, with_kind: bool) -> String {
 pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error> {
     let secs: Option<f64> = sqlx::query_scalar(
         "SELECT EXTRACT(EPOCH FROM (min(o.next_attempt_at) - now()))::float8 FROM outbox o
-         WHERE o.status = 'pending' AND o.next_attempt_at > o.created_at
+         WHERE o.status = 'pending' AND o.head AND o.next_attempt_at > o.created_at
            AND NOT EXISTS (
                SELECT 1 FROM outbox e
                WHERE e.user_id = o.user_id AND e.id < o.id AND e.status IN ('pending', 'in_flight'))",
@@ -207,178 +294,6 @@ pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, sqlx::Error>
     .fetch_one(pool)
     .await?;
     Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
-}
-
-/// The row reached WebEngage. Returns false when the lease was no longer ours.
-pub async fn mark_delivered(pool: &PgPool, lease: Lease) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
-             last_error = NULL, lease_until = NULL, lease_token = NULL, updated_at = now()
-         WHERE id = $1 AND lease_token = $2 AND status = 'in_flight'",
-    )
-    .bind(lease.id)
-    .bind(lease.token)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// `mark_delivered` for every row of a bulk call in one statement. Returns the ids
-/// that were still ours to settle.
-pub async fn mark_delivered_many(pool: &PgPool, leases: &[Lease]) -> Result<Vec<i64>, sqlx::Error> {
-    let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
-    let tokens: Vec<Uuid> = leases.iter().map(|l| l.token).collect();
-    sqlx::query_scalar(
-        "UPDATE outbox o SET status = 'delivered', attempts = attempts + 1, delivered_at = now(),
-             last_error = NULL, lease_until = NULL, lease_token = NULL, updated_at = now()
-         FROM UNNEST($1::int8[], $2::uuid[]) AS l(id, token)
-         WHERE o.id = l.id AND o.lease_token = l.token AND o.status = 'in_flight'
-         RETURNING o.id",
-    )
-    .bind(&ids)
-    .bind(&tokens)
-    .fetch_all(pool)
-    .await
-}
-
-/// Back to pending, due at `next_attempt_at`; `charge_attempt` counts this try against
-/// the row. An absolute time (not a delay) lets the rows of one bulk call come due
-/// together, and so be batched together, with the same request id, again.
-pub async fn schedule_retry(
-    pool: &PgPool,
-    lease: Lease,
-    next_attempt_at: OffsetDateTime,
-    error: &str,
-    charge_attempt: bool,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = $3, last_error = $4,
-             attempts = attempts + CASE WHEN $5 THEN 1 ELSE 0 END,
-             lease_until = NULL, lease_token = NULL, updated_at = now()
-         WHERE id = $1 AND lease_token = $2 AND status = 'in_flight'",
-    )
-    .bind(lease.id)
-    .bind(lease.token)
-    .bind(next_attempt_at)
-    .bind(error)
-    .bind(charge_attempt)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Back to pending without charging an attempt: the row was not at fault (destination
-/// paused, rate limit, shutdown). Due at `not_before`, or at once when None.
-/// `last_error` is kept.
-pub async fn release(
-    pool: &PgPool,
-    lease: Lease,
-    not_before: Option<OffsetDateTime>,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = COALESCE($3, now()),
-             lease_until = NULL, lease_token = NULL, updated_at = now()
-         WHERE id = $1 AND lease_token = $2 AND status = 'in_flight'",
-    )
-    .bind(lease.id)
-    .bind(lease.token)
-    .bind(not_before)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// The row will never be delivered (rejected by WebEngage, or too old to keep trying).
-pub async fn mark_dead(pool: &PgPool, lease: Lease, error: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = $3,
-             lease_until = NULL, lease_token = NULL, updated_at = now()
-         WHERE id = $1 AND lease_token = $2 AND status = 'in_flight'",
-    )
-    .bind(lease.id)
-    .bind(lease.token)
-    .bind(error)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// The heartbeat of a live worker: extends the leases it still holds, so a lease can be
-/// short (a killed worker's rows come back quickly) without expiring under a slow call
-/// or a wait for the rate limit. Returns how many leases were extended.
-pub async fn renew_leases(
-    pool: &PgPool,
-    leases: &[Lease],
-    lease: Duration,
-) -> Result<u64, sqlx::Error> {
-    if leases.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<i64> = leases.iter().map(|l| l.id).collect();
-    let tokens: Vec<Uuid> = leases.iter().map(|l| l.token).collect();
-    let done = sqlx::query(
-        "UPDATE outbox o SET lease_until = now() + $3
-         FROM UNNEST($1::int8[], $2::uuid[]) AS l(id, token)
-         WHERE o.id = l.id AND o.lease_token = l.token AND o.status = 'in_flight'",
-    )
-    .bind(&ids)
-    .bind(&tokens)
-    .bind(interval(lease))
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// Rows whose worker died or hung go back to pending, uncharged (the call may never
-/// have been made). Returns how many.
-pub async fn release_expired_leases(pool: &PgPool) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', lease_until = NULL, lease_token = NULL, updated_at = now()
-         WHERE status = 'in_flight' AND lease_until < now()",
-    )
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
-}
-
-/// Deletes delivered rows older than `older_than`, `batch` rows per statement so no
-/// statement locks much at once, together with their inbound records once no outbox
-/// row refers to them. Returns the number of outbox rows deleted.
-pub async fn purge_delivered(
-    pool: &PgPool,
-    older_than: Duration,
-    batch: i64,
-) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        // Every part of one statement sees the same snapshot, so the inbound check must
-        // ignore the rows this very statement deletes. Data-modifying CTEs always run,
-        // read or not.
-        let deleted: i64 = sqlx::query_scalar(
-            "WITH gone AS (
-                 DELETE FROM outbox WHERE id IN (
-                     SELECT id FROM outbox
-                     WHERE status = 'delivered' AND delivered_at < now() - $1
-                     ORDER BY id LIMIT $2)
-                 RETURNING id, inbound_id),
-             orphans AS (
-                 DELETE FROM inbound_records i
-                 WHERE i.id IN (SELECT inbound_id FROM gone WHERE inbound_id IS NOT NULL)
-                   AND NOT EXISTS (
-                       SELECT 1 FROM outbox o
-                       WHERE o.inbound_id = i.id AND o.id NOT IN (SELECT id FROM gone))
-                 RETURNING i.id)
-             SELECT count(*) FROM gone",
-        )
-        .bind(interval(older_than))
-        .bind(batch)
-        .fetch_one(pool)
-        .await?;
-        total += deleted as u64;
-        if deleted < batch {
-            return Ok(total);
-        }
-    }
 }
 
 /// One row by id.

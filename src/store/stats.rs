@@ -3,7 +3,9 @@
 use serde::Serialize;
 use sqlx::PgPool;
 
+use super::backlog::{self, Backlog, Queued};
 use super::status::{InboundStatus, OutboxStatus};
+use crate::webengage::OperationKind;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct OutboxStats {
@@ -13,6 +15,8 @@ pub struct OutboxStats {
     pub oldest_pending_age_seconds: f64,
     /// Inbound records per status (`mapped`, `ignored`, `stale`, `failed`, `malformed`).
     pub inbound_by_status: std::collections::BTreeMap<String, i64>,
+    /// Queued rows per kind, the delivery rate, the time to drain.
+    pub backlog: Backlog,
 }
 
 impl OutboxStats {
@@ -23,10 +27,22 @@ impl OutboxStats {
 }
 
 pub async fn outbox_stats(pool: &PgPool) -> Result<OutboxStats, sqlx::Error> {
-    let rows: Vec<(OutboxStatus, i64)> =
-        sqlx::query_as("SELECT status, count(*) FROM outbox GROUP BY status")
+    let rows: Vec<(OutboxStatus, OperationKind, i64)> =
+        sqlx::query_as("SELECT status, kind, count(*) FROM outbox GROUP BY status, kind")
             .fetch_all(pool)
             .await?;
+    let mut by_status = std::collections::BTreeMap::new();
+    let mut queued = Queued::default();
+    for (status, kind, n) in rows {
+        *by_status.entry(status.as_str().to_owned()).or_insert(0) += n;
+        if matches!(status, OutboxStatus::Pending | OutboxStatus::InFlight) {
+            *match kind {
+                OperationKind::User => &mut queued.users,
+                OperationKind::Event => &mut queued.events,
+                OperationKind::Transaction => &mut queued.transactions,
+            } += n;
+        }
+    }
     let inbound: Vec<(InboundStatus, i64)> =
         sqlx::query_as("SELECT status, count(*) FROM inbound_records GROUP BY status")
             .fetch_all(pool)
@@ -37,10 +53,8 @@ pub async fn outbox_stats(pool: &PgPool) -> Result<OutboxStats, sqlx::Error> {
     .fetch_one(pool)
     .await?;
     Ok(OutboxStats {
-        by_status: rows
-            .into_iter()
-            .map(|(s, n)| (s.as_str().to_owned(), n))
-            .collect(),
+        by_status,
+        backlog: backlog::summary(pool, queued).await?,
         oldest_pending_age_seconds: age.unwrap_or(0.0).max(0.0),
         inbound_by_status: inbound
             .into_iter()

@@ -326,7 +326,7 @@ fn push_inbound_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &InboundF
 /// Makes a waiting, dead or cancelled row due now. In-flight and delivered rows are left alone.
 pub async fn retry_now(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now()
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), head = true, updated_at = now()
          WHERE id = $1 AND status IN ('pending', 'dead', 'cancelled')",
     )
     .bind(id)
@@ -336,14 +336,20 @@ pub async fn retry_now(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
 }
 
 /// Makes sure a row is never sent. Rows already delivered or in flight are left alone.
+/// The user's next row becomes its head.
 pub async fn cancel(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE outbox SET status = 'cancelled', updated_at = now() WHERE id = $1 AND status IN ('pending', 'dead')",
+    let cancelled: Option<Option<String>> = sqlx::query_scalar(
+        "UPDATE outbox SET status = 'cancelled', updated_at = now() WHERE id = $1 AND status IN ('pending', 'dead')
+         RETURNING user_id",
     )
     .bind(id)
-    .execute(pool)
+    .fetch_optional(pool)
     .await?;
-    Ok(done.rows_affected())
+    let Some(user) = cancelled else {
+        return Ok(0);
+    };
+    super::settle::promote_heads(pool, user.as_slice()).await?;
+    Ok(1)
 }
 
 /// A delivered row due again under a fresh idempotency id, made as the ingest path
@@ -352,7 +358,7 @@ pub async fn cancel(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
 pub async fn resend(pool: &PgPool, id: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE outbox SET status = 'pending', request_id = $2, next_attempt_at = now(), replayed_at = now(),
-                delivered_at = NULL, last_error = NULL, updated_at = now()
+                delivered_at = NULL, last_error = NULL, head = true, coalesced_into = NULL, updated_at = now()
          WHERE id = $1 AND status = 'delivered'",
     )
     .bind(id)
@@ -393,7 +399,7 @@ impl ReplayFilter {
 /// Makes every matching dead (or cancelled) row due now; safe to repeat.
 pub async fn replay(pool: &PgPool, filter: &ReplayFilter) -> Result<u64, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(
-        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), updated_at = now() WHERE TRUE",
+        "UPDATE outbox SET status = 'pending', next_attempt_at = now(), replayed_at = now(), head = true, updated_at = now() WHERE TRUE",
     );
     push_replay_filter(&mut query, filter);
     Ok(query.build().execute(pool).await?.rows_affected())

@@ -1,109 +1,43 @@
-//! Delivery at WebEngage's limits, in one process: bulk backlogs, fairness between
-//! users and between first attempts and retries.
+//! Delivery at WebEngage's limits, in one process: bulk backlogs, each endpoint's own
+//! quota, `Retry-After`, fairness between users and between first attempts and
+//! retries, and the circuit breaker.
 
-use std::collections::HashMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
+use crate::helpers::delivery::{
+    self as d, Running, Stepper, eventually, make_due, queue, queued, row,
+};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
-use webengage_bridge::config::{DataCenter, DeliverySettings, WebEngageSettings};
-use webengage_bridge::delivery::spawn_worker;
+use webengage_bridge::config::{DeliverySettings, WebEngageSettings};
+use webengage_bridge::delivery::job::Heard;
+use webengage_bridge::delivery::worker::Step;
+use webengage_bridge::store::destination::{self, Mode};
+use webengage_bridge::store::{OutboxStatus, attempts};
+use webengage_bridge::webengage::OperationKind::{Event, Transaction, User};
 use wiremock::matchers::{body_partial_json, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
-
-fn webengage(server: &MockServer, bulk: bool) -> WebEngageSettings {
-    WebEngageSettings {
-        license_code: Some("lic".into()),
-        api_key: Some(SecretString::from("key")),
-        api_key_file: None,
-        data_center: DataCenter::Global,
-        base_url: Some(server.uri()),
-        bulk,
-        limit_users_per_min: 5000,
-        limit_events_per_min: 5000,
-        limit_bulk_per_min: 500,
-        limit_transaction_per_min: 100,
-    }
-}
-
-fn delivery(concurrency: usize) -> DeliverySettings {
-    DeliverySettings {
-        concurrency,
-        retry_base: Duration::from_millis(50),
-        retry_max_delay: Duration::from_millis(100),
-        retry_max_age: Duration::from_secs(3600),
-        pause_probe: Duration::from_millis(200),
-        retention: Duration::from_secs(86400),
-        audit_retention: Duration::from_secs(365 * 86400),
-        rate_window: Duration::from_secs(60),
-    }
-}
-
-async fn insert(pool: &PgPool, kind: &str, body: &Value) -> i64 {
-    sqlx::query_scalar(
-        "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
-         VALUES ($1, 'test', 'rule', $2::operation_kind, $3, $4) RETURNING id",
-    )
-    .bind(Uuid::new_v4())
-    .bind(kind)
-    .bind(body["userId"].as_str())
-    .bind(body)
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
-/// Polls until `sql` counts `expected`; fails after 20 s.
-async fn wait_for(pool: &PgPool, sql: &str, expected: i64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let n = count(pool, sql).await;
-        if n == expected {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "`{sql}` stayed at {n}, expected {expected}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn queued() -> ResponseTemplate {
-    ResponseTemplate::new(201).set_body_json(json!({"response": {"status": "queued"}}))
-}
-
-struct Running(CancellationToken, tokio::task::JoinHandle<()>);
-
-impl Running {
-    fn start(pool: &PgPool, webengage: WebEngageSettings, delivery: DeliverySettings) -> Running {
-        let shutdown = CancellationToken::new();
-        let handle = spawn_worker(pool.clone(), webengage, delivery, shutdown.clone());
-        Running(shutdown, handle)
-    }
-
-    async fn stop(self) {
-        self.0.cancel();
-        self.1.await.unwrap();
-    }
+async fn delivered(pool: &PgPool) -> i64 {
+    count(
+        pool,
+        "SELECT count(*) FROM outbox WHERE status = 'delivered'",
+    )
+    .await
 }
 
 /// The user ids WebEngage received, request by request, in arrival order.
 async fn users_per_request(server: &MockServer) -> Vec<Vec<String>> {
-    server
-        .received_requests()
+    d::calls(server)
         .await
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let body: Value = r.body_json().unwrap();
+        .into_iter()
+        .map(|(_, body)| {
             let records = match body.get("users").or_else(|| body.get("events")) {
                 Some(Value::Array(items)) => items.clone(),
                 _ => vec![body],
@@ -116,42 +50,61 @@ async fn users_per_request(server: &MockServer) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// Answers with `answer` and notes when each call came, to which endpoint.
+#[derive(Clone)]
+struct Stamped {
+    started: Instant,
+    calls: Arc<Mutex<Vec<(Duration, String)>>>,
+    answer: ResponseTemplate,
+}
+
+impl Stamped {
+    fn new(answer: ResponseTemplate) -> Stamped {
+        Stamped {
+            started: Instant::now(),
+            calls: Arc::default(),
+            answer,
+        }
+    }
+
+    fn calls(&self) -> Vec<(Duration, String)> {
+        self.calls.lock().unwrap().clone()
+    }
+}
+
+impl Respond for Stamped {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let endpoint = request.url.path().rsplit('/').next().unwrap().to_owned();
+        self.calls
+            .lock()
+            .unwrap()
+            .push((self.started.elapsed(), endpoint));
+        self.answer.clone()
+    }
+}
+
 #[tokio::test]
 async fn a_60_row_backlog_goes_out_in_bulk_requests_of_at_most_25_each_row_once() {
     let db = crate::helpers::TestDb::new().await;
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(queued())
-        .mount(&server)
-        .await;
+    d::accept_all(&server).await;
     for n in 0..60 {
-        let kind = if n % 2 == 0 { "user" } else { "event" };
-        let body = match kind {
-            "user" => json!({"userId": format!("u{n}")}),
-            _ => json!({"userId": format!("u{n}"), "eventName": "Lead Created"}),
+        let (kind, body) = match n % 2 {
+            0 => (User, json!({"userId": format!("u{n}")})),
+            _ => (
+                Event,
+                json!({"userId": format!("u{n}"), "eventName": "Lead Created"}),
+            ),
         };
-        insert(&db.pool, kind, &body).await;
+        queue(&db.pool, kind, &body).await;
     }
 
-    let worker = Running::start(&db.pool, webengage(&server, true), delivery(4));
-    wait_for(
-        &db.pool,
-        "SELECT count(*) FROM outbox WHERE status = 'delivered'",
-        60,
-    )
-    .await;
-    worker.stop().await;
+    let mut worker = Stepper::new(&db.pool, d::bulk(&server), d::delivery()).await;
+    let report = worker.drain(&db.pool, false).await;
+    assert_eq!((report.delivered, report.calls), (60, 4));
 
-    let requests = server.received_requests().await.unwrap();
-    assert!(
-        requests.iter().all(
-            |r| r.url.path().ends_with("/bulk-users") || r.url.path().ends_with("/bulk-events")
-        ),
-        "every request went through a bulk endpoint"
-    );
     let batches = users_per_request(&server).await;
     assert!(batches.iter().all(|b| b.len() <= 25), "{batches:?}");
-    assert!(batches.len() >= 4, "30 users and 30 events need 4 requests");
     let mut seen: HashMap<String, usize> = HashMap::new();
     for user in batches.into_iter().flatten() {
         *seen.entry(user).or_default() += 1;
@@ -165,55 +118,37 @@ async fn a_60_row_backlog_goes_out_in_bulk_requests_of_at_most_25_each_row_once(
 }
 
 #[tokio::test]
-async fn a_users_huge_backlog_does_not_starve_other_users() {
+async fn a_users_huge_backlog_does_not_hold_back_other_users() {
     let db = crate::helpers::TestDb::new().await;
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(queued())
-        .mount(&server)
-        .await;
-    for n in 0..200 {
-        insert(
+    d::accept_all(&server).await;
+    for n in 0..50 {
+        queue(
             &db.pool,
-            "event",
+            Event,
             &json!({"userId": "A", "eventName": format!("e{n}")}),
         )
         .await;
     }
     let others: Vec<String> = ('B'..='K').map(String::from).collect();
     for user in &others {
-        insert(
-            &db.pool,
-            "event",
-            &json!({"userId": user, "eventName": "e"}),
-        )
-        .await;
+        queue(&db.pool, Event, &json!({"userId": user, "eventName": "e"})).await;
     }
 
-    let worker = Running::start(&db.pool, webengage(&server, false), delivery(4));
-    wait_for(
-        &db.pool,
-        "SELECT count(*) FROM outbox WHERE status = 'delivered'",
-        210,
-    )
-    .await;
-    worker.stop().await;
+    let mut worker = Stepper::new(&db.pool, d::bulk(&server), d::delivery()).await;
+    // Only each user's head is a candidate: the first claim takes A's first row and
+    // the ten others, not 25 of A's.
+    let (step, report) = worker.step().await;
+    assert!(matches!(step, Step::Claimed { rows: 11, .. }), "{step:?}");
+    assert_eq!(report.delivered, 11);
+    let first: Vec<String> = users_per_request(&server).await.concat();
+    assert_eq!(first.iter().filter(|u| *u == "A").count(), 1);
+    assert_eq!(first.len(), 11);
 
-    let order: Vec<String> = users_per_request(&server)
-        .await
-        .into_iter()
-        .flatten()
-        .collect();
-    let last_other = order
-        .iter()
-        .rposition(|u| u != "A")
-        .expect("the other users were delivered");
-    // A claim takes one row per user, so B..K go with A's first rows, not after 200.
-    assert!(
-        last_other < 20,
-        "B..K delivered at positions up to {last_other}"
-    );
-    assert_eq!(order.iter().filter(|u| *u == "A").count(), 200);
+    let report = worker.drain(&db.pool, false).await;
+    assert_eq!(report.delivered, 49);
+    let order: Vec<String> = users_per_request(&server).await.concat();
+    assert_eq!(order.iter().filter(|u| *u == "A").count(), 50);
 }
 
 #[tokio::test]
@@ -232,32 +167,43 @@ async fn a_retry_storm_leaves_slots_for_first_attempts() {
         .mount(&server)
         .await;
     for n in 0..20 {
-        insert(
+        queue(
             &db.pool,
-            "event",
+            Event,
             &json!({"userId": format!("s{n}"), "eventName": "storm"}),
         )
         .await;
     }
-    let worker = Running::start(&db.pool, webengage(&server, false), delivery(4));
+    // The breaker would stop the storm: this is about the slots.
+    let delivery = DeliverySettings {
+        retry_max_delay: Duration::from_millis(100),
+        breaker_threshold: 0,
+        ..d::delivery()
+    };
+    let worker = Running::start(&db.pool, d::webengage(&server), delivery);
     let storm = "SELECT count(*) FROM outbox WHERE body->>'eventName' = 'storm' AND attempts >= 1";
-    wait_for(&db.pool, storm, 20).await;
+    eventually(
+        "every storm row to fail once",
+        Duration::from_secs(20),
+        || async { count(&db.pool, storm).await == 20 },
+    )
+    .await;
 
     // Fresh rows arrive while every storm row keeps coming due again.
     for n in 0..10 {
-        insert(
+        queue(
             &db.pool,
-            "event",
+            Event,
             &json!({"userId": format!("f{n}"), "eventName": "fresh"}),
         )
         .await;
     }
     let started = tokio::time::Instant::now();
-    wait_for(
-        &db.pool,
-        "SELECT count(*) FROM outbox WHERE body->>'eventName' = 'fresh' AND status = 'delivered'",
-        10,
-    )
+    let fresh =
+        "SELECT count(*) FROM outbox WHERE body->>'eventName' = 'fresh' AND status = 'delivered'";
+    eventually("the fresh rows", Duration::from_secs(20), || async {
+        count(&db.pool, fresh).await == 10
+    })
     .await;
     let took = started.elapsed();
     let still_failing = count(
@@ -270,4 +216,283 @@ async fn a_retry_storm_leaves_slots_for_first_attempts() {
     assert_eq!(still_failing, 20, "the storm was still going");
     // Half the slots stay with first attempts: 10 quick calls over 2 slots.
     assert!(took < Duration::from_secs(3), "fresh rows took {took:?}");
+}
+
+#[tokio::test]
+async fn bulk_users_and_bulk_events_each_fill_their_own_quota_in_the_same_window() {
+    const QUOTA: usize = 3;
+    const WINDOW: Duration = Duration::from_secs(2);
+    let db = crate::helpers::TestDb::new().await;
+    let server = MockServer::start().await;
+    let stamped = Stamped::new(queued());
+    Mock::given(method("POST"))
+        .respond_with(stamped.clone())
+        .mount(&server)
+        .await;
+    // 6 bulk calls of each kind: two windows' worth each.
+    for n in 0..150 {
+        queue(&db.pool, User, &json!({"userId": format!("u{n}")})).await;
+        queue(
+            &db.pool,
+            Event,
+            &json!({"userId": format!("e{n}"), "eventName": "E"}),
+        )
+        .await;
+    }
+    let webengage = WebEngageSettings {
+        limit_bulk_users_per_min: Some(QUOTA as u32),
+        limit_bulk_events_per_min: Some(QUOTA as u32),
+        ..d::bulk(&server)
+    };
+    let delivery = DeliverySettings {
+        rate_window: WINDOW,
+        ..d::delivery()
+    };
+    let worker = Running::start(&db.pool, webengage, delivery);
+    eventually("the backlog", Duration::from_secs(30), || async {
+        delivered(&db.pool).await == 300
+    })
+    .await;
+    worker.stop().await;
+
+    // Windows start on the epoch's multiples of WINDOW, like the limiter's.
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let offset = since_epoch - stamped.started.elapsed();
+    let mut per_window: BTreeMap<u128, (usize, usize)> = BTreeMap::new();
+    for (at, endpoint) in stamped.calls() {
+        let window = (offset + at).as_millis() / WINDOW.as_millis();
+        let entry = per_window.entry(window).or_default();
+        match endpoint.as_str() {
+            "bulk-users" => entry.0 += 1,
+            "bulk-events" => entry.1 += 1,
+            other => panic!("a call to {other}"),
+        }
+    }
+    assert!(
+        per_window
+            .values()
+            .all(|(users, events)| *users <= QUOTA && *events <= QUOTA),
+        "over a quota: {per_window:?}"
+    );
+    assert!(
+        per_window.values().any(|both| *both == (QUOTA, QUOTA)),
+        "no window where both endpoints used their whole quota: {per_window:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_429_with_retry_after_holds_that_endpoint_that_long() {
+    let db = crate::helpers::TestDb::new().await;
+    let server = MockServer::start().await;
+    let stamped = Stamped::new(queued());
+    Mock::given(method("POST"))
+        .and(path("/v1/accounts/lic/bulk-users"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "7"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(stamped.clone())
+        .mount(&server)
+        .await;
+    for n in 0..30 {
+        queue(&db.pool, User, &json!({"userId": format!("u{n}")})).await;
+    }
+    for n in 0..2 {
+        queue(
+            &db.pool,
+            Event,
+            &json!({"userId": format!("e{n}"), "eventName": "E"}),
+        )
+        .await;
+    }
+    let delivery = DeliverySettings {
+        concurrency: 1,
+        ..d::delivery()
+    };
+    let started = Instant::now();
+    let worker = Running::start(&db.pool, d::bulk(&server), delivery);
+    eventually("the events", Duration::from_secs(5), || async {
+        count(
+            &db.pool,
+            "SELECT count(*) FROM outbox WHERE kind = 'event' AND status = 'delivered'",
+        )
+        .await
+            == 2
+    })
+    .await;
+    let events_done = started.elapsed();
+    eventually("the users", Duration::from_secs(20), || async {
+        delivered(&db.pool).await == 32
+    })
+    .await;
+    worker.stop().await;
+
+    assert!(
+        events_done < Duration::from_secs(5),
+        "events waited {events_done:?}"
+    );
+    // The 429 came at once; the 30 users (the 25 refused and 5 more) went 7 s later.
+    let users: Vec<Duration> = stamped
+        .calls()
+        .into_iter()
+        .filter(|(_, e)| e == "bulk-users")
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(users.len(), 2, "{users:?}");
+    assert!(
+        users.iter().all(|at| *at >= Duration::from_millis(6900)),
+        "bulk-users called again before Retry-After: {users:?}"
+    );
+    assert!(
+        users.iter().all(|at| *at < Duration::from_secs(10)),
+        "{users:?}"
+    );
+}
+
+#[tokio::test]
+async fn transactions_stay_within_their_own_per_minute_quota() {
+    let db = crate::helpers::TestDb::new().await;
+    let server = MockServer::start().await;
+    let stamped = Stamped::new(queued());
+    Mock::given(method("POST"))
+        .respond_with(stamped.clone())
+        .mount(&server)
+        .await;
+    let metrics = webengage_bridge::http::metrics::handle();
+    let waited_before = limiter_wait(&metrics.render(), "transaction");
+    // 100 a minute (WebEngage's default): a burst of a sixth, then one per 0.6 s.
+    for n in 0..19 {
+        let body = json!({"campaignId": "c", "userId": format!("t{n}")});
+        queue(&db.pool, Transaction, &body).await;
+    }
+    let webengage = d::webengage(&server);
+    assert_eq!(webengage.limit_transaction_per_min, 100);
+    let mut worker = Stepper::new(&db.pool, webengage, d::delivery()).await;
+    worker.drain(&db.pool, false).await;
+
+    let at: Vec<Duration> = stamped.calls().into_iter().map(|(at, _)| at).collect();
+    assert_eq!(at.len(), 19);
+    // A burst of 17, then a call per 0.6 s: the 19th at least 1.2 s after the first.
+    assert!(at[18] - at[0] >= Duration::from_millis(1100), "{at:?}");
+    let waited = limiter_wait(&metrics.render(), "transaction") - waited_before;
+    assert!(
+        waited >= 0.5,
+        "bridge_limiter_wait_seconds_total grew by {waited}"
+    );
+}
+
+/// `bridge_limiter_wait_seconds_total{endpoint}` in a rendered scrape.
+fn limiter_wait(rendered: &str, endpoint: &str) -> f64 {
+    let series = format!("bridge_limiter_wait_seconds_total{{endpoint=\"{endpoint}\"}} ");
+    rendered
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+#[tokio::test]
+async fn the_breaker_opens_probes_and_closes_without_charging_held_rows() {
+    let db = crate::helpers::TestDb::new().await;
+    let server = MockServer::start().await;
+    let outage = Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount_as_scoped(&server)
+        .await;
+    let mut ids = Vec::new();
+    for n in 0..10 {
+        ids.push(
+            queue(&db.pool, User, &json!({"userId": format!("u{n}")}))
+                .await
+                .id,
+        );
+    }
+    // Probes are made due by the test (`probe_now`), never by the clock.
+    let delivery = DeliverySettings {
+        breaker_threshold: 3,
+        concurrency: 3,
+        retry_base: Duration::from_secs(10),
+        retry_max_delay: Duration::from_secs(60),
+        pause_probe: Duration::from_secs(60),
+        ..d::delivery()
+    };
+    let mut worker = Stepper::new(&db.pool, d::webengage(&server), delivery).await;
+    let (_, report) = worker.step().await;
+    assert_eq!((report.calls, report.heard), (3, Heard::Failed));
+    let Mode::Degraded(reason) = destination::load(&db.pool).await.unwrap().mode() else {
+        panic!("three failed calls degrade delivery");
+    };
+    assert!(
+        reason.contains("3 calls") && reason.contains("HTTP 500"),
+        "{reason}"
+    );
+
+    // Degraded: no claims; one probe when due, on a backoff.
+    make_due(&db.pool).await;
+    let (step, _) = worker.step().await;
+    assert!(matches!(step, Step::Probed { probe: None, .. }), "{step:?}");
+    destination::probe_now(&db.pool).await.unwrap();
+    let (step, _) = worker.step().await;
+    let Step::Probed {
+        probe: Some(probe), ..
+    } = step
+    else {
+        panic!("a probe: {step:?}");
+    };
+    assert_eq!((probe.calls, probe.heard), (1, Heard::Failed));
+    let state = destination::load(&db.pool).await.unwrap();
+    assert_eq!(state.failed_probes, 1);
+    assert!(state.is_degraded());
+    assert_eq!(server.received_requests().await.unwrap().len(), 4);
+
+    drop(outage);
+    d::accept_all(&server).await;
+    destination::probe_now(&db.pool).await.unwrap();
+    let (step, _) = worker.step().await;
+    let Step::Probed {
+        probe: Some(probe), ..
+    } = step
+    else {
+        panic!("a probe: {step:?}");
+    };
+    assert_eq!(probe.delivered, 1);
+    assert_eq!(
+        destination::load(&db.pool).await.unwrap().mode(),
+        Mode::Running
+    );
+    let report = worker.drain(&db.pool, true).await;
+    assert_eq!(report.delivered, 9);
+
+    // The three failed calls and the failed probe charged their rows; the six rows
+    // held back while degraded went out on their first attempt.
+    let mut charged = Vec::new();
+    for id in &ids {
+        let r = row(&db.pool, *id).await;
+        assert_eq!(r.status, OutboxStatus::Delivered);
+        charged.push(r.attempts);
+    }
+    charged.sort();
+    assert_eq!(charged, [1, 1, 1, 1, 1, 1, 2, 2, 2, 2]);
+    let failed = count(
+        &db.pool,
+        "SELECT count(*) FROM delivery_attempts WHERE outcome = 'transient'",
+    )
+    .await;
+    assert_eq!(failed, 4);
+    let outage_ended = count(
+        &db.pool,
+        "SELECT count(*) FROM destination_outages WHERE ended_at IS NOT NULL",
+    )
+    .await;
+    assert_eq!(outage_ended, 1);
+    assert!(
+        attempts::list_for_outbox(&db.pool, ids[0])
+            .await
+            .unwrap()
+            .len()
+            <= 2
+    );
 }

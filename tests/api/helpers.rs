@@ -1,6 +1,7 @@
 //! Test harness: every test gets its own fresh database on the real Postgres.
 
 pub mod bridge;
+pub mod delivery;
 pub mod proxy;
 pub mod tools;
 
@@ -190,7 +191,9 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             bulk: false,
             limit_users_per_min: 5000,
             limit_events_per_min: 5000,
-            limit_bulk_per_min: 500,
+            limit_bulk_per_min: None,
+            limit_bulk_users_per_min: None,
+            limit_bulk_events_per_min: None,
             limit_transaction_per_min: 100,
         },
         delivery: DeliverySettings {
@@ -202,6 +205,8 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
             retention: Duration::from_secs(30 * 86400),
             audit_retention: Duration::from_secs(365 * 86400),
             rate_window: Duration::from_secs(60),
+            breaker_threshold: 10,
+            coalesce_users: true,
         },
     }
 }

@@ -55,7 +55,7 @@ async fn a_transaction_reaches_its_campaign_without_the_campaign_id_in_the_body(
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(request_id, &stored.to_string());
+    assert_eq!(request_id, &stored.simple().to_string());
 
     let metrics = app
         .http

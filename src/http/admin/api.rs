@@ -146,6 +146,7 @@ pub async fn stats(_: ApiCaller, state: web::Data<AppState>) -> Result<HttpRespo
         "outbox": stats.by_status,
         "oldest_pending_age_seconds": stats.oldest_pending_age_seconds,
         "inbound": stats.inbound_by_status,
+        "backlog": stats.backlog,
         "delivery": delivery,
         "mappings": {
             "sources": mappings.source_ids().collect::<Vec<_>>(),
