@@ -361,9 +361,7 @@ pub(super) fn check_value(id: &str, value: &str, command: &str) -> Result<(), St
         }
         "data_center" => DataCenter::from_str(value, false)
             .map(|_| ())
-            .map_err(|_| {
-                format!("`{value}` is not a data center: use global, india, ksa or eug")
-            }),
+            .map_err(|_| format!("`{value}` is not a data center: use global, india, ksa or eug")),
         "base_url" => check_base_url(value),
         "bulk" | "coalesce_users" => match value {
             "true" | "false" => Ok(()),
@@ -438,7 +436,9 @@ mod tests {
                     (max + 1).to_string(),
                 ),
                 Bound::Count { min, max } => (
-                    (min - 1).to_string(),
+                    // Below zero is not a whole number at all: refused as well.
+                    min.checked_sub(1)
+                        .map_or("-1".to_owned(), |n| n.to_string()),
                     min.to_string(),
                     max.to_string(),
                     (max + 1).to_string(),

@@ -63,6 +63,26 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "1 while delivery to WebEngage is paused (a 401/404, or credentials missing)",
     ),
     (
+        "bridge_delivery_degraded",
+        Kind::Gauge,
+        "1 while the circuit breaker holds delivery (WebEngage kept failing) and probes with one row",
+    ),
+    (
+        "bridge_outbox_queued",
+        Kind::Gauge,
+        "Outbox rows waiting for WebEngage, by kind (user, event, transaction)",
+    ),
+    (
+        "bridge_delivered_per_minute",
+        Kind::Gauge,
+        "Rows WebEngage accepted per minute, averaged over the last five minutes",
+    ),
+    (
+        "bridge_backlog_drain_seconds",
+        Kind::Gauge,
+        "Estimated seconds to deliver the queued rows at the configured quotas",
+    ),
+    (
         "bridge_mapping_warnings_total",
         Kind::Counter,
         "Mapping warnings (a value dropped or changed to fit WebEngage), by source and rule",

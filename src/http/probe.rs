@@ -20,7 +20,11 @@ pub const BUDGET: Duration = Duration::from_millis(250);
 const FRESH_FOR: Duration = Duration::from_millis(100);
 /// A check that has not answered for this long means Postgres is not answering.
 const STALLED_AFTER: Duration = Duration::from_secs(2);
-/// The longest one reading may take before it is abandoned.
+/// The longest one reading may take before it is abandoned. A health check gets no
+/// longer than a check is allowed to stall, so a check caught by an outage (a query on a
+/// connection that went away) is over, and the next one can see Postgres back, within
+/// seconds of its return; the counts may take longer on a large outbox.
+const HEALTH_TIMEOUT: Duration = STALLED_AFTER;
 const READING_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One reading of the database's health: it answers, and the destination's state.
@@ -60,18 +64,16 @@ impl DatabaseProbe {
             .health
             .read(async move {
                 let database =
-                    match tokio::time::timeout(READING_TIMEOUT, store::ready::check(&pool)).await {
+                    match tokio::time::timeout(HEALTH_TIMEOUT, store::ready::check(&pool)).await {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err(format!("no answer within {} s", READING_TIMEOUT.as_secs())),
+                        Err(_) => Err(format!("no answer within {} s", HEALTH_TIMEOUT.as_secs())),
                     };
                 let destination = match database {
-                    Ok(()) => {
-                        tokio::time::timeout(READING_TIMEOUT, store::destination::load(&pool))
-                            .await
-                            .ok()
-                            .and_then(Result::ok)
-                    }
+                    Ok(()) => tokio::time::timeout(HEALTH_TIMEOUT, store::destination::load(&pool))
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
                     Err(_) => None,
                 };
                 Health {

@@ -118,8 +118,9 @@ pub struct WebEngageClient {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("delivery paused: WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set")]
-    MissingCredentials,
+    /// Names exactly the variables that are not set.
+    #[error("delivery paused: {0} not set")]
+    MissingCredentials(&'static str),
     #[error("cannot build the HTTP client: {0}")]
     Build(#[from] reqwest::Error),
 }
@@ -144,12 +145,22 @@ impl WebEngageClient {
         request: Duration,
         connect: Duration,
     ) -> Result<Self, ClientError> {
-        let (Some(license_code), Some(api_key)) = (account.license_code, account.api_key) else {
-            return Err(ClientError::MissingCredentials);
+        let license_code = account.license_code.filter(|l| !l.trim().is_empty());
+        let (license_code, api_key) = match (license_code, account.api_key) {
+            (Some(license_code), Some(api_key)) => (license_code, api_key),
+            (None, Some(_)) => {
+                return Err(ClientError::MissingCredentials("WEBENGAGE_LICENSE_CODE is"));
+            }
+            (Some(_), None) => return Err(ClientError::MissingCredentials("WEBENGAGE_API_KEY is")),
+            (None, None) => {
+                return Err(ClientError::MissingCredentials(
+                    "WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are",
+                ));
+            }
         };
-        if license_code.is_empty() {
-            return Err(ClientError::MissingCredentials);
-        }
+        // reqwest is built without a provider of its own: whoever builds a client first
+        // (the worker, a probe, a test) installs it.
+        crate::tls::install_crypto_provider();
         let http = reqwest::Client::builder()
             .timeout(request)
             .connect_timeout(connect)
@@ -327,6 +338,29 @@ pub fn truncate(s: &str, limit: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_credential_is_named_alone() {
+        let account = |license: Option<&str>, key: Option<&str>| Account {
+            base_url: "http://127.0.0.1:9".to_owned(),
+            license_code: license.map(str::to_owned),
+            api_key: key.map(|k| k.to_owned().into()),
+        };
+        let message = |a| WebEngageClient::new(a).err().map(|e| e.to_string());
+        assert_eq!(
+            message(account(Some("lic"), None)).as_deref(),
+            Some("delivery paused: WEBENGAGE_API_KEY is not set")
+        );
+        assert_eq!(
+            message(account(Some(" "), Some("k"))).as_deref(),
+            Some("delivery paused: WEBENGAGE_LICENSE_CODE is not set")
+        );
+        assert_eq!(
+            message(account(None, None)).as_deref(),
+            Some("delivery paused: WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set")
+        );
+        assert!(WebEngageClient::new(account(Some("lic"), Some("k"))).is_ok());
+    }
 
     #[test]
     fn error_message_falls_back_to_the_body() {

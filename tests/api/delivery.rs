@@ -462,18 +462,12 @@ async fn each_data_center_reaches_its_exact_host() {
     for (name, host) in expected {
         let cli = <WebEngageSettings as clap::Args>::augment_args(clap::Command::new("t"));
         let matches = cli
-            .try_get_matches_from([
-                "t",
-                "--data-center",
-                name,
-                "--license-code",
-                "lic",
-                "--api-key",
-                "k",
-            ])
+            .try_get_matches_from(["t", "--data-center", name, "--license-code", "lic"])
             .unwrap();
-        let settings =
+        let mut settings =
             <WebEngageSettings as clap::FromArgMatches>::from_arg_matches(&matches).unwrap();
+        // Secrets come from the environment only, never from flags.
+        settings.api_key = Some("k".to_owned().into());
         let client = WebEngageClient::new(settings.account()).unwrap();
         assert_eq!(
             client.url(&Endpoint::Users),
