@@ -53,7 +53,7 @@ fresh_db() {
 # one long pgbench run and one long bridge run would decide the ratio on its own.
 fresh_db wb_bench_pg
 psql "$PG/wb_bench_pg" -qAt -c "CREATE TABLE leads (id bigserial PRIMARY KEY, payload jsonb NOT NULL)" >/dev/null
-LEAD_SQL=$(python3 -c 'import json,sys; print(json.dumps(json.load(open("tests/fixtures/lsq_lead_create.json"))).replace("'"'"'", "'"''"'"))')
+LEAD_SQL=$(python3 -c 'import json,sys; print(json.dumps(json.load(open("mappings/tests/fixtures/lsq_lead_create.json"))).replace("'"'"'", "'"''"'"))')
 printf "INSERT INTO leads (payload) VALUES ('%s');\n" "$LEAD_SQL" > "$OUT/insert.sql"
 fresh_db wb_bench
 # The bridge on its defaults (log level included), as a user would run it.

@@ -21,7 +21,7 @@ URL="$PGURL/$DB"
 if [ "${KEEP:-0}" != 1 ] || ! psql "$PGURL/postgres" -tAc "SELECT 1 FROM pg_database WHERE datname = '$DB'" | grep -q 1; then
   psql "$PGURL/postgres" -qc "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
   DATABASE_URL=$URL "$BIN" migrate
-  lead=$(cat tests/fixtures/lsq_lead_create.json)
+  lead=$(cat mappings/tests/fixtures/lsq_lead_create.json)
   start=$(date +%s.%N)
   psql "$URL" -q -v lead="$lead" -v rows="$ROWS" <<'SQL'
 INSERT INTO inbound_records (source, dedupe_key, status, payload, content_type, mapping_hash, request_id)

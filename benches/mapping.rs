@@ -17,7 +17,8 @@ fn bench(c: &mut Criterion) {
     let yaml = std::fs::read_to_string(root.join("leadsquared.yaml")).expect("mapping");
     let mapping =
         SourceMapping::from_yaml_str(Path::new("leadsquared.yaml"), &yaml).expect("loads");
-    let body = std::fs::read(root.join("tests/fixtures/lsq_lead_create.json")).expect("fixture");
+    let body =
+        std::fs::read(root.join("mappings/tests/fixtures/lsq_lead_create.json")).expect("fixture");
     let record: Value = serde_json::from_slice(&body).expect("json");
     let now = jiff::Timestamp::UNIX_EPOCH;
     let mapped = mapping.map_record(&record, now);

@@ -1,18 +1,23 @@
-//! The claim's plan on a large backlog (run by `bench/claim.sh`): fills a fresh
-//! database with ROWS pending outbox rows (half users, half events, a user each), then
-//! prints `EXPLAIN (ANALYZE, BUFFERS)` of the worker's claim statement
+//! The claim's plan on a large backlog (run by `bench/claim.sh` and `bench/backlog.sh`):
+//! fills a fresh database with ROWS open outbox rows (half users, half events) in one of
+//! three shapes, then prints `EXPLAIN (ANALYZE, BUFFERS)` of the worker's claim statement
 //! (`store::outbox::prepare_claim`, the statement itself, not a copy) with a generic plan,
-//! as the worker's prepared statement gets, for first attempts and for retries. Each
-//! claim runs in a transaction that is rolled back, so every case sees the same rows.
+//! as the worker's prepared statement gets, for first attempts and for retries, and a
+//! last line with both execution times. Each claim runs in a transaction that is rolled
+//! back, so every case sees the same rows.
 //!
-//! Then, as midway through a drain, nine rows in ten are delivered while the planner's
-//! statistics still say they are pending (autovacuum is off for the table), and the
-//! first-attempts claim is explained twice more: the first claim after that, which marks
-//! the delivered rows' index entries dead, and the next.
+//! Shapes (`--shape`):
+//! - `fresh` (default): one user per row, every row a head never tried. Then, as midway
+//!   through a drain, nine rows in ten are delivered while the planner's statistics
+//!   still say they are pending (autovacuum is off for the table), and the
+//!   first-attempts claim is explained twice more.
+//! - `retries`: one user per row, every row tried once and due again.
+//! - `blocked`: ROWS / 10 users with ten rows each, every user's head in flight (half of
+//!   them) or waiting for a retry an hour away (the other half): the shape after an
+//!   outage, where nothing is claimable but 1,000 fresh users that arrived after it.
 //!
-//! Usage: `claim_explain [ROWS]` (default 1,000,000); `TEST_DATABASE_URL` names the
-//! Postgres server. `--blocked-heads` instead puts every user's first row in flight
-//! with the rest of the user's rows queued behind it: the shape after an outage.
+//! Usage: `claim_explain [ROWS] [--shape fresh|retries|blocked]` (default 1,000,000
+//! rows); `TEST_DATABASE_URL` names the Postgres server. The database is dropped after.
 
 use anyhow::Context;
 use sqlx::{Connection, PgConnection, PgPool, Row};
@@ -21,19 +26,35 @@ use webengage_bridge::store::{self, outbox::Due};
 /// The most rows a bulk worker claims at once: 8 calls of 25 (defaults).
 const CLAIM_LIMIT: i64 = 200;
 const DATABASE: &str = "wb_claim_explain";
+/// Users that arrive after the outage in the `blocked` shape: what a claim should find.
+const LATE_USERS: i64 = 1_000;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Fresh,
+    Retries,
+    Blocked,
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    const USAGE: &str = "usage: claim_explain [ROWS] [--shape fresh|retries|blocked]";
     let mut rows: i64 = 1_000_000;
-    let mut blocked_heads = false;
-    for arg in std::env::args().skip(1) {
+    let mut shape = Shape::Fresh;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--blocked-heads" => blocked_heads = true,
-            n => {
-                rows = n
-                    .parse()
-                    .context("usage: claim_explain [ROWS] [--blocked-heads]")?
+            "--shape" => {
+                shape = match args.next().as_deref() {
+                    Some("fresh") => Shape::Fresh,
+                    Some("retries") => Shape::Retries,
+                    Some("blocked") => Shape::Blocked,
+                    _ => anyhow::bail!(USAGE),
+                }
             }
+            // The shape of the claim bench before `--shape`.
+            "--blocked-heads" => shape = Shape::Blocked,
+            n => rows = n.parse().context(USAGE)?,
         }
     }
     let admin = std::env::var("TEST_DATABASE_URL")
@@ -42,27 +63,40 @@ async fn main() -> anyhow::Result<()> {
     sqlx::query("ALTER TABLE outbox SET (autovacuum_enabled = false)")
         .execute(&pool)
         .await?;
-    let users = if blocked_heads { rows / 10 } else { rows };
-    fill(&pool, rows, users).await?;
-    if blocked_heads {
-        put_heads_in_flight(&pool).await?;
-    }
-    sqlx::query("VACUUM ANALYZE outbox").execute(&pool).await?;
-    println!(
-        "{rows} pending rows, {users} users{}",
-        if blocked_heads {
-            ", every user's first row in flight"
-        } else {
-            ""
+    let description = match shape {
+        Shape::Fresh => {
+            fill(&pool, rows, rows).await?;
+            format!("{rows} pending rows, one user each, never tried")
         }
-    );
+        Shape::Retries => {
+            fill(&pool, rows, rows).await?;
+            sqlx::query(
+                "UPDATE outbox SET attempts = 1, next_attempt_at = created_at + interval '1 second'",
+            )
+            .execute(&pool)
+            .await?;
+            format!("{rows} pending rows, one user each, every one tried once and due again")
+        }
+        Shape::Blocked => {
+            let users = rows / 10;
+            fill(&pool, rows, users).await?;
+            block_heads(&pool).await?;
+            fill(&pool, LATE_USERS, LATE_USERS).await?;
+            format!(
+                "{rows} open rows of {users} users whose heads are in flight or wait an hour for a retry, then {LATE_USERS} fresh users"
+            )
+        }
+    };
+    sqlx::query("VACUUM ANALYZE outbox").execute(&pool).await?;
+    println!("{description}");
+    let mut timings = Vec::new();
     for (title, which) in [
         ("first attempts, kind `user`", Due::Fresh),
         ("retries, kind `user`", Due::Retries),
     ] {
-        print_plan(&pool, title, which).await?;
+        timings.push((title, print_plan(&pool, title, which).await?));
     }
-    if !blocked_heads {
+    if shape == Shape::Fresh {
         sqlx::query("UPDATE outbox SET status = 'delivered', attempts = 1 WHERE id <= $1")
             .bind(rows / 10 * 9)
             .execute(&pool)
@@ -73,25 +107,44 @@ async fn main() -> anyhow::Result<()> {
             let title = format!(
                 "midway through a drain (9 rows in 10 delivered, statistics from before), {claim}: first attempts, kind `user`"
             );
-            print_plan(&pool, &title, Due::Fresh).await?;
+            let time = print_plan(&pool, &title, Due::Fresh).await?;
+            timings.push((claim, time));
         }
     }
+    pool.close().await;
+    drop_database(&admin).await?;
+    let summary: Vec<String> = timings
+        .iter()
+        .map(|(title, time)| format!("{title}: {time}"))
+        .collect();
+    println!("\nexecution times: {}", summary.join("; "));
     Ok(())
 }
 
-async fn print_plan(pool: &PgPool, title: &str, which: Due) -> anyhow::Result<()> {
+/// Prints the plan and returns its "Execution Time" line's value.
+async fn print_plan(pool: &PgPool, title: &str, which: Due) -> anyhow::Result<String> {
     println!("\n== {title}, LIMIT {CLAIM_LIMIT}, generic plan\n");
-    for line in explain_claim(pool, which).await? {
+    let plan = explain_claim(pool, which).await?;
+    for line in &plan {
         println!("{line}");
     }
-    Ok(())
+    Ok(plan
+        .iter()
+        .find_map(|l| l.strip_prefix("Execution Time: "))
+        .unwrap_or("?")
+        .to_owned())
 }
 
-async fn fresh_database(admin: &str) -> anyhow::Result<PgPool> {
+async fn drop_database(admin: &str) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect(admin).await?;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {DATABASE}"))
         .execute(&mut conn)
         .await?;
+    Ok(())
+}
+
+async fn fresh_database(admin: &str) -> anyhow::Result<PgPool> {
+    drop_database(admin).await?;
     let url = format!(
         "{}/{DATABASE}",
         admin
@@ -104,14 +157,17 @@ async fn fresh_database(admin: &str) -> anyhow::Result<PgPool> {
     Ok(pool)
 }
 
-/// Rows in id order cycle over `users`: user n's rows are n, n + users, n + 2 users...
+/// Rows in id order cycle over `users`: user n's rows are n, n + users, n + 2 users...;
+/// each user's first row is its head, as `store::outbox` inserts them. Users are named
+/// after the rows already there, so a second fill adds new users.
 async fn fill(pool: &PgPool, rows: i64, users: i64) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO outbox (request_id, source, rule, kind, user_id, body)
+        "INSERT INTO outbox (request_id, source, rule, kind, user_id, body, head)
          SELECT gen_random_uuid(), 'bench', 'bench',
-                (CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END)::operation_kind, 'user-' || (n % $2),
-                json_build_object('userId', 'user-' || (n % $2))
-         FROM generate_series(0, $1 - 1) AS n",
+                (CASE WHEN n % 2 = 0 THEN 'user' ELSE 'event' END)::operation_kind, u,
+                json_build_object('userId', u), n < $2
+         FROM generate_series(0, $1 - 1) AS n,
+              LATERAL (SELECT 'user-' || (n % $2) || '-' || (SELECT count(*) FROM outbox) AS u) AS named",
     )
     .bind(rows)
     .bind(users)
@@ -120,10 +176,17 @@ async fn fill(pool: &PgPool, rows: i64, users: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn put_heads_in_flight(pool: &PgPool) -> anyhow::Result<()> {
+/// Every head in flight (even users) or waiting an hour for its retry (odd users).
+async fn block_heads(pool: &PgPool) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE outbox SET status = 'in_flight', lease_until = now() + interval '1 hour'
-         WHERE id IN (SELECT min(id) FROM outbox GROUP BY user_id)",
+         WHERE head AND id % 2 = 0",
+    )
+    .execute(pool)
+    .await?;
+    sqlx::query(
+        "UPDATE outbox SET attempts = 1, next_attempt_at = now() + interval '1 hour'
+         WHERE head AND status = 'pending'",
     )
     .execute(pool)
     .await?;

@@ -51,7 +51,8 @@ fn main() {
     }
     let mapping =
         SourceMapping::from_yaml_str(Path::new("leadsquared.yaml"), &yaml).expect("loads");
-    let body = std::fs::read(root.join("tests/fixtures/lsq_lead_create.json")).expect("fixture");
+    let body =
+        std::fs::read(root.join("mappings/tests/fixtures/lsq_lead_create.json")).expect("fixture");
     let record: serde_json::Value = serde_json::from_slice(&body).expect("json");
     let now = jiff::Timestamp::UNIX_EPOCH;
     // One run outside the loop, so lazily built tables are not counted per record.

@@ -319,3 +319,48 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A new duration, size or count of `serve`, `worker` or `migrate` must get its range
+    /// in `config::BOUNDS` (and the docs), or nothing stops a value that overflows later.
+    #[test]
+    fn every_duration_size_and_count_setting_has_a_bound() {
+        use clap::CommandFactory;
+        use std::any::TypeId;
+        use std::time::Duration;
+        let numeric = [
+            TypeId::of::<Duration>(),
+            TypeId::of::<u16>(),
+            TypeId::of::<u32>(),
+            TypeId::of::<u64>(),
+            TypeId::of::<usize>(),
+            TypeId::of::<i32>(),
+            TypeId::of::<i64>(),
+        ];
+        let cli = Cli::command();
+        let mut checked = 0;
+        for name in ["serve", "worker", "migrate"] {
+            let command = cli.find_subcommand(name).expect("the command exists");
+            for arg in command.get_arguments() {
+                let parsed = arg.get_value_parser().type_id();
+                if numeric.iter().any(|t| parsed == *t) {
+                    checked += 1;
+                    let id = arg.get_id().as_str();
+                    assert!(
+                        crate::config::BOUNDS
+                            .iter()
+                            .any(|(bounded, _)| *bounded == id),
+                        "`{id}` of `{name}` has no entry in config::crate::config::BOUNDS"
+                    );
+                }
+            }
+        }
+        assert!(
+            checked >= crate::config::BOUNDS.len(),
+            "only {checked} numeric settings found"
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! Settings from flags and environment variables (each flag also reads the variable
-//! named in the README's configuration table). Secrets are read from the environment
+//! named in docs/configuration.md). Secrets are read from the environment
 //! or a `NAME_FILE` file only, never from flags, which any user sees in `ps`.
 //! `check` finds every problem at start (exit 2).
 
@@ -69,7 +69,7 @@ pub struct HttpSettings {
     pub body_timeout: Duration,
     /// Records one JSON or LeadSquared webhook request may carry; more is a 413, before
     /// any is mapped. 1 to 100000.
-    #[arg(long, env = "BRIDGE_MAX_RECORDS", default_value_t = crate::ingest::DEFAULT_MAX_RECORDS)]
+    #[arg(long, env = "BRIDGE_MAX_RECORDS", default_value_t = crate::source::DEFAULT_MAX_RECORDS)]
     pub max_records: usize,
     /// `BRIDGE_ADMIN_TOKEN` (or `_FILE`): the admin API and pages, read and write.
     /// Unset: the admin surface is off.

@@ -35,9 +35,6 @@ pub use reader::OverBudget;
 pub use registry::{Registry, ReloadError};
 pub use type_guard::TypeGuard;
 
-/// Default for `BRIDGE_MAX_RECORDS`.
-pub const DEFAULT_MAX_RECORDS: usize = 1000;
-
 /// Everything a webhook needs, shared by the HTTP workers; cheap to clone. Each HTTP
 /// worker replaces `committer` with its own (`startup`).
 #[derive(Clone)]

@@ -97,6 +97,9 @@ pub struct ParsedBody {
 #[error("{0}")]
 pub struct BodyError(pub String);
 
+/// Default for `BRIDGE_MAX_RECORDS`: the records one JSON or LeadSquared request may carry.
+pub const DEFAULT_MAX_RECORDS: usize = 1000;
+
 /// Why a body gives no records.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -146,9 +149,12 @@ mod proptests;
 #[cfg(test)]
 pub(crate) mod test_support {
     /// Reads a fixture at test time from the repository's own copy of the CRM payloads
-    /// (`tests/fixtures/`), so a clone tests the same bytes wherever it lives.
+    /// (`mappings/tests/fixtures/`), so a clone tests the same bytes wherever it lives.
     pub(crate) fn fixture(name: &str) -> Vec<u8> {
-        let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+        let path = format!(
+            "{}/mappings/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
         std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {path}: {e}"))
     }
 }

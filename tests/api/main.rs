@@ -15,6 +15,7 @@ mod delivery_bulk;
 mod delivery_limits;
 mod delivery_processes;
 mod delivery_store;
+mod docs;
 mod end_to_end;
 mod group_commit;
 mod hostile_input;

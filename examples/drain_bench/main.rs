@@ -6,6 +6,16 @@
 //! Usage: `drain_bench BINARY [ROWS]`; `TEST_DATABASE_URL` names the Postgres server.
 //! `drain_bench BINARY --database URL` instead delivers what an existing database's
 //! outbox holds (e.g. the load `bench/run.sh` ingested), without limits.
+//!
+//! `drain_bench BINARY --quota-use WINDOWS` (run by `bench/backlog.sh`): both bulk
+//! endpoints queued for WINDOWS quota windows at the default quotas, against a stand-in
+//! that enforces each endpoint's quota per window as WebEngage does (a 429 past it); the
+//! window is `BRIDGE_RATE_WINDOW` (env `WINDOW`, default 20s) instead of a minute. Prints
+//! the records each endpoint took in each full window as a share of its quota, and the
+//! 429s. `drain_bench BINARY --coalesce LEADS`: each lead created and updated three times
+//! while delivery waits (every tenth with an event between its second and third update),
+//! then drained; prints the user records WebEngage got per lead and checks each lead's
+//! records against the updates applied in order.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -18,37 +28,76 @@ use anyhow::Context;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
+mod backlog;
+
 /// WebEngage's default bulk quota (requests per minute), which the limited run keeps.
 const BULK_PER_MIN: f64 = 500.0;
+/// Records one bulk call carries at most.
+const BULK_RECORDS: u64 = 25;
 
-/// What the stand-in WebEngage counted.
+/// What the stand-in WebEngage counted, and the quota it enforces.
 #[derive(Default)]
 struct Counts {
     calls: AtomicU64,
     records: AtomicU64,
     /// Calls per clock minute: WebEngage's quota is per minute.
     per_minute: Mutex<BTreeMap<u64, u64>>,
+    /// Calls answered 429 because an endpoint's quota for the window was spent.
+    refused: AtomicU64,
+    /// Per (endpoint, window): calls and records taken. Windows are `window_ms` long
+    /// from the epoch, as the bridge's `rate_windows` count them.
+    windows: Mutex<BTreeMap<(String, u64), (u64, u64)>>,
+    /// `Some((window_ms, calls))` enforces `calls` per endpoint and window.
+    quota: Mutex<Option<(u64, u64)>>,
+    /// Every body received, in arrival order, when the run checks them.
+    bodies: Mutex<Option<Vec<serde_json::Value>>>,
 }
 
-/// Answers every POST with `queued`, as fast as it can, counting calls and records.
-async fn queued(counts: web::Data<Counts>, body: web::Json<serde_json::Value>) -> HttpResponse {
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Answers every POST with `queued`, as fast as it can, counting calls and records;
+/// past an endpoint's quota for the window, 429.
+async fn queued(
+    counts: web::Data<Counts>,
+    request: actix_web::HttpRequest,
+    body: web::Json<serde_json::Value>,
+) -> HttpResponse {
     let records = ["users", "events"]
         .iter()
         .find_map(|k| body.get(*k).and_then(|v| v.as_array()).map(Vec::len))
-        .unwrap_or(1);
-    counts.calls.fetch_add(1, Ordering::Relaxed);
-    let minute = SystemTime::now()
+        .unwrap_or(1) as u64;
+    let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_secs()
-        / 60;
-    *counts
-        .per_minute
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(minute)
+        .as_millis() as u64;
+    let endpoint = request
+        .path()
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let quota = *locked(&counts.quota);
+    let window_ms = quota.map_or(60_000, |(w, _)| w);
+    {
+        let mut windows = locked(&counts.windows);
+        let taken = windows.entry((endpoint, now_ms / window_ms)).or_default();
+        if quota.is_some_and(|(_, calls)| taken.0 >= calls) {
+            counts.refused.fetch_add(1, Ordering::Relaxed);
+            return HttpResponse::TooManyRequests().finish();
+        }
+        taken.0 += 1;
+        taken.1 += records;
+    }
+    counts.calls.fetch_add(1, Ordering::Relaxed);
+    *locked(&counts.per_minute)
+        .entry(now_ms / 60_000)
         .or_default() += 1;
-    counts.records.fetch_add(records as u64, Ordering::Relaxed);
+    counts.records.fetch_add(records, Ordering::Relaxed);
+    if let Some(bodies) = locked(&counts.bodies).as_mut() {
+        bodies.push(body.into_inner());
+    }
     HttpResponse::Created().json(serde_json::json!({"response": {"status": "queued"}}))
 }
 
@@ -80,10 +129,19 @@ async fn run() -> anyhow::Result<()> {
         .next()
         .context("usage: drain_bench BINARY [ROWS | --database URL]")?;
     let next = args.next();
-    let existing = match next.as_deref() {
-        Some("--database") => Some(args.next().context("--database needs a URL")?),
-        _ => None,
-    };
+    let mut existing = None;
+    let mut special = None;
+    match next.as_deref() {
+        Some("--database") => existing = Some(args.next().context("--database needs a URL")?),
+        Some(mode @ ("--quota-use" | "--coalesce")) => {
+            let n: u64 = args
+                .next()
+                .context("--quota-use and --coalesce need a number")?
+                .parse()?;
+            special = Some((mode.to_owned(), n));
+        }
+        _ => {}
+    }
     let admin = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
 
@@ -105,6 +163,12 @@ async fn run() -> anyhow::Result<()> {
         ("WEBENGAGE_LIMIT_EVENTS_PER_MIN", "100000000"),
         ("WEBENGAGE_LIMIT_BULK_PER_MIN", "100000000"),
     ];
+    if let Some((mode, n)) = special {
+        return match mode.as_str() {
+            "--quota-use" => backlog::quota_use(&binary, &admin, &address, n, &counts).await,
+            _ => backlog::coalesce(&binary, &admin, &address, n, &counts).await,
+        };
+    }
     if let Some(url) = existing {
         let pool = webengage_bridge::store::connect(&url).await?;
         let rows: i64 =
@@ -149,21 +213,46 @@ async fn drain(
     env: &[(&str, &str)],
     counts: &Counts,
 ) -> anyhow::Result<Run> {
-    let name = format!("drain_bench_{}", Uuid::new_v4().simple());
-    let mut conn = PgConnection::connect(admin).await?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
-    let url = format!("{}/{name}", admin.rsplit_once('/').context("a URL")?.0);
-    let pool = webengage_bridge::store::connect(&url).await?;
-    webengage_bridge::store::migrate(&pool).await?;
-    insert(&pool, rows).await?;
-    let run = run_worker(binary, &pool, &url, webengage, rows, env, counts).await?;
-    pool.close().await;
-    sqlx::query(&format!("DROP DATABASE {name}"))
-        .execute(&mut conn)
-        .await?;
+    let db = BenchDatabase::create(admin).await?;
+    insert(&db.pool, rows).await?;
+    let run = run_worker(binary, &db.pool, &db.url, webengage, rows, env, counts).await?;
+    db.drop().await?;
     Ok(run)
+}
+
+/// A fresh, migrated database for one run.
+struct BenchDatabase {
+    admin: PgConnection,
+    name: String,
+    url: String,
+    pool: PgPool,
+}
+
+impl BenchDatabase {
+    async fn create(admin: &str) -> anyhow::Result<Self> {
+        let name = format!("drain_bench_{}", Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await?;
+        let url = format!("{}/{name}", admin.rsplit_once('/').context("a URL")?.0);
+        let pool = webengage_bridge::store::connect(&url).await?;
+        webengage_bridge::store::migrate(&pool).await?;
+        Ok(BenchDatabase {
+            admin: conn,
+            name,
+            url,
+            pool,
+        })
+    }
+
+    async fn drop(mut self) -> anyhow::Result<()> {
+        self.pool.close().await;
+        sqlx::query(&format!("DROP DATABASE {}", self.name))
+            .execute(&mut self.admin)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Starts the worker on `url` and waits until `rows` rows are delivered.
@@ -178,11 +267,9 @@ async fn run_worker(
 ) -> anyhow::Result<Run> {
     counts.calls.store(0, Ordering::Relaxed);
     counts.records.store(0, Ordering::Relaxed);
-    counts
-        .per_minute
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clear();
+    counts.refused.store(0, Ordering::Relaxed);
+    locked(&counts.per_minute).clear();
+    locked(&counts.windows).clear();
 
     let started = Instant::now();
     let mut worker = Worker(spawn_worker(binary, url, webengage, env)?);
@@ -193,10 +280,7 @@ async fn run_worker(
         seconds,
         calls: counts.calls.load(Ordering::Relaxed),
         records: counts.records.load(Ordering::Relaxed),
-        busiest_minute: counts
-            .per_minute
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        busiest_minute: locked(&counts.per_minute)
             .values()
             .copied()
             .max()
