@@ -19,6 +19,7 @@ mod docs;
 mod end_to_end;
 mod group_commit;
 mod hostile_input;
+mod layout;
 mod mapping_reload;
 mod metrics;
 mod ops_config;
