@@ -154,7 +154,7 @@ fn lead_rows(n: u64) -> Vec<Value> {
         json!({"userId": user, "attributes": {"stage": "qualified", "score": 10}}),
         json!({"userId": user, "email": format!("{user}@example.com"), "attributes": {"score": 20}}),
     ];
-    if n % 10 == 0 {
+    if n.is_multiple_of(10) {
         rows.insert(3, json!({"userId": user, "eventName": "Call Logged"}));
     }
     rows
