@@ -296,3 +296,5 @@ impl std::error::Error for LoadErrors {}
 mod tests;
 #[cfg(test)]
 mod tests_runtime;
+#[cfg(test)]
+mod tests_values;
