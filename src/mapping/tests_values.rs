@@ -106,3 +106,145 @@ fn an_empty_email_falls_through_to_the_prospect_id() {
     assert_eq!(mapped.status, RecordStatus::Mapped, "{mapped:?}");
     assert_eq!(mapped.operations[0].body, json!({"userId": "p-1"}));
 }
+
+fn load_errors(text: &str) -> String {
+    SourceMapping::from_yaml_str(Path::new("t.yaml"), text)
+        .expect_err("refused")
+        .to_string()
+}
+
+const TXN: &str = "source: { format: json, auth: none }\nrules:\n  - name: otp\n    transaction:\n      campaignId: c1\n      userId: $.u\n      dedupe: { ttl: TTL }\n";
+
+#[test]
+fn a_transaction_carries_dedupe_ttl_checked_at_load() {
+    let m = mapping(&TXN.replace("TTL", "600"));
+    let mapped = m.map_record(&json!({"u": "u1"}), now());
+    assert_eq!(
+        mapped.operations[0].body,
+        json!({"campaignId": "c1", "userId": "u1", "dedupe": {"ttl": 600}})
+    );
+    for edge in ["5", "1800"] {
+        mapping(&TXN.replace("TTL", edge));
+    }
+    for bad in ["4", "1801", "60.5", "\"60\"", "$.ttl"] {
+        let e = load_errors(&TXN.replace("TTL", bad));
+        assert!(
+            e.contains("t.yaml:7:")
+                && e.contains("`transaction.dedupe.ttl`")
+                && e.contains("5 to 1800"),
+            "{bad}: {e}"
+        );
+    }
+    let e = load_errors(&TXN.replace("ttl: TTL", "tl: 60"));
+    assert!(
+        e.contains("t.yaml:7:") && e.contains("did you mean `ttl`"),
+        "{e}"
+    );
+}
+
+const PROFILE: &str = r#"
+source: { format: json, auth: none }
+rules:
+  - name: r
+    user:
+      userId: u
+      phone: $.phone
+      hashedEmail: { path: $.email, transform: [trim, lowercase, sha256] }
+      hashedPhone: { path: $.phone, transform: [sha256] }
+      whatsappOptIn: { path: $.wa, transform: [boolean] }
+      attributes: { tags: $.tags, history: $.history, plan: $.plan }
+    event:
+      eventName: E
+      eventTime: { path: $.at, transform: [datetime] }
+      eventData: { at: { path: $.at, transform: [datetime] } }
+  - name: raw
+    event: { userId: u, eventName: Raw, eventTime: $.at }
+"#;
+
+#[test]
+fn hashed_identifiers_and_whatsapp_opt_in_are_system_fields() {
+    let m = mapping(PROFILE);
+    let user = &m
+        .map_record(
+            &json!({"email": " A@b.co", "phone": "+919876543210", "wa": "yes"}),
+            now(),
+        )
+        .operations[0]
+        .body;
+    assert_eq!(user["whatsappOptIn"], json!(true));
+    assert_eq!(user["hashedEmail"].as_str().map(str::len), Some(64));
+    assert_eq!(user["hashedPhone"].as_str().map(str::len), Some(64));
+    assert!(user.get("attributes").is_none(), "{user}");
+}
+
+#[test]
+fn a_mapped_phone_must_be_e164_with_or_without_the_transform() {
+    let m = mapping(PROFILE);
+    for (phone, kept) in [
+        ("+919876543210", true),
+        ("+91-98765", false),
+        ("+91 98765 43210", false),
+    ] {
+        let mapped = m.map_record(&json!({"phone": phone}), now());
+        let user = &mapped.operations[0].body;
+        assert_eq!(user.get("phone").is_some(), kept, "{phone}");
+        let warned = mapped
+            .warnings
+            .iter()
+            .any(|w| w.field == "user.phone" && w.reason.contains("is not E.164"));
+        assert_eq!(warned, !kept, "{phone}: {:?}", mapped.warnings);
+    }
+}
+
+#[test]
+fn array_and_object_user_attributes_past_16_kb_are_dropped_with_a_warning() {
+    let m = mapping(PROFILE);
+    let big: Vec<String> = (0..20).map(|i| format!("{i:0>900}")).collect();
+    let mapped = m.map_record(
+        &json!({"tags": big, "history": {"a": 1}, "plan": "gold"}),
+        now(),
+    );
+    assert_eq!(
+        mapped.operations[0].body["attributes"],
+        json!({"history": {"a": 1}, "plan": "gold"})
+    );
+    assert_eq!(mapped.warnings.len(), 1, "{:?}", mapped.warnings);
+    assert_eq!(mapped.warnings[0].field, "user.attributes.tags");
+    assert!(mapped.warnings[0].reason.contains("16 KB"));
+}
+
+#[test]
+fn event_time_keeps_milliseconds_when_the_crm_gives_them() {
+    let m = mapping(PROFILE);
+    let times = |at: &str| {
+        let mapped = m.map_record(&json!({"at": at}), now());
+        let event = |i: usize| mapped.operations[i].body.clone();
+        (
+            event(1)["eventTime"].clone(),
+            event(1)["eventData"]["at"].clone(),
+            event(2)["eventTime"].clone(),
+        )
+    };
+    assert_eq!(
+        times("2024-01-15T10:30:00.123+0000"),
+        (
+            json!("2024-01-15T10:30:00.123+0000"),
+            // An attribute keeps the plain date format WebEngage types as a date.
+            json!("2024-01-15T10:30:00+0000"),
+            json!("2024-01-15T10:30:00.123+0000")
+        )
+    );
+    assert_eq!(
+        times("2024-01-15 10:30:00.5"),
+        (
+            json!("2024-01-15T10:30:00.500+0000"),
+            json!("2024-01-15T10:30:00+0000"),
+            json!("2024-01-15T10:30:00.500+0000")
+        )
+    );
+    // Without milliseconds (or with Salesforce's `.000`), the format is unchanged.
+    for plain in ["2024-01-15T10:30:00.000+0000", "2024-01-15 10:30:00"] {
+        let t = json!("2024-01-15T10:30:00+0000");
+        assert_eq!(times(plain), (t.clone(), t.clone(), t), "{plain}");
+    }
+}

@@ -66,6 +66,8 @@ pub struct Scope<'a> {
     /// WebEngage silently drops strings of 1,000 characters or more in users and
     /// events; transactions (`overrideData`) are not attributes and are not limited.
     pub limit_strings: bool,
+    /// Dates keep their milliseconds: set while an event's `eventTime` is evaluated.
+    pub keep_millis: bool,
 }
 
 impl Scope<'_> {
@@ -180,7 +182,7 @@ impl ValueSpec {
         let mut value = self.source.eval(scope, field)?.filter(|v| has_value(v));
         for t in &self.transforms {
             let Some(v) = value.take() else { break };
-            match t.apply(&v) {
+            match t.apply_in(&v, scope.keep_millis) {
                 Ok(out) => value = Some(Cow::Owned(out)),
                 Err(reason) if self.required => {
                     return Err(format!(
