@@ -379,9 +379,7 @@ fn compile_transaction(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
 fn compile_dedupe(ctx: &mut Ctx, node: &SNode) -> Option<serde_json::Value> {
     let entries = ctx.map(node, "`transaction.dedupe`")?;
     ctx.check_keys(entries, DEDUPE_KEYS, "transaction.dedupe");
-    let Some(ttl) = ctx.required(entries, Pos::of(node), "ttl", "`transaction.dedupe`") else {
-        return None;
-    };
+    let ttl = ctx.required(entries, Pos::of(node), "ttl", "`transaction.dedupe`")?;
     let range = rules::DEDUPE_TTL_SECONDS;
     match &ttl.value {
         Node::Number(n) if n.as_i64().is_some_and(|t| range.contains(&t)) => {
