@@ -347,9 +347,7 @@ fn request_for(records: &[Record]) -> Result<Request, String> {
 }
 
 fn transaction(mut body: Value, id: Uuid) -> Result<Request, String> {
-    let campaign = body
-        .as_object_mut()
-        .and_then(|o| o.remove("campaignId"))
+    let campaign = crate::webengage::operation::take_campaign_id(&mut body)
         .and_then(|v| v.as_str().map(str::to_owned))
         .filter(|c| {
             !c.is_empty()

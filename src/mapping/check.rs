@@ -86,7 +86,7 @@ impl<'a> Ctx<'a> {
     }
 }
 
-fn unknown_key_message(key: &str, allowed: &[&str], section: &str) -> String {
+pub fn unknown_key_message(key: &str, allowed: &[&str], section: &str) -> String {
     match nearest(key, allowed) {
         Some(best) => format!("unknown key `{key}` in {section}; did you mean `{best}`?"),
         None => format!(

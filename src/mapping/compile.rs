@@ -34,7 +34,16 @@ pub const EVENT_KEYS: &[&str] = &[
     "eventData",
 ];
 pub const VERSION_KEYS: &[&str] = &["key", "at"];
-pub const TXN_KEYS: &[&str] = &["campaignId", "userId", "ttl", "txnId", "overrideData"];
+pub const TXN_KEYS: &[&str] = &[
+    "campaignId",
+    "userId",
+    "ttl",
+    "txnId",
+    "overrideData",
+    "dedupe",
+];
+/// `transaction.dedupe`: a literal map, checked at load.
+pub const DEDUPE_KEYS: &[&str] = &["ttl"];
 
 /// One compiled rule.
 #[derive(Debug, Clone)]
@@ -247,19 +256,20 @@ fn compile_rule(ctx: &mut Ctx, node: &SNode, counter: &mut AttributeCounter) -> 
 }
 
 /// The keys of a payload (`user`, `event`, `transaction`), with `nested` compiled as a
-/// map of custom attributes that may use `"*"`.
+/// map of custom attributes that may use `"*"`; keys in `own` are allowed and left to
+/// the caller.
 fn compile_payload(
     ctx: &mut Ctx,
     entries: &Entries,
     section: &str,
     nested: &str,
-    allowed: &[&str],
+    (allowed, own): (&[&str], &[&str]),
 ) -> ObjectSpec {
     ctx.check_keys(entries, allowed, section);
     let mut spec = ObjectSpec::default();
     for (key, node) in entries
         .iter()
-        .filter(|(k, _)| allowed.contains(&k.value.as_str()))
+        .filter(|(k, _)| allowed.contains(&k.value.as_str()) && !own.contains(&k.value.as_str()))
     {
         let what = format!("{section}.{}", key.value);
         let compiled = if key.value == nested {
@@ -300,7 +310,7 @@ fn compile_user(ctx: &mut Ctx, node: &SNode, counter: &mut AttributeCounter) -> 
     let entries = ctx.map(node, "`user`")?;
     let mut allowed: Vec<&str> = rules::USER_FIELDS.to_vec();
     allowed.push("attributes");
-    let spec = compile_payload(ctx, entries, "user", "attributes", &allowed);
+    let spec = compile_payload(ctx, entries, "user", "attributes", (&allowed, &[]));
     for (key, v) in &spec.fields {
         let key_node = entries.iter().find(|(k, _)| k.value == *key);
         if let (Some(lit), Some((k, _))) = (v.literal_value(), key_node)
@@ -323,7 +333,7 @@ fn compile_event(
     counter: &mut AttributeCounter,
 ) -> Option<ObjectSpec> {
     let entries = ctx.map(node, "an event")?;
-    let spec = compile_payload(ctx, entries, "event", "eventData", EVENT_KEYS);
+    let spec = compile_payload(ctx, entries, "event", "eventData", (EVENT_KEYS, &[]));
     let name = ctx.required(entries, Pos::of(node), "eventName", "an event");
     if let Some(n) = name
         && let Node::String(text) = &n.value
@@ -350,13 +360,44 @@ fn compile_event(
 fn compile_transaction(ctx: &mut Ctx, node: &SNode) -> Option<ObjectSpec> {
     let entries = ctx.map(node, "`transaction`")?;
     ctx.required(entries, Pos::of(node), "campaignId", "a transaction");
-    Some(compile_payload(
+    let mut spec = compile_payload(
         ctx,
         entries,
         "transaction",
         "overrideData",
-        TXN_KEYS,
-    ))
+        (TXN_KEYS, &["dedupe"]),
+    );
+    if let Some(dedupe) = get(entries, "dedupe").and_then(|d| compile_dedupe(ctx, d)) {
+        spec.fields
+            .push(("dedupe".to_owned(), ValueSpec::literal(dedupe)));
+    }
+    Some(spec)
+}
+
+/// `dedupe: { ttl: N }`: WebEngage drops a repeat of the same trigger within N seconds,
+/// 5 to 1,800. A literal, so a wrong value fails the load rather than every record.
+fn compile_dedupe(ctx: &mut Ctx, node: &SNode) -> Option<serde_json::Value> {
+    let entries = ctx.map(node, "`transaction.dedupe`")?;
+    ctx.check_keys(entries, DEDUPE_KEYS, "transaction.dedupe");
+    let ttl = ctx.required(entries, Pos::of(node), "ttl", "`transaction.dedupe`")?;
+    let range = rules::DEDUPE_TTL_SECONDS;
+    match &ttl.value {
+        Node::Number(n) if n.as_i64().is_some_and(|t| range.contains(&t)) => {
+            Some(serde_json::json!({ "ttl": n }))
+        }
+        other => {
+            ctx.err(
+                Pos::of(ttl),
+                format!(
+                    "`transaction.dedupe.ttl` is {}; write a whole number of seconds from {} to {} (WebEngage's range)",
+                    other.to_json(),
+                    range.start(),
+                    range.end()
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// The source id a file stands for, or why its name cannot be one.

@@ -4,7 +4,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::check::Ctx;
-use super::path::CompiledPath;
+use super::path::{CompiledPath, has_value};
 use super::transform::text_of;
 use super::yaml_tree::{Entries, Node, Pos, SNode, get};
 
@@ -55,9 +55,9 @@ impl Condition {
     }
 }
 
-/// Neither absent, null nor an empty string.
+/// Neither absent, null nor an empty string ([`has_value`]).
 pub fn present(v: Option<&Value>) -> bool {
-    !matches!(v, None | Some(Value::Null)) && v != Some(&Value::String(String::new()))
+    v.is_some_and(has_value)
 }
 
 /// JSON equality, plus: scalars with the same text are equal, because CRMs send

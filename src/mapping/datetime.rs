@@ -35,6 +35,32 @@ pub fn webengage_time(ts: Timestamp) -> String {
     out
 }
 
+/// An event's time: WebEngage's format with milliseconds before the offset
+/// (`yyyy-MM-ddTHH:mm:ss.SSS+0000`, as WebEngage's own migration client sends) when
+/// the time has them, so events of one second keep their order; without them, the
+/// plain format.
+pub fn webengage_event_time(ts: Timestamp) -> String {
+    let millis = Offset::UTC.to_datetime(ts).subsec_nanosecond() / 1_000_000;
+    let plain = webengage_time(ts);
+    if millis == 0 {
+        return plain;
+    }
+    let (seconds, offset) = plain.split_at(plain.len() - 5);
+    format!("{seconds}.{millis:03}{offset}")
+}
+
+/// Whether `text` is already what [`webengage_event_time`] writes for a time with
+/// milliseconds.
+pub fn is_exact_webengage_event_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    text.len() == 28
+        && b[19] == b'.'
+        && b[20..23].iter().all(u8::is_ascii_digit)
+        && &text[20..23] != "000"
+        && text.ends_with("+0000")
+        && fixed_civil(&text[..19], b'T').is_some()
+}
+
 /// Whether `text` is already what parsing it and writing it in WebEngage's format
 /// gives: that format, with a date and time that exist.
 pub fn is_exact_webengage_time(text: &str) -> bool {
@@ -200,6 +226,29 @@ mod tests {
             let Ok(ts) = Timestamp::from_second(secs) else { return Ok(()) };
             prop_assert_eq!(webengage_time(ts), jiff_time(ts));
         }
+    }
+
+    #[test]
+    fn event_times_keep_milliseconds_only_when_there_are_some() {
+        let tz = TimeZone::UTC;
+        let with = parse_datetime("2024-01-15T10:30:00.123+0000", None, &tz).unwrap();
+        assert_eq!(webengage_event_time(with), "2024-01-15T10:30:00.123+0000");
+        assert!(is_exact_webengage_event_time(
+            "2024-01-15T10:30:00.123+0000"
+        ));
+        let lsq = parse_datetime("2024-01-15 10:30:00.007", None, &tz).unwrap();
+        assert_eq!(webengage_event_time(lsq), "2024-01-15T10:30:00.007+0000");
+        let zero = parse_datetime("2024-01-15T10:30:00.000+0000", None, &tz).unwrap();
+        assert_eq!(webengage_event_time(zero), "2024-01-15T10:30:00+0000");
+        assert!(!is_exact_webengage_event_time(
+            "2024-01-15T10:30:00.000+0000"
+        ));
+        let before_1970 = parse_datetime("1969-12-31T23:59:59.250Z", None, &tz).unwrap();
+        assert_eq!(
+            webengage_event_time(before_1970),
+            "1969-12-31T23:59:59.250+0000"
+        );
+        assert_eq!(webengage_time(with), "2024-01-15T10:30:00+0000");
     }
 
     #[test]

@@ -8,7 +8,10 @@ use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 
 use super::compile::Rule;
-use super::datetime::{is_exact_webengage_time, parse_datetime, webengage_time};
+use super::datetime::{
+    is_exact_webengage_event_time, is_exact_webengage_time, parse_datetime, webengage_event_time,
+    webengage_time,
+};
 use super::value::{FieldPath, ObjectSpec, Scope, show};
 use super::{MappedRecord, Provenance, RecordStatus, RuleFailure};
 use crate::webengage::rules;
@@ -36,6 +39,7 @@ pub fn map_record(
             rule: &rule.name,
             explain: explain.as_deref_mut(),
             limit_strings: true,
+            keep_millis: false,
         };
         match apply_rule(rule, &mut scope, received_at) {
             // The first rule's list becomes the record's: no copy, no second allocation.
@@ -123,6 +127,12 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
     let (mut bad_id, mut identified) = (None, false);
     spec.eval_fields(scope, &FieldPath::Root("user"), |scope, key, value| {
         if key == "attributes" {
+            let mut value = value;
+            if let Value::Object(attrs) = &mut value {
+                for (name, reason) in rules::limit_complex_attributes(attrs) {
+                    checks.push(scope.warning(format_args!("user.attributes.{name}"), reason));
+                }
+            }
             body.insert(key.to_owned(), value);
             return;
         }
@@ -130,7 +140,8 @@ fn user_body(spec: &ObjectSpec, scope: &mut Scope) -> Result<Map<String, Value>,
             return;
         }
         let value = if key == "birthDate" {
-            normalise_time(value).map_err(|e| checks.push(scope.warning("user.birthDate", e)))
+            normalise_time(value, false)
+                .map_err(|e| checks.push(scope.warning("user.birthDate", e)))
         } else {
             Ok(value)
         };
@@ -165,18 +176,23 @@ fn event_body(
     // eventTime and eventData go last, whatever the mapping's order.
     let mut body = Map::with_capacity(spec.fields.len() + 2);
     let (mut time, mut data, mut identified) = (None, None, false);
-    spec.eval_fields(
-        scope,
-        &FieldPath::Root("event"),
-        |_, key, value| match key {
+    let root = FieldPath::Root("event");
+    for (key, field) in &spec.fields {
+        // Only an event's time keeps milliseconds: other dates are attributes, whose
+        // type WebEngage reads from the plain format.
+        scope.keep_millis = key == "eventTime";
+        let value = field.eval(scope, &FieldPath::Key(&root, key));
+        scope.keep_millis = false;
+        let Some(value) = value? else { continue };
+        match key.as_str() {
             "eventTime" => time = Some(value),
             "eventData" => data = Some(value),
             _ => {
                 identified |= is_identity(key);
                 body.insert(key.to_owned(), value);
             }
-        },
-    )?;
+        }
+    }
     let name = match body.get("eventName") {
         Some(Value::String(n)) => n,
         Some(other) => return Err(format!("event.eventName must be text, got {}", show(other))),
@@ -192,7 +208,7 @@ fn event_body(
     }
     let time = time
         .and_then(|t| {
-            normalise_time(t)
+            normalise_time(t, true)
                 .map_err(|e| scope.warn("event.eventTime", e))
                 .ok()
         })
@@ -239,14 +255,22 @@ fn transaction_body(
     Ok(body)
 }
 
-/// Dates must reach WebEngage as `yyyy-MM-ddTHH:mm:ss+0000`; anything the datetime
+/// Dates must reach WebEngage as `yyyy-MM-ddTHH:mm:ss+0000` (an event's time with
+/// `.SSS` milliseconds when it has some: `keep_millis`); anything the datetime
 /// transform understands is converted, anything else is refused with the warning's text.
-fn normalise_time(value: Value) -> Result<Value, String> {
+fn normalise_time(value: Value, keep_millis: bool) -> Result<Value, String> {
     match value.as_str() {
         // What the datetime transform wrote: converting it again would give it back.
         Some(text) if is_exact_webengage_time(text) => Ok(value),
+        Some(text) if keep_millis && is_exact_webengage_event_time(text) => Ok(value),
         Some(text) => parse_datetime(text, None, &TimeZone::UTC)
-            .map(|ts| Value::String(webengage_time(ts)))
+            .map(|ts| {
+                Value::String(if keep_millis {
+                    webengage_event_time(ts)
+                } else {
+                    webengage_time(ts)
+                })
+            })
             .map_err(|_| format!("{} is not a date/time", show(&value))),
         None => Err(format!("{} is not a date/time", show(&value))),
     }

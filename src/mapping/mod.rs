@@ -34,6 +34,7 @@ use serde_json::Value;
 use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::{DroppedField, Operation};
 
+pub use check::unknown_key_message;
 pub use read::{IncomingRecord, ReadError, ReadOptions};
 
 /// The keys, names and arguments the loader accepts, for tools that describe the
@@ -46,7 +47,7 @@ pub mod vocabulary {
     }
     pub mod compile {
         pub use crate::mapping::compile::{
-            EVENT_KEYS, RULE_KEYS, SOURCE_KEYS, TOP_KEYS, TXN_KEYS, VERSION_KEYS,
+            DEDUPE_KEYS, EVENT_KEYS, RULE_KEYS, SOURCE_KEYS, TOP_KEYS, TXN_KEYS, VERSION_KEYS,
         };
     }
     pub mod condition {
@@ -296,3 +297,5 @@ impl std::error::Error for LoadErrors {}
 mod tests;
 #[cfg(test)]
 mod tests_runtime;
+#[cfg(test)]
+mod tests_values;

@@ -47,6 +47,11 @@ impl CompiledPath {
         }
     }
 
+    /// The first node the path selects when it [has a value](has_value).
+    pub fn value<'v>(&self, root: &'v Value) -> Option<&'v Value> {
+        self.first(root).filter(|v| has_value(v))
+    }
+
     /// The first node the path selects, if any.
     pub fn first<'v>(&self, root: &'v Value) -> Option<&'v Value> {
         match self {
@@ -58,6 +63,26 @@ impl CompiledPath {
                 .map(|r| r.val),
         }
     }
+}
+
+/// Whether a value counts as one: neither null nor an empty string (the mapping
+/// language's words). The one definition behind path lists, `exists`, templates,
+/// `"*"` copies, defaults and `--explain`, so they can never disagree about a blank
+/// CRM field. Whitespace-only text, `0`, `false`, `[]` and `{}` are values.
+pub fn has_value(v: &Value) -> bool {
+    match v {
+        Value::Null => false,
+        Value::String(s) => !s.is_empty(),
+        _ => true,
+    }
+}
+
+/// The first of `paths` whose first node has a value, with that path.
+pub fn first_value<'p, 'v>(
+    paths: &'p [CompiledPath],
+    root: &'v Value,
+) -> Option<(&'p CompiledPath, &'v Value)> {
+    paths.iter().find_map(|p| p.value(root).map(|v| (p, v)))
 }
 
 /// One `.name` step, with where the name was in the last object it was looked up in.

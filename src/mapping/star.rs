@@ -3,7 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::check::Ctx;
-use super::path::{CompiledPath, same};
+use super::path::{CompiledPath, has_value, same};
 use super::value::{FieldPath, Scope, ValueSpec, show};
 use super::yaml_tree::{Node, Pos, SNode, get};
 
@@ -155,7 +155,7 @@ impl StarCopy {
 
     /// A non-blank field whose name the patterns select.
     fn wanted(&self, name: &str, value: &Value) -> bool {
-        !(value.is_null() || value.as_str() == Some("")) && self.selects(name)
+        has_value(value) && self.selects(name)
     }
 
     fn selects(&self, name: &str) -> bool {

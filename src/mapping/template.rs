@@ -28,7 +28,8 @@ impl Template {
             .collect()
     }
 
-    /// The rendered text; `None` when every placeholder was null.
+    /// The rendered text; `None` when no placeholder [has a value](super::path::has_value) (a
+    /// blank placeholder renders as nothing, as a null one does).
     pub fn render(&self, record: &Value) -> Option<String> {
         let mut out = String::new();
         let mut any = false;
@@ -38,7 +39,7 @@ impl Template {
                 Part::Text(t) => out.push_str(t),
                 Part::Path(p) => {
                     has_paths = true;
-                    if let Some(text) = p.first(record).and_then(text_of) {
+                    if let Some(text) = p.value(record).and_then(text_of) {
                         any = true;
                         out.push_str(&text);
                     }

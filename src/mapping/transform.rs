@@ -11,7 +11,7 @@ use serde_json::{Number, Value};
 use sha2::{Digest, Sha256};
 
 use super::check::Ctx;
-use super::datetime::{parse_datetime, webengage_time};
+use super::datetime::{parse_datetime, webengage_event_time, webengage_time};
 use super::yaml_tree::{Node, Pos, SNode, get};
 
 pub const NAMES: &[&str] = &[
@@ -125,7 +125,9 @@ impl Transform {
 
     /// Applies the transform to a non-null value.
     /// Takes the value by reference: the caller keeps it to name it in a warning.
-    pub fn apply(&self, v: &Value) -> Result<Value, String> {
+    /// The transform's output; `datetime` keeps milliseconds only with `keep_millis`
+    /// (an event's `eventTime`: every other date has WebEngage's plain format).
+    pub fn apply_in(&self, v: &Value, keep_millis: bool) -> Result<Value, String> {
         match self {
             Transform::Trim => Ok(map_text(v, |s| s.trim().to_owned())),
             Transform::Lowercase => Ok(map_text(v, |s| s.to_lowercase())),
@@ -142,7 +144,11 @@ impl Transform {
                 .map_err(str::to_owned),
             Transform::DateTime { format, tz } => {
                 let ts = parse_datetime(&need_text(v)?, format.as_deref(), tz)?;
-                Ok(Value::String(webengage_time(ts)))
+                Ok(Value::String(if keep_millis {
+                    webengage_event_time(ts)
+                } else {
+                    webengage_time(ts)
+                }))
             }
             Transform::Date { format, tz } => {
                 let ts = parse_datetime(&need_text(v)?, format.as_deref(), tz)?;

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::Provenance;
 use super::check::Ctx;
-use super::path::CompiledPath;
+use super::path::{CompiledPath, first_value, has_value};
 use super::star::StarCopy;
 pub use super::template::Template;
 use super::transform::{self, Transform, text_of};
@@ -31,7 +31,7 @@ pub const ALL_KEYS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub enum Source {
     Literal(Value),
-    /// The first non-null of these paths.
+    /// The first of these paths that has a value ([`has_value`]): a blank falls through.
     Paths(Vec<CompiledPath>),
     Template(Template),
     Object(ObjectSpec),
@@ -66,6 +66,8 @@ pub struct Scope<'a> {
     /// WebEngage silently drops strings of 1,000 characters or more in users and
     /// events; transactions (`overrideData`) are not attributes and are not limited.
     pub limit_strings: bool,
+    /// Dates keep their milliseconds: set while an event's `eventTime` is evaluated.
+    pub keep_millis: bool,
 }
 
 impl Scope<'_> {
@@ -142,15 +144,6 @@ impl fmt::Display for FieldPath<'_> {
     }
 }
 
-/// Null and empty text count as "no value": an empty CRM field never blanks an attribute.
-fn is_blank(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::String(s) => s.is_empty(),
-        _ => false,
-    }
-}
-
 /// A value shown in a warning: short, so one odd record cannot flood the log.
 pub use crate::webengage::rules::show_value as show;
 
@@ -186,10 +179,10 @@ impl ValueSpec {
         }
         // An empty CRM field is "no value": it is not converted (and warned about), only defaulted.
         // A record's value is borrowed until the end: transforms read it and make their own.
-        let mut value = self.source.eval(scope, field)?.filter(|v| !is_blank(v));
+        let mut value = self.source.eval(scope, field)?.filter(|v| has_value(v));
         for t in &self.transforms {
             let Some(v) = value.take() else { break };
-            match t.apply(&v) {
+            match t.apply_in(&v, scope.keep_millis) {
                 Ok(out) => value = Some(Cow::Owned(out)),
                 Err(reason) if self.required => {
                     return Err(format!(
@@ -211,7 +204,7 @@ impl ValueSpec {
                 .find(|(from, _)| Some(from.as_str()) == key.as_deref())
                 .map(|(_, to)| Cow::Owned(to.clone()));
         }
-        let value = value.filter(|v| !is_blank(v));
+        let value = value.filter(|v| has_value(v));
         let defaulted = value.is_none();
         let mut value = value.map(Cow::into_owned).or_else(|| self.default.clone());
         if let Some(v) = &value
@@ -248,10 +241,7 @@ impl ValueSpec {
         if !self.transforms.is_empty() || self.map.is_some() {
             return None;
         }
-        paths
-            .iter()
-            .find_map(|p| p.first(record).filter(|v| !v.is_null()))
-            .filter(|v| !is_blank(v))
+        first_value(paths, record).map(|(_, v)| v)
     }
 
     /// Where a value came from, in words: the path that matched, the template, the
@@ -283,9 +273,7 @@ impl Source {
         match self {
             Source::Literal(_) => "literal".to_owned(),
             Source::Paths(paths) => {
-                let hit = paths
-                    .iter()
-                    .find(|p| p.first(record).is_some_and(|v| !is_blank(v)));
+                let hit = first_value(paths, record).map(|(p, _)| p);
                 match (hit, paths.len()) {
                     (Some(p), 1) => p.text(),
                     (Some(p), _) => format!(
@@ -319,10 +307,7 @@ impl Source {
         let record: &'r Value = scope.record;
         Ok(match self {
             Source::Literal(v) => Some(Cow::Owned(v.clone())),
-            Source::Paths(paths) => paths
-                .iter()
-                .find_map(|p| p.first(record).filter(|v| !v.is_null()))
-                .map(Cow::Borrowed),
+            Source::Paths(paths) => first_value(paths, record).map(|(_, v)| Cow::Borrowed(v)),
             Source::Template(t) => t.render(record).map(|s| Cow::Owned(Value::String(s))),
             Source::Object(o) => o.eval(scope, field)?.map(|m| Cow::Owned(Value::Object(m))),
             Source::Array(items) => {
@@ -386,7 +371,7 @@ pub fn compile(ctx: &mut Ctx, node: &SNode, what: &str) -> Option<ValueSpec> {
             ..ValueSpec::literal(Value::Null)
         }),
         Node::Seq(_) => {
-            ctx.err(pos, format!("{what}: a list value is written `{{ array: [ ... ] }}`; for the first non-null of several paths write `{{ path: [$.a, $.b] }}`"));
+            ctx.err(pos, format!("{what}: a list value is written `{{ array: [ ... ] }}`; for the first of several paths that has a value write `{{ path: [$.a, $.b] }}`"));
             None
         }
         Node::Map(entries) => compile_map(ctx, pos, entries, what),

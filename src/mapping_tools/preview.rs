@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::mapping::{MappingSet, ReadError, ReadOptions};
 use crate::source::Body;
+use crate::webengage::Operation;
 
 /// What to preview: a source's body, as of a time; with `explain` each record also
 /// lists, under `"explain"`, every output field with its rule and the path, literal,
@@ -18,7 +19,8 @@ pub struct PreviewRequest<'a> {
     pub explain: bool,
 }
 
-/// `{"records": [{"key", "status", "operations", "warnings", "error"}, ...]}` (interface.md).
+/// `{"records": [{"key", "status", "operations", "warnings", "error"}, ...]}` (interface.md);
+/// each operation's `body` is exactly what the worker sends for it.
 pub fn preview(mappings: &MappingSet, request: PreviewRequest<'_>) -> Result<Value, PreviewError> {
     let mapping = mappings
         .get(request.source_id)
@@ -35,7 +37,7 @@ pub fn preview(mappings: &MappingSet, request: PreviewRequest<'_>) -> Result<Val
             let mut out = serde_json::json!({
                 "key": record.dedupe_key,
                 "status": mapped.status.as_str(),
-                "operations": mapped.operations,
+                "operations": mapped.operations.iter().map(on_the_wire).collect::<Vec<_>>(),
                 "warnings": mapped.warnings,
                 "error": mapped.error(),
             });
@@ -46,6 +48,17 @@ pub fn preview(mappings: &MappingSet, request: PreviewRequest<'_>) -> Result<Val
         })
         .collect();
     Ok(serde_json::json!({ "records": records }))
+}
+
+/// An operation as the worker sends it alone: `body` is the request's JSON; a
+/// transaction's `campaignId` (part of the URL) is shown beside it.
+fn on_the_wire(op: &Operation) -> Value {
+    let (body, campaign) = op.wire();
+    let mut out = serde_json::json!({ "rule": op.rule, "kind": op.kind, "body": body });
+    if let (Some(campaign), Value::Object(m)) = (campaign, &mut out) {
+        m.insert("campaignId".to_owned(), campaign);
+    }
+    out
 }
 
 #[derive(Debug, thiserror::Error)]

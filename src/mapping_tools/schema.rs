@@ -51,13 +51,17 @@ fn definitions() -> Value {
             &["eventName"],
         ),
     );
-    d.insert(
-        "transaction".into(),
-        json_with_required(
-            payload("transaction", compile::TXN_KEYS, "overrideData"),
-            &["campaignId"],
-        ),
+    let mut transaction = json_with_required(
+        payload("transaction", compile::TXN_KEYS, "overrideData"),
+        &["campaignId"],
     );
+    // `dedupe` is a literal checked at load, not a value computed per record.
+    transaction["properties"]["dedupe"] = with_key(
+        json_with_required(dedupe_schema(), &["ttl"]),
+        "description",
+        Value::from(describe("transaction", "dedupe")),
+    );
+    d.insert("transaction".into(), transaction);
     d.insert("attributes".into(), attributes());
     d.insert("star".into(), star_schema());
     d.insert("value".into(), value_schema());
@@ -245,6 +249,15 @@ fn payload(section: &str, keys: &[&str], nested: &str) -> Value {
     })
 }
 
+fn dedupe_schema() -> Value {
+    let ttl = rules::DEDUPE_TTL_SECONDS;
+    strict_object(
+        "dedupe",
+        compile::DEDUPE_KEYS,
+        |_| json!({"type": "integer", "minimum": ttl.start(), "maximum": ttl.end()}),
+    )
+}
+
 fn attributes() -> Value {
     json!({
         "type": "object",
@@ -427,14 +440,16 @@ fn describe(section: &str, key: &str) -> &'static str {
         ("condition", "all") => "Holds when every condition holds.",
         ("condition", "any") => "Holds when at least one condition holds.",
         ("condition", "not") => "Holds when the condition does not.",
-        ("user", "attributes") => "Custom user attributes.",
+        ("user", "attributes") => {
+            "Custom user attributes; array and object ones past 16 KB of JSON per user are dropped with a warning."
+        }
         ("user", "userId") => {
             "The WebEngage user id (at most 100 characters); a user needs userId or anonymousId."
         }
         ("user", "anonymousId") => "An anonymous id, when there is no userId.",
         ("user", "gender") => "male, female or other (use `map:` to translate).",
         ("user", "phone") => {
-            "E.164 with `+`; use `transform: [{ phone: { default_region: IN } }]`."
+            "E.164: `+` then 7 to 15 digits, nothing else (else dropped with a warning); use `transform: [{ phone: { default_region: IN } }]`."
         }
         ("user", "birthDate") => "Converted to WebEngage's date format automatically.",
         ("user", "emailOptIn" | "smsOptIn" | "rcsOptIn" | "whatsappOptIn") => {
@@ -448,7 +463,7 @@ fn describe(section: &str, key: &str) -> &'static str {
         ("event", "anonymousId") => "An anonymous id, when there is no userId.",
         ("event", "eventName") => "Required; under 50 characters, not starting `we_`.",
         ("event", "eventTime") => {
-            "Default: when the webhook arrived; converted to WebEngage's format."
+            "Default: when the webhook arrived; converted to WebEngage's format, keeping milliseconds when the CRM gives them."
         }
         ("event", "eventData") => "Custom event attributes.",
         ("transaction", "campaignId") => "Required: the transactional campaign id.",
@@ -456,6 +471,10 @@ fn describe(section: &str, key: &str) -> &'static str {
         ("transaction", "ttl") => "Seconds the message stays valid (WebEngage's default: 120).",
         ("transaction", "txnId") => "Your id for this transaction.",
         ("transaction", "overrideData") => "email, phone and context.token for personalisation.",
+        ("transaction", "dedupe") => {
+            "`{ ttl: N }`: WebEngage drops a repeat of this trigger within N seconds (5 to 1800)."
+        }
+        ("dedupe", "ttl") => "Seconds, 5 to 1800; checked when the mapping loads.",
         ("star", "from") => "The object whose fields are copied (default `$`).",
         ("star", "include") => {
             "Name patterns to copy (`*` any text, `?` one character); default all."
@@ -465,7 +484,9 @@ fn describe(section: &str, key: &str) -> &'static str {
         ("star", "strip_suffix") => "Removed from the end of each copied name, e.g. `__c`.",
         ("star", "prefix") => "Added before each copied name.",
         ("star", "rename") => "snake_case, camelCase or keep (default).",
-        ("value", "path") => "A JSONPath, or a list of them: the first non-null.",
+        ("value", "path") => {
+            "A JSONPath, or a list of them: the first with a value (neither null nor empty text)."
+        }
         ("value", "template") => "Text with `{{ $.path }}` placeholders.",
         ("value", "const") => "A literal, even text starting with `$`.",
         ("value", "object") => "A JSON object of values.",
@@ -507,6 +528,7 @@ mod tests {
             ("rule", compile::RULE_KEYS),
             ("event", compile::EVENT_KEYS),
             ("transaction", compile::TXN_KEYS),
+            ("dedupe", compile::DEDUPE_KEYS),
             ("user", &user_keys()),
             ("auth", auth::KEYS),
             ("header", auth::HEADER_KEYS),
@@ -553,5 +575,10 @@ mod tests {
             s["definitions"]["user"]["additionalProperties"],
             json!(false)
         );
+        let dedupe = &s["definitions"]["transaction"]["properties"]["dedupe"];
+        assert_eq!(dedupe["properties"]["ttl"]["minimum"], 5);
+        assert_eq!(dedupe["properties"]["ttl"]["maximum"], 1800);
+        assert_eq!(dedupe["required"], json!(["ttl"]));
+        assert_eq!(dedupe["additionalProperties"], json!(false));
     }
 }

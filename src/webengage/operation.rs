@@ -35,6 +35,17 @@ pub struct Operation {
 }
 
 impl Operation {
+    /// What the worker sends for this operation alone: the JSON body and, for a
+    /// transaction, the campaign id, which goes in the URL and not in the body.
+    pub fn wire(&self) -> (Value, Option<Value>) {
+        let mut body = self.body.clone();
+        let campaign = match self.kind {
+            OperationKind::Transaction => take_campaign_id(&mut body),
+            _ => None,
+        };
+        (body, campaign)
+    }
+
     /// The WebEngage user this operation belongs to (`userId`, else `anonymousId`):
     /// operations of one user are delivered in order.
     pub fn user_key(&self) -> Option<String> {
@@ -43,6 +54,11 @@ impl Operation {
             .find_map(|k| self.body.get(*k).and_then(Value::as_str))
             .map(str::to_owned)
     }
+}
+
+/// Takes a transaction body's `campaignId` out of it (it belongs in the URL).
+pub fn take_campaign_id(body: &mut Value) -> Option<Value> {
+    body.as_object_mut()?.shift_remove("campaignId")
 }
 
 /// A field left out of an operation because WebEngage would drop it or mistype it (a
@@ -103,6 +119,24 @@ mod tests {
             ..op
         };
         assert_eq!(anon.user_key().as_deref(), Some("a1"));
+    }
+
+    #[test]
+    fn a_transaction_is_sent_without_its_campaign_id_in_the_body() {
+        let op = Operation {
+            rule: "r".into(),
+            kind: OperationKind::Transaction,
+            body: json!({"campaignId": "c1", "userId": "u1", "ttl": 60}),
+        };
+        assert_eq!(
+            op.wire(),
+            (json!({"userId": "u1", "ttl": 60}), Some(json!("c1")))
+        );
+        let user = Operation {
+            kind: OperationKind::User,
+            ..op.clone()
+        };
+        assert_eq!(user.wire(), (user.body.clone(), None));
     }
 
     #[test]

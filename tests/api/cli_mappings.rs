@@ -92,9 +92,58 @@ fn the_example_tests_pass_and_a_changed_expectation_shows_a_diff() {
         dir.path().to_str().expect("path"),
     ]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("- {\"user\":"), "{out}");
-    assert!(out.contains("\"firstName\":\"Rahul\""), "{out}");
+    // The differing field by its path, not two long JSON lines.
+    assert!(
+        out.contains("[0].user.firstName: expected \"Rahul\", got \"Rohan\""),
+        "{out}"
+    );
+    assert!(
+        out.lines().all(|l| l.len() < 200),
+        "no long JSON lines: {out}"
+    );
     assert!(out.contains("passed, 1 failed"), "{out}");
+}
+
+/// A typo in a test file is reported at its file:line:col, and the file's other
+/// cases are still run and counted.
+#[test]
+fn a_mistake_in_a_test_file_is_positioned_and_counted() {
+    let lsq = std::fs::read_to_string(examples().join("tests/leadsquared.yaml")).expect("read");
+    let cases = lsq.matches("- name:").count();
+    assert!(cases >= 2, "the example has several cases");
+    let line = lsq
+        .lines()
+        .position(|l| l.trim_start().starts_with("expect:"))
+        .expect("an expect line")
+        + 1;
+    let column = lsq
+        .lines()
+        .nth(line - 1)
+        .expect("line")
+        .find("expect")
+        .expect("key")
+        + 1;
+    let typo = lsq.replacen("expect:", "expcet:", 1);
+    let dir = mappings_with_tests(&[("leadsquared.yaml", &typo)]);
+    copy_fixtures(dir.path());
+    let (code, out, _) = bridge(&[
+        "mappings",
+        "test",
+        "--dir",
+        dir.path().to_str().expect("path"),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "at {line}:{column}: unknown key `expcet` in a case; did you mean `expect`?"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("leadsquared.yaml:"), "{out}");
+    assert!(
+        out.ends_with(&format!("{} passed, 1 failed\n", cases - 1)),
+        "{out}"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod end_to_end;
 mod group_commit;
 mod hostile_input;
 mod layout;
+mod mapping_fidelity;
 mod mapping_reload;
 mod metrics;
 mod ops_config;

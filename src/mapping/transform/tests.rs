@@ -15,7 +15,7 @@ fn compile_one(yaml: &str) -> (Option<Transform>, Vec<String>) {
 fn run(yaml: &str, input: Value) -> Result<Value, String> {
     let (t, errors) = compile_one(yaml);
     assert!(errors.is_empty(), "{errors:?}");
-    t.expect("compiled").apply(&input)
+    t.expect("compiled").apply_in(&input, false)
 }
 
 #[test]
