@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin_api;
+mod admin_api_errors;
 mod admin_pages;
 mod attribute_types;
 mod binary;
@@ -20,6 +21,7 @@ mod group_commit;
 mod hostile_input;
 mod mapping_reload;
 mod metrics;
+mod openapi;
 mod ops_config;
 mod ops_deploy;
 mod ops_health;

@@ -2,7 +2,10 @@
 
 pub mod access;
 pub mod api;
+mod api_records;
+pub mod api_routes;
 mod login;
+pub mod openapi;
 mod pages;
 mod record_pages;
 pub mod session;
@@ -13,23 +16,7 @@ use actix_web::web;
 pub use access::{AdminTokens, ApiCaller, PageCaller, Role};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/admin/api")
-            .route("/stats", web::get().to(api::stats))
-            .route("/outbox", web::get().to(api::list_outbox))
-            .route("/outbox/replay", web::post().to(api::replay))
-            .route("/outbox/{id}", web::get().to(api::show_outbox))
-            .route("/outbox/{id}/retry", web::post().to(api::retry))
-            .route("/outbox/{id}/cancel", web::post().to(api::cancel))
-            .route("/outbox/{id}/resend", web::post().to(api::resend))
-            .route("/inbound", web::get().to(api::list_inbound))
-            .route("/inbound/{id}", web::get().to(api::show_inbound))
-            .route("/inbound/remap", web::post().to(api::remap_many))
-            .route("/inbound/{id}/remap", web::post().to(api::remap_one))
-            .route("/jobs/{id}", web::get().to(api::show_job))
-            .route("/erase", web::post().to(api::erase))
-            .route("/audit", web::get().to(api::audit_log)),
-    );
+    api_routes::register(cfg);
     cfg.service(
         web::resource("/admin/login")
             .route(web::get().to(login::form))
