@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin_api;
 mod admin_api_errors;
+mod admin_dashboard;
 mod admin_pages;
 mod attribute_types;
 mod binary;

@@ -4,6 +4,7 @@ pub mod access;
 pub mod api;
 mod api_records;
 pub mod api_routes;
+mod chart;
 mod login;
 pub mod openapi;
 mod pages;
