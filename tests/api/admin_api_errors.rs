@@ -257,3 +257,40 @@ async fn a_replay_body_that_breaks_off_replays_nothing() {
     }
     assert_eq!(dead_rows(&app).await, before, "a broken body replayed rows");
 }
+
+/// The pages answer their own errors as HTML pages; what is no page at all, and what
+/// actix refuses before a page runs, is JSON like the rest.
+#[tokio::test]
+async fn unknown_admin_pages_are_json_too() {
+    let app = app_with_dead_rows().await;
+    for (method, path, status, code) in [
+        ("GET", "/admin/nothing", 404, "not_found"),
+        ("GET", "/admin/outbox/abc", 404, "not_found"),
+        ("DELETE", "/admin/outbox", 404, "not_found"),
+    ] {
+        let answer = request(&app, method, path).send().await.unwrap();
+        assert_eq!(
+            error_of(answer).await,
+            (status, code.to_owned()),
+            "{method} {path}"
+        );
+    }
+    let page = request(&app, "GET", "/admin").send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    // A dead row cannot be resent: the page says why, as a page.
+    let id: i64 = app.count("SELECT min(id) FROM outbox").await;
+    let refused = request(&app, "POST", &format!("/admin/outbox/{id}/resend"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("csrf=")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+    assert!(
+        refused.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "a page's own error stays a page"
+    );
+}

@@ -191,21 +191,35 @@ async fn unknown_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     }))
 }
 
+/// A path under `/admin` that is no page (the pages' own errors are HTML pages; this
+/// one, like every answer actix builds, is JSON as the contract says).
+pub(super) async fn unknown_page(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(surface_off(&req).unwrap_or_else(|| {
+        ApiError::NotFound(format!(
+            "no admin page {} for {}",
+            req.path().escape_debug(),
+            req.method()
+        ))
+    }))
+}
+
 fn method_not_allowed(req: &HttpRequest, allow: String) -> Result<HttpResponse, ApiError> {
     Err(surface_off(req).unwrap_or(ApiError::MethodNotAllowed(allow)))
 }
 
-/// The safety net: an error answer that is not JSON yet (one actix built itself, e.g. a
-/// body that broke off) becomes `{"error": {"code", "message"}}` with the same status.
-fn errors_as_json<B: MessageBody + 'static>(
+/// The safety net: an error answer actix built itself (no body type, or plain text, e.g.
+/// a body that broke off or a form that does not parse) becomes `{"error": {"code",
+/// "message"}}` with the same status. JSON answers and the pages' HTML error pages
+/// are left as they are.
+pub(super) fn errors_as_json<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = res
+    let typed = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    let mut res = if is_json {
+        .is_some_and(|v| !v.starts_with("text/plain"));
+    let mut res = if typed {
         res.map_into_left_body()
     } else {
         let status = res.status();
