@@ -163,18 +163,20 @@ fn json_body_error(e: actix_web::error::JsonPayloadError) -> ApiError {
     }
 }
 
-/// An optional JSON body: none (or only whitespace) is the defaults; anything else must
-/// parse, so an unreadable body is a 400 and never "the defaults" (for replay, every
-/// dead row).
+/// An optional JSON body: none (only whitespace, or `null`) is the defaults; anything
+/// else must parse, so an unreadable body is a 400 and never "the defaults" (for replay,
+/// every dead row).
 pub fn optional_json<T: serde::de::DeserializeOwned + Default>(
     body: &web::Bytes,
 ) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::BadRequest(format!("the body is not valid JSON for this route: {e}"))
-    })
+    serde_json::from_slice::<Option<T>>(body)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| {
+            ApiError::BadRequest(format!("the body is not valid JSON for this route: {e}"))
+        })
 }
 
 /// The admin surface answers 404 everywhere while it is off, whatever the path.
@@ -277,6 +279,35 @@ mod tests {
         }
         assert!(shadows("/outbox/{id}", "/outbox/replay"));
         assert!(!shadows("/outbox/replay", "/outbox/{id}/retry"));
+    }
+
+    #[test]
+    fn only_an_absent_body_means_the_defaults() {
+        #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Body {
+            dry_run: bool,
+        }
+        let parse = |text: &'static [u8]| optional_json::<Body>(&web::Bytes::from_static(text));
+        for absent in [&b""[..], b" \r\n", b"null"] {
+            assert_eq!(parse(absent).unwrap(), Body::default());
+        }
+        assert_eq!(
+            parse(b"{\"dry_run\": true}").unwrap(),
+            Body { dry_run: true }
+        );
+        for unreadable in [
+            &b"{"[..],
+            b"[]",
+            b"dry_run=true",
+            b"\xff",
+            b"{\"dryrun\": 1}",
+        ] {
+            assert!(
+                matches!(parse(unreadable), Err(ApiError::BadRequest(_))),
+                "{unreadable:?}"
+            );
+        }
     }
 
     #[test]
