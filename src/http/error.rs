@@ -18,6 +18,11 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A known admin API path asked with another method; holds the `Allow` value.
+    #[error("this route answers {0} only")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// A support action that would change nothing, with the reason.
     #[error("{0}")]
     Conflict(String),
@@ -59,6 +64,8 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Conflict(_) => "conflict",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::LoginRequired => "login_required",
             ApiError::TooManyRequests => "too_many_requests",
             ApiError::Internal => "internal",
@@ -136,6 +143,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::LoginRequired => StatusCode::SEE_OTHER,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -172,6 +181,9 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests => {
                 response.insert_header((RETRY_AFTER, "60"));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
             }
             _ => {}
         }

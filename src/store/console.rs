@@ -6,6 +6,8 @@
 
 use serde::Serialize;
 use sqlx::PgPool;
+use std::time::Duration;
+
 use time::OffsetDateTime;
 
 use super::stats::{self, OutboxStats};
@@ -71,13 +73,16 @@ pub struct Dashboard {
     pub stats: OutboxStats,
     pub last_hour: LastHour,
     pub audit: Vec<AuditEntry>,
+    /// The sampled minutes of the last `history` span, oldest first (the chart).
+    pub minutes: Vec<super::backlog::Minute>,
 }
 
-pub async fn dashboard(pool: &PgPool) -> Result<Dashboard, sqlx::Error> {
+pub async fn dashboard(pool: &PgPool, history: Duration) -> Result<Dashboard, sqlx::Error> {
     Ok(Dashboard {
         stats: stats::outbox_stats(pool).await?,
         last_hour: last_hour(pool).await?,
         audit: support::recent_audit(pool, 15).await?,
+        minutes: super::backlog::history(pool, history).await?,
     })
 }
 

@@ -20,7 +20,7 @@ pub enum Person {
 }
 
 /// The request's way of naming a person: exactly one of the three.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PersonRequest {
     pub user: Option<String>,

@@ -63,6 +63,14 @@ async fn stats_list_and_show_read_the_outbox() {
             .any(|l| l.split_whitespace().eq(["outbox", "pending", "6"])),
         "{table}"
     );
+    // The backlog: queued per kind, the rate, the time to drain (no worker yet: unknown).
+    assert!(
+        table.contains(
+            "queued: 3 users, 3 events, 0 transactions; delivering 0 a minute; drains in ?"
+        ),
+        "{table}"
+    );
+    assert_eq!(stats["backlog"]["queued"]["users"], 3, "{stats}");
 
     let page = cli_json(
         &app,

@@ -4,6 +4,8 @@
 mod helpers;
 
 mod admin_api;
+mod admin_api_errors;
+mod admin_dashboard;
 mod admin_pages;
 mod attribute_types;
 mod binary;
@@ -23,6 +25,7 @@ mod layout;
 mod mapping_fidelity;
 mod mapping_reload;
 mod metrics;
+mod openapi;
 mod ops_config;
 mod ops_deploy;
 mod ops_health;

@@ -129,7 +129,7 @@ impl FromRequest for ApiCaller {
     }
 }
 
-fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+pub(super) fn state_of(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .ok_or_else(|| ApiError::NotFound("not found".into()))?;

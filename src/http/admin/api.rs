@@ -1,6 +1,8 @@
-//! `/admin/api/...`: the JSON support API (Bearer only). Each handler turns its request
+//! `/admin/api/...`: the JSON support API (Bearer only), its outbox half (the inbound
+//! records, jobs, erasure and audit are in `api_records`). Each handler turns its request
 //! into domain types (`TryFrom`), calls one `support` function, and answers JSON. What
-//! a viewer reads is masked exactly as on the pages (`support::view`).
+//! a viewer reads is masked exactly as on the pages (`support::view`). Each handler's
+//! `#[utoipa::path]` is also its route (`api_routes`).
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
@@ -8,17 +10,16 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::access::ApiCaller;
+use super::api_routes::optional_json;
+use super::openapi::{Counted, ErrorBody, ReplayAnswer};
 use crate::http::AppState;
 use crate::http::error::ApiError;
-use crate::store::support::{self as store, InboundFilter, OutboxFilter, ReplayFilter};
-use crate::store::{InboundStatus, OutboxStatus};
+use crate::store::OutboxStatus;
+use crate::store::support::{self as store, OutboxFilter, ReplayFilter};
+use crate::support::SupportError;
 use crate::support::actions::{self, RowAction};
-use crate::support::erase::{self, Person, PersonRequest};
-use crate::support::jobs;
-use crate::support::remap::RemapSelection;
 use crate::support::search::{self, SearchTerm, StatusOf};
 use crate::support::view::{self, RevealRequest};
-use crate::support::{SupportError, remap};
 
 /// The keyset page of a list: `limit` rows older than `before`.
 #[derive(Debug, Clone, Copy)]
@@ -28,17 +29,27 @@ pub struct PageRequest {
 }
 
 /// `GET /admin/api/outbox?status=&source=&user_id=&q=&since=&until=&limit=&before=`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
+    /// `pending`, `in_flight`, `delivered`, `dead` or `cancelled`.
     status: Option<String>,
     source: Option<String>,
     user_id: Option<String>,
+    /// 3 to 200 characters: an email, a phone (its last ten digits) or a CRM id in the
+    /// payload or the CRM record. At most 10,000 rows are read per page: follow `next`.
     q: Option<String>,
+    /// RFC 3339.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<OffsetDateTime>,
+    /// RFC 3339.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
     until: Option<OffsetDateTime>,
+    /// Rows per page (default 50).
     limit: Option<i64>,
+    /// The `next` cursor of the previous page.
     before: Option<i64>,
 }
 
@@ -63,35 +74,11 @@ impl TryFrom<OutboxQuery> for (OutboxFilter, PageRequest) {
     }
 }
 
-/// `GET /admin/api/inbound?status=&source=&limit=&before=`
-#[derive(Debug, Deserialize)]
-pub struct InboundQuery {
-    status: Option<String>,
-    source: Option<String>,
-    limit: Option<i64>,
-    before: Option<i64>,
-}
-
-impl TryFrom<InboundQuery> for (InboundFilter, PageRequest) {
-    type Error = SupportError;
-
-    fn try_from(q: InboundQuery) -> Result<Self, Self::Error> {
-        Ok((
-            InboundFilter {
-                status: search::status(q.status.as_deref(), StatusOf::Inbound)?,
-                source: search::value(q.source.as_deref(), "source")?,
-            },
-            PageRequest {
-                limit: q.limit.unwrap_or(50),
-                before: q.before,
-            },
-        ))
-    }
-}
-
 /// `?reveal=all` or `?reveal=Field,Other` on one row or record: audited for viewers.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct RevealQuery {
+    /// `all`, or field names from the answer's `masked_fields`, comma-separated.
     reveal: Option<String>,
 }
 
@@ -104,13 +91,17 @@ impl TryFrom<RevealQuery> for Option<RevealRequest> {
 }
 
 /// `POST /admin/api/outbox/replay` `{"status": "dead", "source": ..., "since": ..., "dry_run": false}`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayBody {
+    /// `dead` (the default) or `cancelled`.
     status: Option<String>,
     source: Option<String>,
+    /// RFC 3339: rows created since then.
     #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     since: Option<OffsetDateTime>,
+    /// Count the rows instead of replaying them.
     #[serde(default)]
     dry_run: bool,
 }
@@ -138,6 +129,13 @@ impl TryFrom<&ReplayBody> for ReplayFilter {
     }
 }
 
+#[utoipa::path(get, path = "/admin/api/stats", tag = "stats",
+    description = "Counts per status, the oldest pending age, the backlog per kind with the \
+        delivery rate and the time to drain, the delivery state, the loaded mappings.",
+    responses(
+        (status = 200, description = "the counts", body = Object),
+        (status = 401, description = "no or a wrong token", body = ErrorBody),
+    ))]
 pub async fn stats(_: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let stats = crate::store::stats::outbox_stats(&state.pool).await?;
     let delivery = crate::http::health::delivery_detail(&state).await;
@@ -155,6 +153,14 @@ pub async fn stats(_: ApiCaller, state: web::Data<AppState>) -> Result<HttpRespo
     })))
 }
 
+#[utoipa::path(get, path = "/admin/api/outbox", tag = "outbox",
+    description = "Outbox rows newest first, in keyset pages.",
+    params(OutboxQuery),
+    responses(
+        (status = 200, description = "`{\"items\": [...], \"next\": cursor|null}`", body = Object),
+        (status = 400, description = "an unknown status or a bad search term", body = ErrorBody),
+        (status = 401, description = "no or a wrong token", body = ErrorBody),
+    ))]
 pub async fn list_outbox(
     ApiCaller(role): ApiCaller,
     state: web::Data<AppState>,
@@ -165,6 +171,15 @@ pub async fn list_outbox(
     Ok(HttpResponse::Ok().json(view::outbox_page(&found, &view::default_reveal(role))))
 }
 
+#[utoipa::path(get, path = "/admin/api/outbox/{id}", tag = "outbox",
+    description = "One row: body, status, attempts log, its inbound record; masked for a viewer \
+        unless revealed (audited).",
+    params(("id" = i64, Path, description = "the outbox row"), RevealQuery),
+    responses(
+        (status = 200, description = "the row, with `masked_fields` for a viewer", body = Object),
+        (status = 401, description = "no or a wrong token", body = ErrorBody),
+        (status = 404, description = "no such row", body = ErrorBody),
+    ))]
 pub async fn show_outbox(
     ApiCaller(role): ApiCaller,
     state: web::Data<AppState>,
@@ -190,6 +205,16 @@ async fn act(
     Ok(HttpResponse::Ok().json(json!({ answer: rows })))
 }
 
+#[utoipa::path(post, path = "/admin/api/outbox/{id}/retry", tag = "outbox",
+    description = "A waiting, dead or cancelled row is due now; audited.",
+    params(("id" = i64, Path, description = "the outbox row")),
+    responses(
+        (status = 200, description = "`{\"retried\": 1}`", body = Counted),
+        (status = 401, description = "no or a wrong token", body = ErrorBody),
+        (status = 403, description = "the viewer token", body = ErrorBody),
+        (status = 404, description = "no such row", body = ErrorBody),
+        (status = 409, description = "the action would change nothing, with the reason", body = ErrorBody),
+    ))]
 pub async fn retry(
     ApiCaller(role): ApiCaller,
     state: web::Data<AppState>,
@@ -198,6 +223,16 @@ pub async fn retry(
     act(role, &state, RowAction::Retry, *id, "retried").await
 }
 
+#[utoipa::path(post, path = "/admin/api/outbox/{id}/cancel", tag = "outbox",
+    description = "A waiting or dead row is never sent; audited.",
+    params(("id" = i64, Path, description = "the outbox row")),
+    responses(
+        (status = 200, description = "`{\"cancelled\": 1}`", body = Counted),
+        (status = 401, description = "no or a wrong token", body = ErrorBody),
+        (status = 403, description = "the viewer token", body = ErrorBody),
+        (status = 404, description = "no such row", body = ErrorBody),
+        (status = 409, description = "the action would change nothing, with the reason", body = ErrorBody),
+    ))]
 pub async fn cancel(
     ApiCaller(role): ApiCaller,
     state: web::Data<AppState>,
@@ -206,6 +241,16 @@ pub async fn cancel(
     act(role, &state, RowAction::Cancel, *id, "cancelled").await
 }
 
+#[utoipa::path(post, path = "/admin/api/outbox/{id}/resend", tag = "outbox",
+    description = "A delivered row goes out again under a fresh `x-request-id`; audited.",
+    params(("id" = i64, Path, description = "the outbox row")),
+    responses(
+        (status = 200, description = "`{\"resent\": 1}`", body = Counted),
+        (status = 401, description = "no or a wrong token", body = ErrorBody),
+        (status = 403, description = "the viewer token", body = ErrorBody),
+        (status = 404, description = "no such row", body = ErrorBody),
+        (status = 409, description = "the action would change nothing, with the reason", body = ErrorBody),
+    ))]
 pub async fn resend(
     ApiCaller(role): ApiCaller,
     state: web::Data<AppState>,
@@ -214,12 +259,23 @@ pub async fn resend(
     act(role, &state, RowAction::Resend, *id, "resent").await
 }
 
+#[utoipa::path(post, path = "/admin/api/outbox/replay", tag = "outbox",
+    description = "Every matching dead (or cancelled) row is due now, in one statement; \
+        no body replays every dead row. A body that does not parse is a 400, never the defaults.",
+    request_body(content = Option<ReplayBody>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"replayed\": N}` or `{\"dry_run\": true, \"would_replay\": N}`", body = ReplayAnswer),
+        (status = 400, description = "a body that does not parse, an unknown field or status", body = ErrorBody),
+        (status = 401, description = "no or a wrong token", body = ErrorBody),
+        (status = 403, description = "the viewer token", body = ErrorBody),
+        (status = 413, description = "a body over 64 KiB", body = ErrorBody),
+    ))]
 pub async fn replay(
     ApiCaller(role): ApiCaller,
     state: web::Data<AppState>,
-    body: Option<web::Json<ReplayBody>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
+    let body: ReplayBody = optional_json(&body)?;
     let filter = ReplayFilter::try_from(&body)?;
     if body.dry_run {
         let rows = actions::replay_count(&state.pool, &filter).await?;
@@ -227,121 +283,4 @@ pub async fn replay(
     }
     let rows = actions::replay(&state.pool, role, &filter).await?;
     Ok(HttpResponse::Ok().json(json!({ "replayed": rows })))
-}
-
-pub async fn list_inbound(
-    ApiCaller(role): ApiCaller,
-    state: web::Data<AppState>,
-    query: web::Query<InboundQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let (filter, page) = query.into_inner().try_into().map_err(ApiError::from)?;
-    let found = store::list_inbound(&state.pool, &filter, page.limit, page.before).await?;
-    Ok(HttpResponse::Ok().json(view::inbound_page(&found, &view::default_reveal(role))))
-}
-
-pub async fn show_inbound(
-    ApiCaller(role): ApiCaller,
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-    query: web::Query<RevealQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let asked: Option<RevealRequest> = query.into_inner().try_into().map_err(ApiError::from)?;
-    let record = store::inbound_detail(&state.pool, *id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no inbound record {id}")))?;
-    let reveal = view::reveal_for(&state.pool, role, asked, &format!("inbound {id}")).await?;
-    Ok(HttpResponse::Ok().json(view::inbound_record(&record, &reveal)))
-}
-
-pub async fn remap_one(
-    ApiCaller(role): ApiCaller,
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
-    let rows = remap::remap_record_audited(
-        &state.pool,
-        &state.ingest.types,
-        &state.registry.current(),
-        *id,
-        role,
-    )
-    .await?;
-    Ok(HttpResponse::Ok().json(json!({ "remapped": 1, "operations": rows })))
-}
-
-/// `POST /admin/api/inbound/remap` `{"status": "failed", "source": ..., "dry_run": false}`
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RemapBody {
-    status: Option<String>,
-    source: Option<String>,
-    #[serde(default)]
-    dry_run: bool,
-}
-
-impl TryFrom<&RemapBody> for RemapSelection {
-    type Error = SupportError;
-
-    fn try_from(b: &RemapBody) -> Result<Self, Self::Error> {
-        Ok(RemapSelection::Matching(InboundFilter {
-            status: Some(
-                search::status(b.status.as_deref(), StatusOf::Inbound)?
-                    .unwrap_or_else(|| InboundStatus::Failed.as_str().to_owned()),
-            ),
-            source: search::value(b.source.as_deref(), "source")?,
-        }))
-    }
-}
-
-/// Re-maps every stored record matching the filter (default: `failed`) in a background
-/// job: 202 with the job, whose progress `GET /admin/api/jobs/{id}` reports.
-pub async fn remap_many(
-    ApiCaller(role): ApiCaller,
-    state: web::Data<AppState>,
-    body: Option<web::Json<RemapBody>>,
-) -> Result<HttpResponse, ApiError> {
-    let body = body.map(web::Json::into_inner).unwrap_or_default();
-    let selection = RemapSelection::try_from(&body)?;
-    if body.dry_run {
-        let n = selection.count(&state.pool).await?;
-        return Ok(HttpResponse::Ok().json(json!({ "dry_run": true, "would_remap": n })));
-    }
-    let job = jobs::start_remap(
-        &state.pool,
-        state.ingest.types.clone(),
-        state.registry.current(),
-        selection,
-        role,
-    )
-    .await?;
-    Ok(HttpResponse::Accepted()
-        .insert_header((
-            actix_web::http::header::LOCATION,
-            format!("/admin/api/jobs/{}", job.id),
-        ))
-        .json(json!({ "job": job })))
-}
-
-pub async fn show_job(
-    _: ApiCaller,
-    state: web::Data<AppState>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(jobs::job(&state.pool, *id).await?))
-}
-
-pub async fn audit_log(_: ApiCaller, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(store::recent_audit(&state.pool, 100).await?))
-}
-
-/// `POST /admin/api/erase` `{"email": ...}` (or `user`, or `phone`): admin only.
-pub async fn erase(
-    ApiCaller(role): ApiCaller,
-    state: web::Data<AppState>,
-    body: web::Json<PersonRequest>,
-) -> Result<HttpResponse, ApiError> {
-    let person = Person::try_from(body.into_inner())?;
-    let backlog = state.ingest.spool.as_ref().is_some_and(|s| s.has_backlog());
-    let erased = erase::erase(&state.pool, role, &person, backlog).await?;
-    Ok(HttpResponse::Ok().json(json!({ "erased": erased })))
 }

@@ -123,7 +123,7 @@ pub async fn dashboard(
     state: web::Data<AppState>,
     notice: web::Query<NoticeQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let data = console::dashboard(&state.pool).await?;
+    let data = console::dashboard(&state.pool, super::chart::SPAN).await?;
     let delivery = crate::http::health::delivery_detail(&state).await;
     let text = |key: &str| delivery[key].as_str().map(str::to_owned);
     html(&views::DashboardPage {
@@ -145,6 +145,12 @@ pub async fn dashboard(
         mappings_error: state.registry.last_error(),
         last_hour: data.last_hour,
         audit: data.audit.iter().map(views::AuditRow::from).collect(),
+        drain: match data.stats.backlog.drain_seconds {
+            Some(seconds) => views::age(seconds),
+            None => "unknown until a worker has started".into(),
+        },
+        backlog: data.stats.backlog,
+        chart: super::chart::BacklogChart::new(&data.minutes, time::OffsetDateTime::now_utc()),
     })
 }
 

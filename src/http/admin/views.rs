@@ -112,6 +112,9 @@ pub struct DashboardPage {
     pub mappings_error: Option<String>,
     pub last_hour: LastHour,
     pub audit: Vec<AuditRow>,
+    pub backlog: crate::store::backlog::Backlog,
+    pub drain: String,
+    pub chart: super::chart::BacklogChart,
 }
 
 /// One outbox row in a list.
