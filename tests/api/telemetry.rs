@@ -70,6 +70,18 @@ async fn delivered(db: &TestDb) -> (i64, i64) {
         .unwrap()
 }
 
+/// Stops a bridge with SIGTERM and checks it exited cleanly without logging the
+/// collector's key.
+async fn stop(mut bridge: Bridge) {
+    bridge.signal("TERM");
+    let status = bridge.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit {status:?}; log:\n{}", bridge.log());
+    assert!(
+        !bridge.log().contains(COLLECTOR_KEY),
+        "the OTLP header value reached the log"
+    );
+}
+
 #[tokio::test]
 async fn a_webhook_and_its_webengage_calls_are_traced_and_linked() {
     let db = TestDb::new().await;
@@ -96,10 +108,11 @@ async fn a_webhook_and_its_webengage_calls_are_traced_and_linked() {
         // Nothing leaves before the shutdown: what arrives was flushed on the way out.
         ("OTEL_BSP_SCHEDULE_DELAY", "600000".to_owned()),
     ];
-    let mut bridge = Bridge::serve(&env).await;
+    // The webhooks first, without a worker, so that one bulk call carries both.
+    let server = Bridge::start(&["serve", "--no-worker"], "BRIDGE_LISTEN", &env).await;
     let http = reqwest::Client::new();
     let send = |body: Vec<u8>, traceparent: &str| {
-        http.post(format!("{}/webhooks/leadsquared", bridge.address))
+        http.post(format!("{}/webhooks/leadsquared", server.address))
             .header("content-type", "application/json")
             .header("traceparent", traceparent)
             .body(body)
@@ -120,7 +133,9 @@ async fn a_webhook_and_its_webengage_calls_are_traced_and_linked() {
     .await
     .unwrap();
     assert_eq!(malformed.status(), 200);
+    stop(server).await;
 
+    let worker = Bridge::start(&["worker"], "BRIDGE_WORKER_LISTEN", &env).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (done, rows) = delivered(&db).await;
@@ -130,22 +145,16 @@ async fn a_webhook_and_its_webengage_calls_are_traced_and_linked() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "{done} of {rows} rows delivered; log:\n{}",
-            bridge.log()
+            worker.log()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    stop(worker).await;
     let stored: Vec<Option<String>> =
         sqlx::query_scalar("SELECT trace_context FROM outbox ORDER BY id")
             .fetch_all(&db.pool)
             .await
             .unwrap();
-    bridge.signal("TERM");
-    let status = bridge.wait_exit(Duration::from_secs(30)).await;
-    assert!(status.success(), "exit {status:?}; log:\n{}", bridge.log());
-    assert!(
-        !bridge.log().contains(COLLECTOR_KEY),
-        "the OTLP header value reached the log"
-    );
 
     let (spans, services) = exported(&collector).await;
     assert!(!services.is_empty() && services.iter().all(|s| s == "bridge-under-test"));
@@ -210,7 +219,14 @@ async fn a_webhook_and_its_webengage_calls_are_traced_and_linked() {
         );
         assert_ne!(call.trace_id, crm_trace, "a call is its own trace, linked");
     }
-    assert!(calls.iter().any(|c| linked_to(c, traced)));
+    // A bulk call carries the rows of both webhooks: one link to each.
+    assert!(
+        calls
+            .iter()
+            .any(|c| linked_to(c, traced) && linked_to(c, fresh)),
+        "no call links to both webhooks: {:?}",
+        calls.iter().map(|c| &c.links).collect::<Vec<_>>()
+    );
 }
 
 fn names(spans: &[Span]) -> Vec<&str> {
