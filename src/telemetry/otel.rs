@@ -4,9 +4,12 @@
 //! Header values (`OTEL_EXPORTER_OTLP_HEADERS`) often hold an ingest key: nothing here
 //! reads or logs them.
 
+use std::collections::HashMap;
+
 use opentelemetry::trace::{
     SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, TracerProvider,
 };
+use opentelemetry_otlp::WithHttpConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Level, Metadata, Span};
@@ -54,9 +57,15 @@ pub fn init(
     format: LogFormat,
     logs: EnvFilter,
 ) -> Result<Traces, opentelemetry_otlp::ExporterBuildError> {
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()?;
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
+    // Headers from a secret file, as every secret of the bridge may be; the exporter
+    // reads `OTEL_EXPORTER_OTLP_HEADERS` itself (and lets it win for a key in both).
+    if set("OTEL_EXPORTER_OTLP_HEADERS_FILE")
+        && let Ok(Some(headers)) = crate::config::secret("OTEL_EXPORTER_OTLP_HEADERS")
+    {
+        exporter = exporter.with_headers(parse_headers(&headers));
+    }
+    let exporter = exporter.build()?;
     let mut resource = Resource::builder();
     let named = set("OTEL_SERVICE_NAME")
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|v| v.contains("service.name="));
@@ -98,6 +107,19 @@ fn exported(meta: &Metadata<'_>) -> bool {
         Level::WARN
     };
     ours && *meta.level() <= level
+}
+
+/// `key=value,key2=value2`, values percent-encoded: the format of
+/// `OTEL_EXPORTER_OTLP_HEADERS`. A part without `=` is skipped, as the exporter does.
+fn parse_headers(text: &str) -> HashMap<String, String> {
+    text.split(',')
+        .filter_map(|part| part.split_once('='))
+        .map(|(key, value)| {
+            let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
+            (key.trim().to_owned(), value.into_owned())
+        })
+        .filter(|(key, _)| !key.is_empty())
+        .collect()
 }
 
 /// The longest `traceparent` read: version 00's exact length. A longer value (a future
@@ -173,6 +195,14 @@ mod tests {
     use super::*;
 
     const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn headers_are_parsed_as_the_exporter_parses_its_variable() {
+        let headers = parse_headers("authorization=Bearer%20k3y, x-team = ops ,broken,=empty");
+        assert_eq!(headers.len(), 2, "{headers:?}");
+        assert_eq!(headers["authorization"], "Bearer k3y");
+        assert_eq!(headers["x-team"], "ops");
+    }
 
     #[test]
     fn a_valid_traceparent_round_trips() {

@@ -37,7 +37,7 @@ async fn exported(collector: &MockServer) -> (Vec<Span>, Vec<String>) {
         assert_eq!(
             request.headers.get("authorization").map(|v| v.as_bytes()),
             Some(format!("Bearer {COLLECTOR_KEY}").as_bytes()),
-            "OTEL_EXPORTER_OTLP_HEADERS not sent"
+            "the OTLP headers were not sent"
         );
         let export = ExportTraceServiceRequest::decode(request.body.as_slice())
             .expect("an OTLP protobuf export");
@@ -135,6 +135,20 @@ async fn a_webhook_and_its_webengage_calls_are_traced_and_linked() {
     assert_eq!(malformed.status(), 200);
     stop(server).await;
 
+    // The worker reads the collector's headers from a secret file instead.
+    let secrets = tempfile::tempdir().unwrap();
+    let headers_file = secrets.path().join("otlp-headers");
+    std::fs::write(
+        &headers_file,
+        format!("authorization=Bearer%20{COLLECTOR_KEY}\n"),
+    )
+    .unwrap();
+    let mut env = env;
+    env.retain(|(name, _)| *name != "OTEL_EXPORTER_OTLP_HEADERS");
+    env.push((
+        "OTEL_EXPORTER_OTLP_HEADERS_FILE",
+        headers_file.display().to_string(),
+    ));
     let worker = Bridge::start(&["worker"], "BRIDGE_WORKER_LISTEN", &env).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
