@@ -68,6 +68,8 @@ pub fn init(format: LogFormat, export_traces: bool) -> Telemetry {
         return match otel::init(format, env_filter()) {
             Ok(traces) => {
                 TRACED.store(true, Ordering::Relaxed);
+                // Not the endpoint: a URL may carry credentials.
+                tracing::info!("OpenTelemetry traces are exported over OTLP/HTTP");
                 Telemetry {
                     traces: Some(traces),
                 }
