@@ -136,7 +136,10 @@ pub fn run() -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     let cli = Cli::parse();
-    telemetry::init(cli.log.log_format);
+    // Traces only for the long-running commands; kept until their work is done, so the
+    // last spans are flushed on the way out.
+    let exports_traces = matches!(cli.command, Command::Serve { .. } | Command::Worker { .. });
+    let _telemetry = telemetry::init(cli.log.log_format, exports_traces);
     match cli.command {
         Command::Serve {
             no_worker,

@@ -11,12 +11,14 @@ pub const SECRETS: &[&str] = &[
     "WEBENGAGE_API_KEY",
     "BRIDGE_ADMIN_TOKEN",
     "BRIDGE_VIEWER_TOKEN",
+    // Read by the OTLP exporter itself; the `_FILE` form by `telemetry::otel`.
+    "OTEL_EXPORTER_OTLP_HEADERS",
 ];
 
 /// Printed under the commands' `--help`.
 pub const SECRETS_HELP: &str = "Secrets are read from the environment only, never from flags: \
 DATABASE_URL (default postgres://postgres@localhost:5432/webengage_bridge), WEBENGAGE_API_KEY, \
-BRIDGE_ADMIN_TOKEN, BRIDGE_VIEWER_TOKEN. Each may instead be a file: NAME_FILE=/path (its first \
+BRIDGE_ADMIN_TOKEN, BRIDGE_VIEWER_TOKEN, OTEL_EXPORTER_OTLP_HEADERS. Each may instead be a file: NAME_FILE=/path (its first \
 line), which wins over NAME.";
 
 /// The secret `name`: the first line of the file named by `{name}_FILE` when that is set,

@@ -95,6 +95,7 @@ mod tests {
             age_from: OffsetDateTime::UNIX_EPOCH,
             lease_token: Uuid::nil(),
             inbound_request_id: None,
+            trace_context: None,
         }
     }
 

@@ -76,21 +76,24 @@ impl Context {
 
     /// One call for the rows `outbox_ids`, within the endpoint's quota and the
     /// concurrency, in a span naming the rows and the `x-request-id` (bodies only at
-    /// debug).
+    /// debug), linked to the traces of the webhooks that stored the rows (`traces`).
     pub async fn call(
         &self,
         endpoint: &Endpoint,
         request_id: Uuid,
         outbox_ids: &[i64],
+        traces: &[&str],
         body: &Value,
     ) -> CallReport {
         let span = tracing::info_span!(
             "webengage_call",
+            otel.kind = "client",
             endpoint = endpoint.name(),
             %request_id,
             outbox_ids = ?outbox_ids,
             status = tracing::field::Empty,
         );
+        crate::telemetry::link(&span, traces.iter().copied());
         async {
             self.limiter.ready(endpoint).await;
             // The semaphore is never closed, so acquiring cannot fail.
@@ -265,8 +268,15 @@ pub async fn run(ctx: &Context, job: Job) -> Report {
         };
         let rows: Vec<&ClaimedRow> = records.iter().flat_map(Record::rows).collect();
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        // One link per webhook, however many of its rows the call carries.
+        let mut traces: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.trace_context.as_deref())
+            .collect();
+        traces.sort_unstable();
+        traces.dedup();
         let report_of_call = ctx
-            .call(&request.endpoint, request.id, &ids, &request.body)
+            .call(&request.endpoint, request.id, &ids, &traces, &request.body)
             .await;
         let answer = policy::classify(&report_of_call, &request.endpoint);
         let until = settle_deadline();
@@ -404,6 +414,7 @@ mod tests {
             age_from: OffsetDateTime::UNIX_EPOCH,
             lease_token: Uuid::nil(),
             inbound_request_id: None,
+            trace_context: None,
         }
     }
 

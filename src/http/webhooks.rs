@@ -15,6 +15,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::StreamExt;
+use tracing::Instrument;
 use tracing_actix_web::RequestId;
 
 use super::AppState;
@@ -96,7 +97,16 @@ pub async fn route(
         _ => return Ok(HttpResponse::NotFound().finish()),
     };
     match *request.method() {
-        Method::POST => receive(&source, request, payload, state, request_id).await,
+        Method::POST => {
+            // One trace per webhook (when traces are exported), continuing the CRM's.
+            let span =
+                crate::traced_span!("webhook", otel.kind = "server", source = %source, %request_id);
+            let traceparent = request.headers().get("traceparent");
+            crate::telemetry::continue_trace(&span, traceparent.and_then(|v| v.to_str().ok()));
+            receive(&source, request, payload, state, request_id)
+                .instrument(span)
+                .await
+        }
         // LeadSquared checks a webhook URL this way.
         Method::HEAD if state.ingest.knows(&source) => Ok(HttpResponse::Ok().finish()),
         Method::HEAD => Ok(HttpResponse::NotFound().finish()),

@@ -27,6 +27,7 @@ struct Pending {
     mapping_hash: String,
     content_type: Option<String>,
     request_id: String,
+    trace_context: Option<String>,
     content: Content,
     reply: oneshot::Sender<Result<IngestCounts, sqlx::Error>>,
 }
@@ -45,6 +46,7 @@ impl Pending {
             mapping_hash: &self.mapping_hash,
             content_type: self.content_type.as_deref(),
             request_id: &self.request_id,
+            trace_context: self.trace_context.as_deref(),
         }
     }
 }
@@ -105,6 +107,7 @@ impl GroupCommit {
             mapping_hash: meta.mapping_hash.to_owned(),
             content_type: meta.content_type.map(str::to_owned),
             request_id: meta.request_id.to_owned(),
+            trace_context: meta.trace_context.map(str::to_owned),
             content,
             reply,
         };

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use sqlx::PgPool;
+use tracing::Instrument;
 
 use crate::mapping::{ReadError, ReadOptions, SourceMapping};
 use crate::source::{AuthError, InboundRequest, ParseError, SourceFormat, credentials};
@@ -129,6 +130,7 @@ impl Ingest {
     /// Finds the source and checks the credentials carried outside the body (bearer,
     /// header, basic, query), before the body is read.
     pub fn admit(&self, source_id: &str, head: &InboundRequest) -> Result<Admitted, IngestError> {
+        let _span = crate::traced_span!("authenticate", credentials = "head").entered();
         let mapping = self
             .registry
             .current()
@@ -161,8 +163,14 @@ impl Ingest {
         request: InboundRequest,
         request_id: &str,
     ) -> Result<Outcome, IngestError> {
-        credentials::verify_signature(&mapping.auth, &request)?;
-        let (request, content) = self.read(mapping, request).await?;
+        // The webhook's span, stored with its outbox rows so their WebEngage calls link to it.
+        let trace_context = crate::telemetry::traceparent(&tracing::Span::current());
+        crate::traced_span!("authenticate", credentials = "signature")
+            .in_scope(|| credentials::verify_signature(&mapping.auth, &request))?;
+        let (request, content) = self
+            .read(mapping, request)
+            .instrument(crate::traced_span!("parse_map"))
+            .await?;
         let spool = self
             .spool
             .as_ref()
@@ -176,8 +184,13 @@ impl Ingest {
             mapping_hash: &mapping.content_hash,
             content_type: request.content_type(),
             request_id,
+            trace_context: trace_context.as_deref(),
         };
-        match self.commit(&meta, content).await {
+        let committed = self
+            .commit(&meta, content)
+            .instrument(crate::traced_span!("commit"))
+            .await;
+        match committed {
             Ok(outcome) => Ok(outcome),
             Err(CommitError::Unavailable(cause)) => {
                 if let Some(spool) = spool {
@@ -278,6 +291,8 @@ impl Ingest {
             mapping_hash: &mapping.content_hash,
             content_type: request.content_type(),
             request_id: &entry.request_id,
+            // The webhook's trace ended when it was spooled.
+            trace_context: None,
         };
         match self.commit(&meta, content).await {
             Ok(_) => Ok(()),
@@ -305,6 +320,7 @@ async fn spool_request(
 ) -> Result<Outcome, IngestError> {
     if let Err(e) = spool
         .append(&SpoolEntry::new(source, request_id, request))
+        .instrument(crate::traced_span!("spool"))
         .await
     {
         tracing::error!(error = %e, request_id, "cannot write to the spool");

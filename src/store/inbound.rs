@@ -84,6 +84,9 @@ pub struct RequestMeta<'a> {
     pub mapping_hash: &'a str,
     pub content_type: Option<&'a str>,
     pub request_id: &'a str,
+    /// The webhook's W3C `traceparent`, when traces are exported: kept with its outbox
+    /// rows so their WebEngage calls link to the webhook's trace.
+    pub trace_context: Option<&'a str>,
 }
 
 /// One request's content, as handed to a group commit.
@@ -360,6 +363,7 @@ async fn insert_records(
     let content_types: Vec<Option<&str>> = rows.iter().map(|r| r.meta.content_type).collect();
     let hashes: Vec<&str> = rows.iter().map(|r| r.meta.mapping_hash).collect();
     let request_ids: Vec<&str> = rows.iter().map(|r| r.meta.request_id).collect();
+    let trace_contexts: Vec<Option<&str>> = rows.iter().map(|r| r.meta.trace_context).collect();
     let firsts: Vec<bool> = rows.iter().map(|r| r.first).collect();
     // Operations of the rows that may produce some; the join with the inserted rows
     // drops those of duplicates.
@@ -383,8 +387,8 @@ async fn insert_records(
         "WITH rec AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::inbound_status[], $4::text[]::json[], $5::text[],
                                   $6::text[]::jsonb[], $7::text[], $8::text[], $9::text[], $10::bool[],
-                                  $17::text[])
-                  WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, raw, ord)),
+                                  $17::text[], $18::text[])
+                  WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, raw, tc, ord)),
          ins AS (
              INSERT INTO inbound_records
                (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id, raw_body)
@@ -392,11 +396,11 @@ async fn insert_records(
              ON CONFLICT (source, dedupe_key) DO NOTHING
              RETURNING id, source, dedupe_key),
          new AS (
-             SELECT ins.id, rec.ord, rec.s, rec.h FROM ins
+             SELECT ins.id, rec.ord, rec.s, rec.h, rec.tc FROM ins
              JOIN rec ON rec.s = ins.source AND rec.k = ins.dedupe_key AND rec.first),
          out AS (
              INSERT INTO outbox ({INSERT_COLUMNS})
-             SELECT o.rid, new.id, new.s, o.ru, o.k, o.u, o.b, new.h, {head}
+             SELECT o.rid, new.id, new.s, o.ru, o.k, o.u, o.b, new.h, {head}, new.tc
              FROM UNNEST($11::int8[], $12::uuid[], $13::text[], $14::operation_kind[], $15::text[], $16::text[]::json[])
                   WITH ORDINALITY AS o(rec_ord, rid, ru, k, u, b, op_ord)
              JOIN new ON new.ord = o.rec_ord
@@ -421,6 +425,7 @@ async fn insert_records(
         .bind(&ops.users)
         .bind(&ops.bodies)
         .bind(&raw_bodies)
+        .bind(&trace_contexts)
         .fetch_all(&mut *conn)
         .await?;
     // `WITH ORDINALITY` counts from 1.
@@ -496,7 +501,7 @@ async fn insert_outbox(
     let head = head_of_new_row("u", "row_number() OVER (PARTITION BY u ORDER BY ord) = 1");
     let sql = format!(
         "INSERT INTO outbox ({INSERT_COLUMNS})
-         SELECT r, $2, $3, ru, k, u, b, $4, {head}
+         SELECT r, $2, $3, ru, k, u, b, $4, {head}, NULL
          FROM UNNEST($1::uuid[], $5::text[], $6::operation_kind[], $7::text[], $8::text[]::json[])
               WITH ORDINALITY AS t(r, ru, k, u, b, ord)
          ORDER BY ord"

@@ -24,9 +24,10 @@ use super::status::OutboxStatus;
 use crate::webengage::OperationKind;
 
 /// The columns every insert of new outbox rows writes, in this order (ingest's batch
-/// and a re-map); the rest take their defaults. `head` comes from `head_of_new_row`.
+/// and a re-map); the rest take their defaults. `head` comes from `head_of_new_row`;
+/// `trace_context` is the webhook span's `traceparent` (NULL without traces).
 pub(crate) const INSERT_COLUMNS: &str =
-    "request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash, head";
+    "request_id, inbound_id, source, rule, kind, user_id, body, mapping_hash, head, trace_context";
 
 /// The `head` of a new row of user `user` (a SQL expression): true without a user, or
 /// for the statement's first row of the user (`first`) when the user has no open row.
@@ -65,6 +66,8 @@ pub struct OutboxRow {
     pub head: bool,
     /// The row whose record carried this user update (coalescing).
     pub coalesced_into: Option<i64>,
+    /// The `traceparent` of the webhook that stored the row, when traces are exported.
+    pub trace_context: Option<String>,
 }
 
 /// What the worker needs of a row it has claimed.
@@ -86,6 +89,8 @@ pub struct ClaimedRow {
     /// The webhook request that stored the row (`inbound_records.request_id`), so the
     /// worker's logs can be joined to the request's.
     pub inbound_request_id: Option<String>,
+    /// The webhook span's `traceparent`: the WebEngage call links to it.
+    pub trace_context: Option<String>,
 }
 
 impl ClaimedRow {
@@ -183,7 +188,7 @@ const CLAIMED: &str = "id, request_id, kind, user_id, body, attempts,
          SELECT COALESCE(sum(COALESCE(d.ended_at, now()) - GREATEST(d.started_at, COALESCE(outbox.replayed_at, outbox.created_at))), interval '0')
          FROM destination_outages d
          WHERE COALESCE(d.ended_at, now()) > COALESCE(outbox.replayed_at, outbox.created_at)) AS age_from,
-     lease_token,
+     lease_token, trace_context,
      (SELECT i.request_id FROM inbound_records i WHERE i.id = outbox.inbound_id) AS inbound_request_id";
 
 /// The claim statement of `claim_due_of`, with parameters `$1` limit, `$2` lease,

@@ -354,6 +354,7 @@ async fn ingest(pool: &PgPool, records: &[(&str, Vec<(OperationKind, Value)>)]) 
         mapping_hash: "h",
         content_type: None,
         request_id: "req",
+        trace_context: None,
     };
     inbound::ingest(pool, &meta, &Content::Records(records))
         .await

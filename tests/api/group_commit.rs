@@ -40,6 +40,7 @@ async fn send(
         mapping_hash: "h",
         content_type: Some("application/json"),
         request_id: &request_id,
+        trace_context: None,
     };
     committer.ingest(&meta, Content::Records(records)).await
 }

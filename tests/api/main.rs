@@ -31,5 +31,7 @@ mod ops_deploy;
 mod ops_health;
 mod resilience;
 mod support_lifecycle;
+#[cfg(feature = "otel")]
+mod telemetry;
 mod transactions;
 mod webhooks;
