@@ -16,6 +16,9 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A method the route does not serve; the header `Allow` lists those it does.
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
     Forbidden(String),
     /// A support action that would change nothing, with the reason.
@@ -57,6 +60,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Conflict(_) => "conflict",
             ApiError::LoginRequired => "login_required",
@@ -90,6 +94,48 @@ impl From<IngestError> for ApiError {
             IngestError::Refused => ApiError::Internal,
         }
     }
+}
+
+/// Any path no route serves: a JSON 404 like every other error (the contract).
+pub async fn no_route(request: actix_web::HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("nothing is served at {}", request.path())).error_response()
+}
+
+/// For `ErrorHandlers::default_handler`: an error answer actix wrote itself with an
+/// empty body (a resource's 405, a failed extractor) gets the contract's JSON body,
+/// keeping its status and headers (`Allow`). Answers with a body pass unchanged.
+pub fn json_error_body<B: actix_web::body::MessageBody>(
+    response: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    use actix_web::body::BodySize;
+    use actix_web::middleware::ErrorHandlerResponse;
+    if !matches!(
+        response.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    ) {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let status = response.status();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed".to_owned(),
+        StatusCode::NOT_FOUND => "not_found".to_owned(),
+        _ => reason.to_ascii_lowercase().replace([' ', '-'], "_"),
+    };
+    let body = serde_json::json!({"error": {"code": code, "message": reason}}).to_string();
+    let (request, mut answer) = response.into_parts();
+    answer.headers_mut().insert(
+        CONTENT_TYPE,
+        actix_web::http::header::HeaderValue::from_static("application/json"),
+    );
+    let answer = answer.set_body(body);
+    Ok(ErrorHandlerResponse::Response(
+        actix_web::dev::ServiceResponse::new(request, answer)
+            .map_into_boxed_body()
+            .map_into_right_body(),
+    ))
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -134,6 +180,7 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::LoginRequired => StatusCode::SEE_OTHER,
@@ -172,6 +219,9 @@ impl ResponseError for ApiError {
             }
             ApiError::TooManyRequests => {
                 response.insert_header((RETRY_AFTER, "60"));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                response.insert_header((actix_web::http::header::ALLOW, *allow));
             }
             _ => {}
         }

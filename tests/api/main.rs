@@ -17,6 +17,7 @@ mod delivery_processes;
 mod delivery_store;
 mod end_to_end;
 mod group_commit;
+mod hostile;
 mod hostile_input;
 mod mapping_reload;
 mod metrics;
