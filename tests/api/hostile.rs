@@ -675,7 +675,7 @@ async fn every_webhook_error_and_unknown_route_answers_json() {
         (reqwest::Method::POST, "/healthz", 404, "not_found"),
         (
             reqwest::Method::DELETE,
-            "/admin/api/stats",
+            "/admin/login",
             405,
             "method_not_allowed",
         ),
