@@ -210,11 +210,12 @@ async fn nul_in_a_key_and_an_event_name_fails_one_record_only(spool: Option<&Pat
         1
     );
     // The event name WebEngage could not keep fails its record, with the reason.
-    let (status, error): (String, String) =
-        sqlx::query_as("SELECT status::text, error FROM inbound_records WHERE dedupe_key = 'act-2'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let (status, error): (String, String) = sqlx::query_as(
+        "SELECT status::text, error FROM inbound_records WHERE dedupe_key = 'act-2'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
     assert_eq!(status, "failed");
     assert!(error.contains("control character"), "{error}");
 
@@ -259,6 +260,81 @@ async fn nul_in_a_key_and_an_event_name_fails_one_record_only_without_a_spool() 
 async fn nul_in_a_key_and_an_event_name_fails_one_record_only_with_a_spool() {
     let spool = tempfile::tempdir().unwrap();
     nul_in_a_key_and_an_event_name_fails_one_record_only(Some(spool.path())).await;
+}
+
+/// Postgres refuses something the bridge did not foresee: that record is stored `failed`
+/// with Postgres' reason, the CRM hears the normal answer, and the next record lands in
+/// Postgres, not the spool (a refusal is not an outage).
+#[tokio::test]
+async fn a_record_postgres_refuses_fails_alone_and_is_no_outage() {
+    let db = TestDb::new().await;
+    sqlx::raw_sql(
+        r#"CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF NEW.payload::text LIKE '%refuse-me%' AND NEW.status <> 'failed' THEN
+               RAISE EXCEPTION 'the test refuses this row' USING ERRCODE = '22023';
+             END IF;
+             RETURN NEW;
+           END $$;
+           CREATE TRIGGER refuse_once BEFORE INSERT ON inbound_records
+             FOR EACH ROW EXECUTE FUNCTION refuse_once();"#,
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let url = db.url.clone();
+    let spool = tempfile::tempdir().unwrap();
+    let app = spawn_app_on(
+        db,
+        &url,
+        AppOptions {
+            with_worker: false,
+            spool_dir: Some(spool.path().to_path_buf()),
+            ..AppOptions::default()
+        },
+    )
+    .await;
+    let records = json!([
+        serde_json::from_slice::<Value>(&lsq_lead("refuse-me", "r@example.com")).unwrap(),
+        serde_json::from_slice::<Value>(&lsq_lead("p-5", "e@example.com")).unwrap(),
+    ]);
+    let response = app
+        .post(
+            "leadsquared",
+            "application/json",
+            serde_json::to_vec(&records).unwrap(),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["StatusReason"], "1 accepted, 0 duplicate, 0 ignored, 0 stale, 1 failed",
+        "{answer}"
+    );
+    let error: String = sqlx::query_scalar(
+        "SELECT error FROM inbound_records WHERE payload->>'ProspectID' = 'refuse-me' AND status = 'failed'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(error.contains("the test refuses this row"), "{error}");
+    let response = app
+        .post(
+            "leadsquared",
+            "application/json",
+            lsq_lead("p-6", "f@example.com"),
+        )
+        .await;
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(
+        answer["StatusReason"],
+        "1 accepted, 0 duplicate, 0 ignored, 0 stale, 0 failed"
+    );
+    assert_eq!(
+        app.count("SELECT count(*) FROM inbound_records WHERE status = 'mapped'")
+            .await,
+        2
+    );
 }
 
 /// The spool replay waited for ever ("Postgres is still unavailable") behind a record
