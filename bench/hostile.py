@@ -84,7 +84,7 @@ class Bridge:
             "WEBENGAGE_BASE_URL": "http://127.0.0.1:9",
             "RUST_LOG": "error",
         }
-        self.log = open(os.path.join(spool, "..", "bridge.log"), "a")
+        self.log = open(os.path.join(os.path.dirname(spool), "bridge.log"), "a")
         self.proc = subprocess.Popen([BIN, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 60
         while time.time() < deadline:
