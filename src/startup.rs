@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::DefaultHeaders;
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use sqlx::PgPool;
@@ -244,6 +244,8 @@ fn build_server(
         App::new()
             // No answer may be sniffed into another type than it declares.
             .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            // Every error status has a JSON body, those actix writes itself too.
+            .wrap(ErrorHandlers::new().default_handler(http::error::json_error_body))
             .wrap(TracingLogger::<http::request_span::RedactedRootSpan>::new())
             .app_data(web::Data::new(state))
             .app_data(web::Data::new(health.clone()))
@@ -265,8 +267,11 @@ fn build_health_server(address: &str, health: HealthState) -> anyhow::Result<(Se
     let port = listener.local_addr()?.port();
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+            .wrap(ErrorHandlers::new().default_handler(http::error::json_error_body))
             .app_data(web::Data::new(health.clone()))
             .configure(http::health_routes)
+            .default_service(web::to(http::error::no_route))
     })
     .workers(1)
     .disable_signals()

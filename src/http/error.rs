@@ -16,11 +16,11 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     NotFound(String),
+    /// A method the route does not serve; the header `Allow` lists those it does.
+    #[error("{method} is not allowed here; use {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("{0}")]
     Forbidden(String),
-    /// A known admin API path asked with another method; holds the `Allow` value.
-    #[error("this route answers {0} only")]
-    MethodNotAllowed(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
     /// A support action that would change nothing, with the reason.
@@ -62,9 +62,9 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::Conflict(_) => "conflict",
-            ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::LoginRequired => "login_required",
             ApiError::TooManyRequests => "too_many_requests",
@@ -97,6 +97,60 @@ impl From<IngestError> for ApiError {
             IngestError::Refused => ApiError::Internal,
         }
     }
+}
+
+/// Any path no route serves: a JSON 404 like every other error (the contract).
+pub async fn no_route(request: actix_web::HttpRequest) -> HttpResponse {
+    ApiError::NotFound(format!("nothing is served at {}", request.path())).error_response()
+}
+
+/// For `ErrorHandlers::default_handler`: an error answer actix wrote itself, with an
+/// empty or plain-text body (a resource's 405, a failed extractor, a payload limit),
+/// gets the contract's JSON body with the error's own message, keeping its status and
+/// the headers that tell the caller what to do (`Allow`, `Retry-After`,
+/// `WWW-Authenticate`). Answers of another type (JSON, HTML pages, SOAP) pass unchanged.
+pub fn json_error_body<B: actix_web::body::MessageBody + 'static>(
+    response: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::Result<actix_web::middleware::ErrorHandlerResponse<B>> {
+    Ok(actix_web::middleware::ErrorHandlerResponse::Response(
+        json_error_answer(response),
+    ))
+}
+
+/// [`json_error_body`]'s answer.
+pub fn json_error_answer<B: actix_web::body::MessageBody + 'static>(
+    response: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>> {
+    use actix_web::body::BodySize;
+    use actix_web::http::header;
+    let empty = matches!(
+        response.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    );
+    let plain = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !empty && !plain {
+        return response.map_into_left_body();
+    }
+    let status = response.status();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let message = match response.response().error() {
+        Some(e) => e.to_string(),
+        None => reason.to_owned(),
+    };
+    let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
+    let (request, old) = response.into_parts();
+    let mut answer = HttpResponse::build(status)
+        .json(serde_json::json!({"error": {"code": code, "message": message}}));
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(value) = old.headers().get(&name) {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    actix_web::dev::ServiceResponse::new(request, answer).map_into_right_body()
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -141,9 +195,9 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::LoginRequired => StatusCode::SEE_OTHER,
             ApiError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -182,7 +236,7 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests => {
                 response.insert_header((RETRY_AFTER, "60"));
             }
-            ApiError::MethodNotAllowed(allow) => {
+            ApiError::MethodNotAllowed { allow, .. } => {
                 response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
             }
             _ => {}

@@ -37,7 +37,8 @@ pub struct AppState {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(health_routes)
         .service(web::scope("/webhooks").default_service(web::to(webhooks::route)))
-        .configure(admin::routes);
+        .configure(admin::routes)
+        .default_service(web::to(error::no_route));
 }
 
 /// `/healthz`, `/readyz` and `/metrics`: all a `worker` process serves. The app data:

@@ -85,7 +85,8 @@ impl Drop for Reservation<'_> {
 /// `/webhooks/{source}`, routed by hand under the `/webhooks` scope: actix matches a
 /// `{source}` pattern with a regex, 4% of the bridge's CPU per webhook in the ingest
 /// profile, where the scope's static prefix is a string comparison. Answers as the
-/// pattern did: 404 for a path of more than one segment, 405 for other methods.
+/// pattern did: 404 for a path of more than one segment, 405 for other methods; every
+/// error with its JSON body (a HEAD answer carries the headers only).
 pub async fn route(
     request: HttpRequest,
     payload: web::Payload,
@@ -94,7 +95,11 @@ pub async fn route(
 ) -> Result<HttpResponse, ApiError> {
     let source = match request.match_info().unprocessed().strip_prefix('/') {
         Some(source) if !source.is_empty() && !source.contains('/') => source.to_owned(),
-        _ => return Ok(HttpResponse::NotFound().finish()),
+        _ => {
+            return Err(ApiError::NotFound(
+                "webhooks are posted to /webhooks/{source}".to_owned(),
+            ));
+        }
     };
     match *request.method() {
         Method::POST => {
@@ -109,8 +114,11 @@ pub async fn route(
         }
         // LeadSquared checks a webhook URL this way.
         Method::HEAD if state.ingest.knows(&source) => Ok(HttpResponse::Ok().finish()),
-        Method::HEAD => Ok(HttpResponse::NotFound().finish()),
-        _ => Ok(HttpResponse::MethodNotAllowed().finish()),
+        Method::HEAD => Err(crate::ingest::IngestError::UnknownSource(source).into()),
+        _ => Err(ApiError::MethodNotAllowed {
+            method: request.method().to_string(),
+            allow: "POST, HEAD".to_owned(),
+        }),
     }
 }
 
@@ -139,6 +147,7 @@ async fn receive(
             .body(salesforce::ACK),
         Answer::LeadSquared(status) => HttpResponse::Ok().json(status),
         Answer::Counts(counts) => HttpResponse::Ok().json(counts),
+        Answer::Spooled(counts) => HttpResponse::Ok().json(counts),
     })
 }
 

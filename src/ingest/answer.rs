@@ -22,6 +22,17 @@ pub enum Answer {
     LeadSquared(LeadSquaredAnswer),
     /// JSON sources: what became of the records.
     Counts(IngestCounts),
+    /// JSON sources, while Postgres is unavailable: the records are in the spool.
+    Spooled(SpooledCounts),
+}
+
+/// `{"accepted": 0, …, "spooled": N}`: the contract's counts, all zero (nothing is in
+/// Postgres yet), and how many records wait in the spool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SpooledCounts {
+    #[serde(flatten)]
+    pub counts: IngestCounts,
+    pub spooled: usize,
 }
 
 /// `{"Status": …, "StatusReason": …, "accepted": …, …}`.
@@ -41,8 +52,9 @@ pub(super) enum Outcome {
     Stored(IngestCounts),
     /// The body could not be parsed and was kept as a `malformed` record.
     Malformed(String),
-    /// Appended to the spool, to be stored once Postgres is back.
-    Spooled,
+    /// Appended to the spool, to be stored once Postgres is back: how many records
+    /// the body holds, or why it could not be parsed (kept as `malformed` on replay).
+    Spooled(Result<usize, String>),
 }
 
 /// The answer to an outcome in `format`'s words: a malformed body kept is a 400 for
@@ -62,11 +74,21 @@ pub(super) fn answer(format: SourceFormat, outcome: Outcome) -> Result<Answer, I
         (SourceFormat::LeadSquared, Outcome::Malformed(reason)) => {
             lsq("Error", reason, IngestCounts::default())
         }
-        (_, Outcome::Spooled) => lsq("Success", "spooled".to_owned(), IngestCounts::default()),
-        (_, Outcome::Malformed(reason)) => {
+        (SourceFormat::LeadSquared, Outcome::Spooled(_)) => {
+            lsq("Success", "spooled".to_owned(), IngestCounts::default())
+        }
+        // A malformed body is spooled (and kept on replay) but answered as one.
+        (_, Outcome::Malformed(reason) | Outcome::Spooled(Err(reason))) => {
             return Err(IngestError::Malformed { reason, kept: true });
         }
-        (SourceFormat::SalesforceOutbound, Outcome::Stored(_)) => Answer::SoapAck,
+        // The acknowledgement comes after the spool's fsync, as after a commit.
+        (SourceFormat::SalesforceOutbound, Outcome::Stored(_) | Outcome::Spooled(Ok(_))) => {
+            Answer::SoapAck
+        }
+        (SourceFormat::Json, Outcome::Spooled(Ok(records))) => Answer::Spooled(SpooledCounts {
+            counts: IngestCounts::default(),
+            spooled: records,
+        }),
         (SourceFormat::Json, Outcome::Stored(counts)) => Answer::Counts(counts),
     })
 }
@@ -98,7 +120,7 @@ pub(super) fn count(source: &str, result: &Result<Outcome, IngestError>) {
             "stored"
         }
         Ok(Outcome::Malformed(_)) | Err(IngestError::Malformed { .. }) => "malformed",
-        Ok(Outcome::Spooled) => "spooled",
+        Ok(Outcome::Spooled(_)) => "spooled",
         Err(IngestError::UnknownSource(_)) => return,
         Err(IngestError::Unauthorized(_)) => "unauthorized",
         Err(IngestError::TooManyRecords { .. }) => "too_many_records",
@@ -159,6 +181,33 @@ mod tests {
             serde_json::json!({"Status": "Success", "StatusReason": "2 accepted, 0 duplicate, 0 ignored, 0 stale, 1 failed",
                 "accepted": 2, "duplicates": 0, "ignored": 0, "stale": 0, "failed": 1})
         );
+    }
+
+    #[test]
+    fn a_spooled_request_is_answered_as_stored_in_each_format() {
+        assert_eq!(
+            answer(SourceFormat::SalesforceOutbound, Outcome::Spooled(Ok(3))).unwrap(),
+            Answer::SoapAck
+        );
+        let Answer::Spooled(json) = answer(SourceFormat::Json, Outcome::Spooled(Ok(3))).unwrap()
+        else {
+            panic!("JSON sources hear how many records were spooled");
+        };
+        assert_eq!(
+            serde_json::to_value(&json).unwrap(),
+            serde_json::json!({"accepted": 0, "duplicates": 0, "ignored": 0, "stale": 0, "failed": 0, "spooled": 3})
+        );
+        assert!(matches!(
+            answer(SourceFormat::LeadSquared, Outcome::Spooled(Ok(3))),
+            Ok(Answer::LeadSquared(LeadSquaredAnswer {
+                status: "Success",
+                ..
+            }))
+        ));
+        assert!(matches!(
+            answer(SourceFormat::Json, Outcome::Spooled(Err("bad".into()))),
+            Err(IngestError::Malformed { kept: true, .. })
+        ));
     }
 
     #[test]

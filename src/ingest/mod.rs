@@ -43,7 +43,7 @@ pub struct Ingest {
     pub committer: GroupCommit,
     pub types: Arc<TypeGuard>,
     pub registry: Arc<Registry>,
-    /// `BRIDGE_SPOOL_DIR`: where LeadSquared webhooks wait while Postgres is down.
+    /// `BRIDGE_SPOOL_DIR`: where webhooks wait while Postgres is down.
     pub spool: Option<Arc<Spool>>,
     /// `BRIDGE_MAX_RECORDS`: records one JSON or LeadSquared request may carry.
     pub max_records: usize,
@@ -171,13 +171,16 @@ impl Ingest {
             .read(mapping, request)
             .instrument(crate::traced_span!("parse_map"))
             .await?;
-        let spool = self
-            .spool
-            .as_ref()
-            .filter(|_| mapping.format == SourceFormat::LeadSquared);
+        // Every format is spooled: only what passed authentication (the organization id
+        // included) gets here, and each is answered as if committed.
+        let spool = self.spool.as_ref();
+        let spooled = match &content {
+            Content::Records(records) => Ok(records.len()),
+            Content::Malformed(body) => Err(body.reason().to_owned()),
+        };
         // Behind a spool backlog, new requests queue too, so records keep the CRM's order.
         if let Some(spool) = spool.filter(|s| s.has_backlog()) {
-            return spool_request(spool, &mapping.id, &request, request_id).await;
+            return spool_request(spool, &mapping.id, &request, request_id, spooled).await;
         }
         let meta = RequestMeta {
             source: &mapping.id,
@@ -195,7 +198,7 @@ impl Ingest {
             Err(CommitError::Unavailable(cause)) => {
                 if let Some(spool) = spool {
                     tracing::warn!(error = %cause, source = %mapping.id, request_id, "Postgres unavailable; spooling the webhook");
-                    return spool_request(spool, &mapping.id, &request, request_id).await;
+                    return spool_request(spool, &mapping.id, &request, request_id, spooled).await;
                 }
                 tracing::error!(error = %cause, source = %mapping.id, request_id, "storing a webhook failed: Postgres is unavailable");
                 Err(match mapping.format {
@@ -317,6 +320,7 @@ async fn spool_request(
     source: &str,
     request: &InboundRequest,
     request_id: &str,
+    read: Result<usize, String>,
 ) -> Result<Outcome, IngestError> {
     if let Err(e) = spool
         .append(&SpoolEntry::new(source, request_id, request))
@@ -326,5 +330,5 @@ async fn spool_request(
         tracing::error!(error = %e, request_id, "cannot write to the spool");
         return Err(IngestError::Unavailable);
     }
-    Ok(Outcome::Spooled)
+    Ok(Outcome::Spooled(read))
 }

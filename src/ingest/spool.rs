@@ -1,7 +1,8 @@
 //! The optional local spool (`BRIDGE_SPOOL_DIR`): while Postgres is unavailable,
-//! LeadSquared webhooks (which may be disabled for answering non-200) are appended to
-//! a local file, fsynced, and only then answered 200. A background task replays them
-//! into Postgres, in order, through the normal ingest path once it is back.
+//! authenticated webhooks of every format (LeadSquared may disable a webhook answering
+//! non-200; Salesforce gets its Ack, JSON callers their counts) are appended to a local
+//! file, fsynced, and only then answered. A background task replays them into Postgres,
+//! in order, through the normal ingest path once it is back.
 //!
 //! The trade-off (docs/operations.md): such a 200 rests on this disk until replayed.
 //!

@@ -144,6 +144,10 @@ pub struct AppOptions {
     pub admin_token: Option<String>,
     pub viewer_token: Option<String>,
     pub spool_dir: Option<PathBuf>,
+    /// `BRIDGE_BODY_TIMEOUT`.
+    pub body_timeout: Duration,
+    /// `BRIDGE_MAX_INFLIGHT_BYTES` (never below `max_body`).
+    pub max_inflight_bytes: usize,
 }
 
 pub const ADMIN_TOKEN: &str = "admin-token-5f1c";
@@ -159,6 +163,8 @@ impl Default for AppOptions {
             admin_token: Some(ADMIN_TOKEN.to_owned()),
             viewer_token: Some(VIEWER_TOKEN.to_owned()),
             spool_dir: None,
+            body_timeout: Duration::from_secs(10),
+            max_inflight_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -174,8 +180,8 @@ pub fn settings(db_url: &str, webengage_url: &str, options: &AppOptions) -> Serv
         http: HttpSettings {
             listen: "127.0.0.1:0".into(),
             max_body: options.max_body,
-            max_inflight_bytes: 64 * 1024 * 1024,
-            body_timeout: Duration::from_secs(10),
+            max_inflight_bytes: options.max_inflight_bytes,
+            body_timeout: options.body_timeout,
             max_records: 1000,
             admin_token: options.admin_token.clone().map(Into::into),
             viewer_token: options.viewer_token.clone().map(Into::into),

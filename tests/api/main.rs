@@ -20,6 +20,7 @@ mod delivery_store;
 mod docs;
 mod end_to_end;
 mod group_commit;
+mod hostile;
 mod hostile_input;
 mod layout;
 mod mapping_fidelity;

@@ -261,13 +261,19 @@ async fn deploy_references_only_metrics_and_labels_the_bridge_emits() {
     }
     webengage.up();
 
-    // Postgres down: a storage error for JSON, the spool for LeadSquared.
+    // Postgres down: a storage error while the spool cannot be written either (its
+    // folder replaced by a file: root ignores permissions), then the spool.
     database.down();
+    let spool = dir.path().join("spool");
+    std::fs::rename(&spool, dir.path().join("spool.away")).unwrap();
+    std::fs::write(&spool, "").unwrap();
     let flow = fixture("sf_flow_lead.json");
     assert_eq!(
         post(&address, "salesforce-flow", "application/json", flow).await,
         503
     );
+    std::fs::remove_file(&spool).unwrap();
+    std::fs::rename(dir.path().join("spool.away"), &spool).unwrap();
     assert_eq!(
         post(&address, "leadsquared", "application/json", lsq()).await,
         200

@@ -206,7 +206,12 @@ pub(super) async fn unknown_page(req: HttpRequest) -> Result<HttpResponse, ApiEr
 }
 
 fn method_not_allowed(req: &HttpRequest, allow: String) -> Result<HttpResponse, ApiError> {
-    Err(surface_off(req).unwrap_or(ApiError::MethodNotAllowed(allow)))
+    Err(
+        surface_off(req).unwrap_or_else(|| ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        }),
+    )
 }
 
 /// The safety net: an error answer actix built itself (no body type, or plain text, e.g.
@@ -216,31 +221,7 @@ fn method_not_allowed(req: &HttpRequest, allow: String) -> Result<HttpResponse, 
 pub(super) fn errors_as_json<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let typed = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| !v.starts_with("text/plain"));
-    let mut res = if typed {
-        res.map_into_left_body()
-    } else {
-        let status = res.status();
-        let reason = status.canonical_reason().unwrap_or("error");
-        let message = match res.response().error() {
-            Some(e) => e.to_string(),
-            None => reason.to_owned(),
-        };
-        let code = reason.to_ascii_lowercase().replace([' ', '-'], "_");
-        let (req, old) = res.into_parts();
-        let mut answer = HttpResponse::build(status)
-            .json(serde_json::json!({"error": {"code": code, "message": message}}));
-        for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
-            if let Some(value) = old.headers().get(&name) {
-                answer.headers_mut().insert(name, value.clone());
-            }
-        }
-        ServiceResponse::new(req, answer).map_into_right_body()
-    };
+    let mut res = crate::http::error::json_error_answer(res);
     // RFC 6750: a 401 names the scheme it wants.
     if res.status() == actix_web::http::StatusCode::UNAUTHORIZED
         && !res.headers().contains_key(header::WWW_AUTHENTICATE)
