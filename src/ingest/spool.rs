@@ -126,6 +126,11 @@ impl Spool {
         Ok(spool)
     }
 
+    /// Entries waiting to be replayed into Postgres.
+    pub fn waiting(&self) -> u64 {
+        self.pending.load(Ordering::SeqCst)
+    }
+
     /// What is set aside in the quarantine file.
     pub fn quarantine(&self) -> Quarantine {
         Quarantine {

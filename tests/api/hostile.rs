@@ -419,6 +419,22 @@ async fn the_spool_replay_sets_aside_a_record_postgres_refuses_and_goes_on() {
         metrics.contains("bridge_spool_quarantined_total"),
         "{metrics}"
     );
+    // Support staff see it on the console's dashboard.
+    let dashboard = app
+        .http
+        .get(format!("{}/admin/", app.address))
+        .bearer_auth(crate::helpers::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        dashboard.contains("<dd>1 records Postgres refused, kept in"),
+        "{dashboard}"
+    );
+    assert!(dashboard.contains("quarantine.jsonl"), "{dashboard}");
 }
 
 /// `[{},{},…]` of 5 MB made 1.7 M records in one request: 25.6 s and 2.4 GiB.

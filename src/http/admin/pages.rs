@@ -151,6 +151,14 @@ pub async fn dashboard(
         },
         backlog: data.stats.backlog,
         chart: super::chart::BacklogChart::new(&data.minutes, time::OffsetDateTime::now_utc()),
+        spool: state.ingest.spool.as_ref().map(|spool| {
+            let quarantine = spool.quarantine();
+            views::SpoolView {
+                waiting: spool.waiting(),
+                quarantined: quarantine.entries,
+                quarantine_file: quarantine.file.display().to_string(),
+            }
+        }),
     })
 }
 

@@ -115,6 +115,14 @@ pub struct DashboardPage {
     pub backlog: crate::store::backlog::Backlog,
     pub drain: String,
     pub chart: super::chart::BacklogChart,
+    pub spool: Option<SpoolView>,
+}
+
+/// The local spool (`BRIDGE_SPOOL_DIR`): what waits for Postgres and what it refused.
+pub struct SpoolView {
+    pub waiting: u64,
+    pub quarantined: u64,
+    pub quarantine_file: String,
 }
 
 /// One outbox row in a list.
