@@ -36,7 +36,8 @@ struct RunArgs {
     /// Map without storing: print the counts, the first bodies and the first rejects.
     #[arg(long)]
     dry_run: bool,
-    /// Import at most N rows (counted from the start of the first file).
+    /// Import at most N rows (counted from the start of the first file); the import
+    /// stays open, and the same command with a higher limit, or none, continues it.
     #[arg(long)]
     limit: Option<u64>,
     /// No progress, only the summary.
@@ -120,6 +121,8 @@ fn print_summary(summary: &Summary, dry_run: bool) {
     };
     let ended = if summary.interrupted {
         "interrupted; run the same command to continue"
+    } else if summary.limited {
+        "stopped at --limit; run it again with a higher limit, or none, to continue"
     } else if summary.cancelled {
         "stopped: the import was cancelled"
     } else {

@@ -35,7 +35,8 @@ pub struct ImportOptions {
     /// Every file's format; by default from each file's name.
     pub format: Option<InputFormat>,
     pub dry_run: bool,
-    /// Import at most this many rows (counted from the start of the first file).
+    /// Import at most this many rows (counted from the start of the first file); an
+    /// import stopped by its limit stays open for the same command to continue.
     pub limit: Option<u64>,
     pub quiet: bool,
     /// The Salesforce object of every row (else from the Id's key prefix).
@@ -77,6 +78,9 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Stopped by Ctrl-C: the same command continues it.
     pub interrupted: bool,
+    /// Stopped at `--limit` with rows left: the import stays open, and the same
+    /// command (with a higher limit, or none) continues it.
+    pub limited: bool,
     /// Stopped because support cancelled the import.
     pub cancelled: bool,
     /// The rejects files written (one per input with rejected rows).

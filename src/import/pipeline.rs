@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -106,7 +106,14 @@ pub async fn run(
         })
         .sum::<Option<u64>>();
     let read_bytes = Arc::new(AtomicU64::new(0));
-    let mut events = start(files.clone(), &mapping, options, skip, read_bytes.clone());
+    let limited = Arc::new(AtomicBool::new(false));
+    let mut events = start(
+        files.clone(),
+        &mapping,
+        options,
+        skip,
+        (read_bytes.clone(), limited.clone()),
+    );
     let mut progress = Progress::new(options.quiet, total_bytes);
     let mut writer = Writer {
         pool,
@@ -159,9 +166,11 @@ pub async fn run(
     }
     drop(events);
     progress.finish();
+    summary.limited = limited.load(Ordering::Acquire);
     if let (Some(pool), Some(import)) = (pool, &import)
         && !summary.interrupted
         && !summary.cancelled
+        && !summary.limited
     {
         imports::finish(pool, import.id).await?;
     }
@@ -188,7 +197,7 @@ fn start(
     mapping: &Arc<SourceMapping>,
     options: &ImportOptions,
     skip: u64,
-    read_bytes: Arc<AtomicU64>,
+    (read_bytes, limited): (Arc<AtomicU64>, Arc<AtomicBool>),
 ) -> mpsc::Receiver<Event> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let (chunks, work) = sync_channel::<Chunk>(workers * 2);
@@ -204,20 +213,21 @@ fn start(
     }
     let limit = options.limit.unwrap_or(u64::MAX);
     std::thread::spawn(move || {
-        if let Err(e) = read_files(&files, skip, limit, &chunks, read_bytes) {
+        if let Err(e) = read_files(&files, (skip, limit), &chunks, read_bytes, &limited) {
             let _ = done.blocking_send(Event::Failed(e));
         }
     });
     events
 }
 
-/// Reads every file in order into chunks, past the first `skip` rows and up to `limit`.
+/// Reads every file in order into chunks, past the first `skip` rows and up to
+/// `limit`; `limited` says whether rows were left past the limit.
 fn read_files(
     files: &[(PathBuf, InputFormat)],
-    skip: u64,
-    limit: u64,
+    (skip, limit): (u64, u64),
     chunks: &SyncSender<Chunk>,
     read_bytes: Arc<AtomicU64>,
+    limited: &AtomicBool,
 ) -> Result<(), ImportError> {
     let (mut index, mut seq) = (0u64, 0u64);
     for (file, (path, format)) in files.iter().enumerate() {
@@ -228,10 +238,11 @@ fn read_files(
         let reader = input::open(path, read_bytes.clone()).map_err(failed)?;
         let mut rows = Vec::with_capacity(BATCH_ROWS);
         for row in input::rows(reader, *format) {
+            let row = row.map_err(failed)?;
             if index >= limit {
+                limited.store(true, Ordering::Release);
                 break;
             }
-            let row = row.map_err(failed)?;
             index += 1;
             if index <= skip {
                 continue;
@@ -246,6 +257,9 @@ fn read_files(
         }
         if !rows.is_empty() && send(chunks, &mut seq, file, rows, index).is_err() {
             return Ok(());
+        }
+        if index >= limit && limited.load(Ordering::Acquire) {
+            break;
         }
     }
     Ok(())

@@ -18,6 +18,7 @@ mod delivery_store;
 mod end_to_end;
 mod group_commit;
 mod hostile_input;
+mod import;
 mod mapping_reload;
 mod metrics;
 mod ops_config;
