@@ -475,3 +475,86 @@ async fn the_command_imports_lists_and_shows() {
     let missing = cli(args(&["import", "--source", "salesforce"])).await;
     assert!(!missing.status.success(), "a file is required");
 }
+
+#[tokio::test]
+async fn the_admin_api_and_the_console_list_show_and_cancel_imports() {
+    use crate::helpers::{ADMIN_TOKEN, VIEWER_TOKEN};
+    let app = spawn_app(AppOptions {
+        with_worker: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "leads.csv",
+        &[
+            SF_HEADER.into(),
+            sf_row(
+                "00Q5j00000Hk4TbEAJ",
+                "a@example.com",
+                "2024-01-15T10:30:04.000Z",
+            ),
+        ],
+    );
+    let id = run(&app.db.pool, &options("salesforce", &[&file]))
+        .await
+        .import_id
+        .unwrap();
+    let get = |path: String, token: &'static str| {
+        app.http
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(token)
+            .send()
+    };
+    let list: Value = get("/admin/api/imports".into(), VIEWER_TOKEN)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["id"], id);
+    assert_eq!(list[0]["source"], "salesforce");
+    let one: Value = get(format!("/admin/api/imports/{id}"), VIEWER_TOKEN)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (one["accepted"].clone(), one["outbox"]["pending"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(
+        get("/admin/api/imports/999".into(), ADMIN_TOKEN)
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+
+    let cancel = |token: &'static str| {
+        app.http
+            .post(format!("{}/admin/api/imports/{id}/cancel", app.address))
+            .bearer_auth(token)
+            .send()
+    };
+    assert_eq!(cancel(VIEWER_TOKEN).await.unwrap().status(), 403);
+    let answer: Value = cancel(ADMIN_TOKEN).await.unwrap().json().await.unwrap();
+    assert_eq!(answer, json!({"cancelled": 2}));
+
+    let page = get("/admin/imports".into(), ADMIN_TOKEN)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("action=\"/admin/imports/{id}/cancel\"")),
+        "{page}"
+    );
+    assert!(
+        page.contains("<span class=\"status finished\">finished</span>"),
+        "{page}"
+    );
+}

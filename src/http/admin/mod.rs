@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod api;
+mod imports;
 mod login;
 mod pages;
 mod record_pages;
@@ -28,7 +29,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/inbound/{id}/remap", web::post().to(api::remap_one))
             .route("/jobs/{id}", web::get().to(api::show_job))
             .route("/erase", web::post().to(api::erase))
-            .route("/audit", web::get().to(api::audit_log)),
+            .route("/audit", web::get().to(api::audit_log))
+            .route("/imports", web::get().to(imports::list))
+            .route("/imports/{id}", web::get().to(imports::show))
+            .route("/imports/{id}/cancel", web::post().to(imports::cancel)),
     );
     cfg.service(
         web::resource("/admin/login")
@@ -54,6 +58,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/admin/inbound/{id}", web::get().to(pages::inbound))
     .route("/admin/inbound/{id}/remap", web::post().to(pages::remap))
+    .route("/admin/imports", web::get().to(imports::page))
+    .route(
+        "/admin/imports/{id}/cancel",
+        web::post().to(imports::cancel_page),
+    )
     .route("/admin/erase", web::get().to(record_pages::erase_form))
     .route("/admin/erase", web::post().to(record_pages::erase))
     .route("/admin/issues", web::get().to(pages::issues))
