@@ -36,3 +36,8 @@ CREATE INDEX inbound_records_import ON inbound_records (import_id) WHERE import_
 
 -- Live traffic first: imported rows are claimed after webhook rows (0 live, 1 import).
 ALTER TABLE outbox ADD COLUMN priority SMALLINT NOT NULL DEFAULT 0;
+-- The fresh-row claim walks this index in its order (kind, priority, id): live rows
+-- of a kind first, without a sort, however large an import's backlog.
+DROP INDEX outbox_claim_fresh;
+CREATE INDEX outbox_claim_fresh ON outbox (kind, priority, id)
+    WHERE status = 'pending' AND head AND attempts = 0;

@@ -558,3 +558,70 @@ async fn the_admin_api_and_the_console_list_show_and_cancel_imports() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn a_live_webhook_overtakes_an_import_backlog() {
+    use std::time::Duration;
+    use webengage_bridge::store::outbox::{self, Due};
+    use webengage_bridge::webengage::OperationKind;
+    let app = spawn_app(AppOptions {
+        with_worker: false,
+        ..AppOptions::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut lines = vec![SF_HEADER.to_owned()];
+    for i in 0..50 {
+        lines.push(sf_row(
+            &format!("00Q5j0000000{i:03}AAA"),
+            &format!("lead{i}@example.com"),
+            "2024-01-15T10:30:04.000Z",
+        ));
+    }
+    let file = write(dir.path(), "backlog.csv", &lines);
+    assert_eq!(
+        run(&app.db.pool, &options("salesforce", &[&file]))
+            .await
+            .counts
+            .accepted,
+        50
+    );
+    // The webhook arrives after the whole backlog was queued.
+    assert_eq!(
+        app.post(
+            "salesforce",
+            "text/xml",
+            fixture("sf_outbound_lead_single.xml")
+        )
+        .await
+        .status(),
+        200
+    );
+
+    // Each user's event waits behind its user update (per-user order): the user rows
+    // are the heads a claim can take.
+    let claimed = outbox::claim_due_of(
+        &app.db.pool,
+        1,
+        Duration::from_secs(30),
+        Due::Fresh,
+        Some(OperationKind::User),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        claimed[0].user_id.as_deref(),
+        Some("meera.iyer@example.com")
+    );
+    // Then the import's rows, in the order they were queued.
+    let next = outbox::claim_due_of(
+        &app.db.pool,
+        1,
+        Duration::from_secs(30),
+        Due::Fresh,
+        Some(OperationKind::User),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next[0].user_id.as_deref(), Some("lead0@example.com"));
+}
