@@ -23,8 +23,10 @@ pub use input::{InputFormat, rejects_path};
 pub use pipeline::run;
 pub use record::Rejected;
 
-/// Rows mapped and stored together (one transaction, one statement).
-pub const BATCH_ROWS: usize = 2000;
+/// Rows mapped and stored together (one transaction, one statement). A mapped
+/// LeadSquared lead holds about 10 KB (its fields and its bodies as JSON values), and
+/// some seven chunks are alive at once (see `pipeline`): this bounds the memory.
+pub const BATCH_ROWS: usize = 1000;
 /// Bodies a dry run prints.
 pub const DRY_RUN_BODIES: usize = 3;
 
