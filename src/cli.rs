@@ -1,5 +1,6 @@
 //! Command line: clap commands, each calling one function elsewhere.
 
+mod import;
 mod support;
 
 use std::io::Read;
@@ -78,6 +79,10 @@ pub enum Command {
         #[arg(long, default_value = "/readyz")]
         path: String,
     },
+    /// Import exported CRM files (CSV, JSON lines, JSON; `.gz`; `-` for stdin) through
+    /// a source's mapping; `import list|show|cancel` manage imports.
+    #[command(after_help = SECRETS_HELP)]
+    Import(import::ImportArgs),
     /// Delete every stored trace of one person (`--user`, `--email` or `--phone`).
     #[command(after_help = SECRETS_HELP)]
     Erase(support::EraseArgs),
@@ -155,6 +160,7 @@ pub fn run() -> ExitCode {
         Command::Outbox(args) => support::outbox(args),
         Command::Inbound(args) => support::inbound(args),
         Command::Erase(args) => support::erase(args),
+        Command::Import(args) => import::import(args),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod mapping;
 pub mod mapping_tools;

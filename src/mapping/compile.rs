@@ -16,7 +16,14 @@ use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::rules;
 
 pub const TOP_KEYS: &[&str] = &["source", "rules"];
-pub const SOURCE_KEYS: &[&str] = &["format", "auth", "records", "dedupe_key", "version"];
+pub const SOURCE_KEYS: &[&str] = &[
+    "format",
+    "auth",
+    "records",
+    "dedupe_key",
+    "version",
+    "import",
+];
 pub const RULE_KEYS: &[&str] = &[
     "name",
     "when",
@@ -63,6 +70,7 @@ pub struct SourceSection {
     pub records: Option<jsonpath_rust::parser::model::JpQuery>,
     pub dedupe_key: Option<Template>,
     pub version: Option<(CompiledPath, CompiledPath)>,
+    pub import: super::import_spec::ImportSpec,
 }
 
 /// Everything a file compiles into; `None` parts had errors (already in `ctx`).
@@ -132,12 +140,16 @@ fn compile_source(ctx: &mut Ctx, node: &SNode) -> Option<SourceSection> {
         Template::compile(ctx, Pos::of(d), &text)
     });
     let version = get(entries, "version").and_then(|v| compile_version(ctx, v));
+    let import = get(entries, "import")
+        .and_then(|i| super::import_spec::compile(ctx, i))
+        .unwrap_or_default();
     Some(SourceSection {
         format,
         auth: auth?,
         records,
         dedupe_key,
         version,
+        import,
     })
 }
 

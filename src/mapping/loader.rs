@@ -99,6 +99,7 @@ pub fn compile_text(file: &Path, bytes: &[u8]) -> Result<SourceMapping, LoadErro
             format: source.format,
             auth: source.auth,
             records: source.records,
+            import: source.import,
             plan: Plan {
                 rules: compiled.rules,
                 dedupe_key: source.dedupe_key,

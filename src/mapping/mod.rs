@@ -13,6 +13,7 @@ mod compile;
 mod condition;
 mod datetime;
 mod eval;
+mod import_spec;
 mod limits;
 mod loader;
 mod path;
@@ -35,6 +36,7 @@ use crate::source::{AuthSpec, SourceFormat};
 use crate::webengage::{DroppedField, Operation};
 
 pub use check::unknown_key_message;
+pub use import_spec::{ColumnType, ImportSpec};
 pub use read::{IncomingRecord, ReadError, ReadOptions};
 
 /// The keys, names and arguments the loader accepts, for tools that describe the
@@ -52,6 +54,9 @@ pub mod vocabulary {
     }
     pub mod condition {
         pub use crate::mapping::condition::{KEYS, TESTS};
+    }
+    pub mod import {
+        pub use crate::mapping::import_spec::{COLUMN_TYPES, KEYS};
     }
     pub mod star {
         pub use crate::mapping::star::{KEYS, RENAMES};
@@ -107,6 +112,8 @@ pub struct SourceMapping {
     pub auth: AuthSpec,
     /// `source.records`: selects the records inside a JSON body.
     pub records: Option<jsonpath_rust::parser::model::JpQuery>,
+    /// `source.import`: how rows of an exported file become records (`import`).
+    pub import: ImportSpec,
     /// The compiled rules, dedupe key and version fence.
     pub plan: Plan,
 }

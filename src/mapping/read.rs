@@ -81,7 +81,9 @@ impl SourceMapping {
             .collect())
     }
 
-    fn incoming(&self, payload: Value, options: &ReadOptions) -> IncomingRecord {
+    /// Keys and maps one record already parsed (an imported row): what [`Self::read`]
+    /// does with each record of a body.
+    pub fn incoming(&self, payload: Value, options: &ReadOptions) -> IncomingRecord {
         let mapped = if options.explain {
             self.map_record_explained(&payload, options.received_at)
         } else {

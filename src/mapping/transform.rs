@@ -216,7 +216,7 @@ fn to_integer(v: &Value) -> Result<Value, String> {
     }
 }
 
-fn to_bool(v: &Value) -> Result<bool, String> {
+pub(super) fn to_bool(v: &Value) -> Result<bool, String> {
     if let Value::Bool(b) = v {
         return Ok(*b);
     }

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::mapping::vocabulary::{auth, compile, condition, star, transform, value};
+use crate::mapping::vocabulary::{auth, compile, condition, import, star, transform, value};
 use crate::source::SourceFormat;
 use crate::webengage::rules;
 
@@ -129,12 +129,24 @@ fn source() -> Value {
         "auth" => reference("auth"),
         "records" => reference("path"),
         "dedupe_key" => json!({"type": "string"}),
+        "import" => import_schema(),
         _ => json_with_required(
             strict_object("version", compile::VERSION_KEYS, |_| reference("path")),
             compile::VERSION_KEYS,
         ),
     });
     json_with_required(schema, &["format", "auth"])
+}
+
+/// `source.import`: column types and renames for `webengage-bridge import`.
+fn import_schema() -> Value {
+    strict_object("import", import::KEYS, |k| match k {
+        "columns" => json!({
+            "type": "object",
+            "additionalProperties": {"type": "string", "enum": import::COLUMN_TYPES},
+        }),
+        _ => json!({"type": "object", "additionalProperties": {"type": "string"}}),
+    })
 }
 
 fn auth_schema() -> Value {
@@ -400,6 +412,15 @@ fn describe(section: &str, key: &str) -> &'static str {
         ("source", "version") => {
             "Stale-update fence: a record older than one already accepted for the same key produces nothing."
         }
+        ("source", "import") => {
+            "How rows of an exported file become records (`webengage-bridge import`): column types and renames."
+        }
+        ("import", "columns") => {
+            "CSV columns holding numbers, booleans or dates (text otherwise): `Score: number`."
+        }
+        ("import", "renames") => {
+            "Exported column names to the field names webhooks use: `\"Lead Source\": LeadSource`."
+        }
         ("version", "key") => "The CRM record this record is about.",
         ("version", "at") => "When the CRM record was modified (read like the datetime transform).",
         ("auth", "bearer_env") => {
@@ -525,6 +546,7 @@ mod tests {
             ("file", compile::TOP_KEYS),
             ("source", compile::SOURCE_KEYS),
             ("version", compile::VERSION_KEYS),
+            ("import", import::KEYS),
             ("rule", compile::RULE_KEYS),
             ("event", compile::EVENT_KEYS),
             ("transaction", compile::TXN_KEYS),

@@ -68,7 +68,7 @@ pub struct IngestCounts {
 }
 
 impl IngestCounts {
-    fn add(&mut self, other: IngestCounts) {
+    pub fn add(&mut self, other: IngestCounts) {
         self.accepted += other.accepted;
         self.duplicates += other.duplicates;
         self.ignored += other.ignored;
@@ -97,7 +97,7 @@ pub struct IngestJob<'a> {
 }
 
 impl<'a> IngestJob<'a> {
-    fn rows(&self) -> impl Iterator<Item = Row<'a>> + Clone + 'a {
+    pub(super) fn rows(&self) -> impl Iterator<Item = Row<'a>> + Clone + 'a {
         let (records, malformed) = match self.content {
             Content::Records(records) => (records.as_slice(), None),
             Content::Malformed(body) => (&[][..], Some(body)),
@@ -111,13 +111,13 @@ impl<'a> IngestJob<'a> {
 
 /// One inbound row to insert.
 #[derive(Debug, Clone, Copy)]
-enum Row<'a> {
+pub(super) enum Row<'a> {
     Record(&'a IncomingRecord),
     Malformed(&'a MalformedBody),
 }
 
 impl<'a> Row<'a> {
-    fn version(self) -> Option<&'a RecordVersion> {
+    pub(super) fn version(self) -> Option<&'a RecordVersion> {
         match self {
             Row::Record(record) => record.version.as_ref(),
             Row::Malformed(_) => None,
@@ -200,7 +200,7 @@ fn refused_malformed() -> sqlx::Error {
 }
 
 /// The record as a `failed` one: kept for support and re-mapping, nothing to send.
-fn refused(record: &IncomingRecord, e: &sqlx::Error) -> IncomingRecord {
+pub(super) fn refused(record: &IncomingRecord, e: &sqlx::Error) -> IncomingRecord {
     IncomingRecord {
         dedupe_key: record.dedupe_key.clone(),
         payload: record.payload.clone(),
@@ -228,21 +228,40 @@ pub async fn ingest_batch(
     conn: &mut PgConnection,
     jobs: &[IngestJob<'_>],
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
+    ingest_batch_of(conn, jobs, None).await
+}
+
+/// [`ingest_batch`] for the records of an import (`import_id`), or of webhooks
+/// (`None`): an import's records carry its id, and their outbox rows the import
+/// priority, so live rows are claimed first and `import cancel` finds them.
+pub async fn ingest_batch_of(
+    conn: &mut PgConnection,
+    jobs: &[IngestJob<'_>],
+    import_id: Option<i64>,
+) -> Result<Vec<IngestCounts>, sqlx::Error> {
     let rows = jobs.iter().flat_map(IngestJob::rows);
     if rows.clone().all(|row| row.version().is_none()) {
-        return store_rows(conn, jobs, &vec![false; rows.count()]).await;
+        return store_rows(conn, jobs, &vec![false; rows.count()], import_id).await;
     }
     let mut tx = conn.begin().await?;
-    let mut stale = Vec::new();
-    for job in jobs {
-        for row in job.rows() {
-            stale.push(match row.version() {
-                Some(version) => !advance_version(&mut tx, job.meta.source, version).await?,
-                None => false,
-            });
+    let stale = match super::versions::advance_all(&mut tx, jobs).await? {
+        Some(stale) => stale,
+        None => {
+            let mut stale = Vec::new();
+            for job in jobs {
+                for row in job.rows() {
+                    stale.push(match row.version() {
+                        Some(version) => {
+                            !advance_version(&mut tx, job.meta.source, version).await?
+                        }
+                        None => false,
+                    });
+                }
+            }
+            stale
         }
-    }
-    let counts = store_rows(&mut tx, jobs, &stale).await?;
+    };
+    let counts = store_rows(&mut tx, jobs, &stale, import_id).await?;
     tx.commit().await?;
     Ok(counts)
 }
@@ -252,9 +271,10 @@ async fn store_rows(
     conn: &mut PgConnection,
     jobs: &[IngestJob<'_>],
     stale: &[bool],
+    import_id: Option<i64>,
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
     let rows = inbound_rows(jobs, stale);
-    let inserted = insert_records(conn, &rows).await?;
+    let inserted = insert_records(conn, &rows, import_id).await?;
     Ok(count_outcomes(jobs, &rows, &inserted))
 }
 
@@ -317,6 +337,7 @@ fn count_outcomes(
 async fn insert_records(
     conn: &mut PgConnection,
     rows: &[InboundRow<'_>],
+    import_id: Option<i64>,
 ) -> Result<HashSet<usize>, sqlx::Error> {
     if rows.is_empty() {
         return Ok(HashSet::new());
@@ -391,16 +412,17 @@ async fn insert_records(
                   WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, raw, tc, ord)),
          ins AS (
              INSERT INTO inbound_records
-               (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id, raw_body)
-             SELECT s, k, st, p, ct, w, e, h, r, raw FROM rec ORDER BY ord
+               (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id, raw_body, import_id)
+             SELECT s, k, st, p, ct, w, e, h, r, raw, $19::int8 FROM rec ORDER BY ord
              ON CONFLICT (source, dedupe_key) DO NOTHING
              RETURNING id, source, dedupe_key),
          new AS (
              SELECT ins.id, rec.ord, rec.s, rec.h, rec.tc FROM ins
              JOIN rec ON rec.s = ins.source AND rec.k = ins.dedupe_key AND rec.first),
          out AS (
-             INSERT INTO outbox ({INSERT_COLUMNS})
-             SELECT o.rid, new.id, new.s, o.ru, o.k, o.u, o.b, new.h, {head}, new.tc
+             INSERT INTO outbox ({INSERT_COLUMNS}, priority)
+             SELECT o.rid, new.id, new.s, o.ru, o.k, o.u, o.b, new.h, {head}, new.tc,
+                    CASE WHEN $19::int8 IS NULL THEN 0 ELSE 1 END
              FROM UNNEST($11::int8[], $12::uuid[], $13::text[], $14::operation_kind[], $15::text[], $16::text[]::json[])
                   WITH ORDINALITY AS o(rec_ord, rid, ru, k, u, b, op_ord)
              JOIN new ON new.ord = o.rec_ord
@@ -426,6 +448,7 @@ async fn insert_records(
         .bind(&ops.bodies)
         .bind(&raw_bodies)
         .bind(&trace_contexts)
+        .bind(import_id)
         .fetch_all(&mut *conn)
         .await?;
     // `WITH ORDINALITY` counts from 1.

@@ -10,6 +10,7 @@ pub mod attribute_types;
 pub mod backlog;
 pub mod console;
 pub mod destination;
+pub mod imports;
 pub mod inbound;
 pub mod jobs;
 pub mod lifecycle;
@@ -22,6 +23,7 @@ pub mod stats;
 pub mod status;
 pub mod storable;
 pub mod support;
+mod versions;
 
 pub use status::{InboundStatus, OutboxStatus};
 

@@ -213,11 +213,14 @@ fn claim_sql(which: Due, with_kind: bool) -> String {
     } else {
         ""
     };
+    // Live traffic first: among fresh rows, webhook rows (priority 0) before imported
+    // ones (1), so a lead created during a large import is not queued behind it. Only
+    // heads are candidates, so one user's rows still go in order.
     let order = match (which, with_kind) {
         (Due::Retries, true) => "o.kind, o.next_attempt_at, o.id",
         (Due::Retries, false) => "o.next_attempt_at, o.id",
-        (_, true) => "o.kind, o.id",
-        (_, false) => "o.id",
+        (_, true) => "o.kind, o.priority, o.id",
+        (_, false) => "o.priority, o.id",
     };
     // `= ANY(ARRAY(…))` runs the subquery once and fetches its rows by primary key;
     // `IN (…)` let a generic plan, which cannot know the LIMIT, hash the subquery and

@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod erase;
+pub mod imports;
 pub mod jobs;
 pub mod mask;
 pub mod remap;

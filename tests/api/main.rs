@@ -22,6 +22,7 @@ mod end_to_end;
 mod group_commit;
 mod hostile;
 mod hostile_input;
+mod import;
 mod layout;
 mod mapping_fidelity;
 mod mapping_reload;

@@ -15,7 +15,7 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{FromRequest, Handler, HttpRequest, HttpResponse, Responder, Route, web};
 use utoipa::openapi::path::{HttpMethod, Operation, PathItem, Paths, PathsBuilder};
 
-use super::{api, api_records, openapi};
+use super::{api, api_records, imports, openapi};
 use crate::http::error::ApiError;
 
 /// Where the admin API lives; every documented path starts with it.
@@ -67,6 +67,9 @@ pub fn table() -> Vec<Endpoint> {
         endpoint::<api_records::__path_show_job, _, _>(api_records::show_job),
         endpoint::<api_records::__path_erase, _, _>(api_records::erase),
         endpoint::<api_records::__path_audit_log, _, _>(api_records::audit_log),
+        endpoint::<imports::__path_list, _, _>(imports::list),
+        endpoint::<imports::__path_show, _, _>(imports::show),
+        endpoint::<imports::__path_cancel, _, _>(imports::cancel),
     ]
 }
 

@@ -5,6 +5,7 @@ pub mod api;
 mod api_records;
 pub mod api_routes;
 mod chart;
+mod imports;
 mod login;
 pub mod openapi;
 mod pages;
@@ -42,6 +43,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/inbound/remap", web::post().to(record_pages::remap_all))
             .route("/inbound/{id}", web::get().to(pages::inbound))
             .route("/inbound/{id}/remap", web::post().to(pages::remap))
+            .route("/imports", web::get().to(imports::page))
+            .route("/imports/{id}/cancel", web::post().to(imports::cancel_page))
             .route("/erase", web::get().to(record_pages::erase_form))
             .route("/erase", web::post().to(record_pages::erase))
             .route("/issues", web::get().to(pages::issues))
