@@ -97,16 +97,14 @@ pub async fn coalesce(
     let bodies = locked(&counts.bodies).take().unwrap_or_default();
     let mut received: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for body in &bodies {
-        for key in ["users", "events"] {
-            for item in body
-                .get(key)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                let user = item["userId"].as_str().unwrap_or_default().to_owned();
-                received.entry(user).or_default().push(item.clone());
-            }
+        // A bulk call carries `users` or `events`; a single call (a lone due row) is one.
+        let items = ["users", "events"]
+            .iter()
+            .find_map(|key| body.get(*key).and_then(Value::as_array))
+            .map_or_else(|| vec![body], |items| items.iter().collect());
+        for item in items {
+            let user = item["userId"].as_str().unwrap_or_default().to_owned();
+            received.entry(user).or_default().push(item.clone());
         }
     }
     let user_records: usize = received

@@ -1,4 +1,4 @@
-//! Historical imports (`crate::import`): the `imports` rows and the transaction that
+//! Historical imports (the `import` command): the `imports` rows and the transaction that
 //! stores one batch of an import's records together with the import's progress, so an
 //! interrupted import resumes exactly where its last committed batch ended.
 

@@ -17,6 +17,7 @@ pub mod lifecycle;
 pub mod outbox;
 pub mod rate_windows;
 pub mod ready;
+pub mod remap;
 pub mod sessions;
 pub mod settle;
 pub mod stats;

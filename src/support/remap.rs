@@ -6,7 +6,6 @@ use super::{Role, SupportError};
 use crate::ingest::TypeGuard;
 use crate::mapping::IncomingRecord;
 use crate::mapping::MappingSet;
-use crate::store::inbound;
 use crate::store::support::InboundFilter;
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +45,7 @@ pub async fn remap_record(
     }];
     types.check(pool, &mut remapped).await?;
     let [remapped] = remapped;
-    Ok(inbound::replace_operations(
+    Ok(crate::store::remap::replace_operations(
         pool,
         inbound_id,
         &record.source,
