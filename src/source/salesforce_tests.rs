@@ -386,3 +386,19 @@ fn soap_fault_is_well_formed_and_escaped() {
     assert_eq!(text("faultcode"), "soapenv:Server");
     assert_eq!(text("faultstring"), "db <down> & \"out\" ");
 }
+
+#[test]
+fn the_parsers_own_depth_check_stands_without_the_guard() {
+    // `xml_guard` refuses deep documents first; this check must hold on its own too,
+    // should the guard's limits ever be loosened.
+    let nested = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+    let ok = nested(MAX_DEPTH);
+    assert!(check_depth(&Document::parse(&ok).unwrap()).is_ok());
+    let deep = nested(MAX_DEPTH + 1);
+    assert_eq!(
+        check_depth(&Document::parse(&deep).unwrap()).unwrap_err().0,
+        "XML is nested deeper than 32 levels"
+    );
+    let wide = format!("<r>{}</r>", "<a><b/></a>".repeat(50));
+    assert!(check_depth(&Document::parse(&wide).unwrap()).is_ok());
+}
