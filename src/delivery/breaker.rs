@@ -58,6 +58,10 @@ mod tests {
         assert_eq!(b.record(true, &[1]), 1, "a new run forgets the old rows");
         b.reset();
         assert_eq!(b.record(true, &[1]), 1);
+        assert_eq!(b.record(true, &[2]), 2);
+        // A reset (delivery resumed after a probe) starts from zero and forgets rows.
+        b.reset();
+        assert_eq!(b.record(true, &[2]), 1);
     }
 
     #[test]
