@@ -402,3 +402,14 @@ fn the_parsers_own_depth_check_stands_without_the_guard() {
     let wide = format!("<r>{}</r>", "<a><b/></a>".repeat(50));
     assert!(check_depth(&Document::parse(&wide).unwrap()).is_ok());
 }
+
+#[test]
+fn text_nodes_count_against_the_parsers_node_limit() {
+    // The pre-scan counts elements and attributes; the text between 150,000 elements
+    // adds as many nodes again, which the DOM parser's own limit refuses.
+    let texty = format!("<a>{}</a>", "<b/>x".repeat(150_000));
+    assert_eq!(
+        parse(&texty).unwrap_err().0,
+        "the XML document has more than 200000 nodes"
+    );
+}
