@@ -385,6 +385,16 @@ fn soap_fault_is_well_formed_and_escaped() {
     };
     assert_eq!(text("faultcode"), "soapenv:Server");
     assert_eq!(text("faultstring"), "db <down> & \"out\" ");
+    // The two noncharacters XML 1.0 cannot carry either, each on its own.
+    for odd in ["a\u{fffe}b", "a\u{ffff}b"] {
+        let fault = soap_fault(odd);
+        assert!(
+            fault.contains("<faultstring>a b</faultstring>"),
+            "{fault:?}"
+        );
+    }
+    // Tabs and line breaks are fine in XML and stay.
+    assert!(soap_fault("a\tb\nc").contains("<faultstring>a\tb\nc</faultstring>"));
 }
 
 #[test]
