@@ -499,7 +499,11 @@ async fn without_credentials_delivery_is_paused_and_says_why() {
         .unwrap()
         .paused_reason
         .unwrap();
-    assert!(reason.contains("WEBENGAGE_LICENSE_CODE and WEBENGAGE_API_KEY are not set"));
+    // Only the key is missing here, and the reason names exactly that.
+    assert!(
+        reason.contains("WEBENGAGE_API_KEY is not set") && !reason.contains("LICENSE_CODE"),
+        "{reason}"
+    );
     assert_eq!(status(&db.pool, queued_row.id).await, OutboxStatus::Pending);
     assert!(server.received_requests().await.unwrap().is_empty());
 }
