@@ -58,5 +58,25 @@ mod tests {
         assert_eq!(b.record(true, &[1]), 1, "a new run forgets the old rows");
         b.reset();
         assert_eq!(b.record(true, &[1]), 1);
+        assert_eq!(b.record(true, &[2]), 2);
+        // A reset (delivery resumed after a probe) starts from zero and forgets rows.
+        b.reset();
+        assert_eq!(b.record(true, &[2]), 1);
+    }
+
+    #[test]
+    fn past_the_remembered_rows_every_failed_call_counts() {
+        // A run that failed on more rows than it can remember cannot tell a retry from
+        // a new row any more: it counts every call, so a long outage still degrades.
+        let mut b = Breaker::default();
+        let many: Vec<i64> = (0..REMEMBERED_ROWS as i64 - 1).collect();
+        assert_eq!(b.record(true, &many), 1);
+        // One short of the limit: a retry of a known row still adds nothing.
+        assert_eq!(b.record(true, &[0]), 1);
+        assert_eq!(b.record(true, &[-1]), 2, "the last remembered row is new");
+        assert_eq!(b.rows.len(), REMEMBERED_ROWS);
+        assert_eq!(b.record(true, &[0]), 3, "full: a known row counts too");
+        assert_eq!(b.record(true, &[-2]), 4);
+        assert_eq!(b.rows.len(), REMEMBERED_ROWS, "nothing more is remembered");
     }
 }

@@ -55,6 +55,18 @@ mod tests {
     }
 
     #[test]
+    fn only_attributes_merge_per_key_other_objects_are_replaced_whole() {
+        // Any other object field is a value of its own: its later state replaces the
+        // earlier one, as WebEngage would store it.
+        let first = json!({"userId": "u", "address": {"city": "Pune", "zip": "411001"}});
+        let moved = json!({"userId": "u", "address": {"city": "Delhi"}});
+        assert_eq!(
+            merge_users([&first, &moved]),
+            json!({"userId": "u", "address": {"city": "Delhi"}})
+        );
+    }
+
+    #[test]
     fn one_body_is_itself_and_attributes_replaced_by_a_non_object_take_the_new_value() {
         let only = json!({"userId": "u", "attributes": {"a": 1}});
         assert_eq!(merge_users([&only]), only);

@@ -254,7 +254,11 @@ mod tests {
     }
 
     fn limiter() -> Limiter {
-        let settings = crate::config::WebEngageSettings {
+        Limiter::new(&limiter_settings(), Duration::from_secs(60), None)
+    }
+
+    fn limiter_settings() -> crate::config::WebEngageSettings {
+        crate::config::WebEngageSettings {
             license_code: None,
             api_key: None,
             api_key_file: None,
@@ -267,8 +271,7 @@ mod tests {
             limit_bulk_users_per_min: None,
             limit_bulk_events_per_min: None,
             limit_transaction_per_min: 60,
-        };
-        Limiter::new(&settings, Duration::from_secs(60), None)
+        }
     }
 
     fn delay(gate: &Gate) -> Duration {
@@ -305,6 +308,43 @@ mod tests {
         );
         // 200 of 1000 left is plenty: no spacing.
         assert_eq!(delay(&limiter.users), Duration::ZERO);
+    }
+
+    #[test]
+    fn spacing_starts_below_a_tenth_of_the_limit_only() {
+        let limiter = limiter();
+        // Exactly a tenth left is not yet low: calls go as fast as the bucket allows.
+        limiter.observe(&Endpoint::Events, &result(201, Some(100), Some(1000)));
+        assert_eq!(delay(&limiter.events), Duration::ZERO);
+        assert_eq!(delay(&limiter.events), Duration::ZERO);
+        // Plenty left of the configured quota (no limit header): no spacing either.
+        limiter.observe(&Endpoint::Users, &result(201, Some(50), None));
+        assert_eq!(delay(&limiter.users), Duration::ZERO);
+        assert_eq!(delay(&limiter.users), Duration::ZERO);
+        // One under a tenth: the second call waits.
+        limiter.observe(&Endpoint::Events, &result(201, Some(99), Some(1000)));
+        assert_eq!(delay(&limiter.events), Duration::ZERO);
+        assert!(delay(&limiter.events) > Duration::ZERO);
+    }
+
+    #[test]
+    fn a_spent_quota_on_a_2xx_waits_for_the_window_whatever_retry_after_says() {
+        let limiter = limiter();
+        let mut spent = result(201, Some(0), None);
+        spent.rate_limit.retry_after = Some(Duration::from_secs(3600));
+        limiter.observe(&Endpoint::Users, &spent);
+        let held = delay(&limiter.users);
+        assert!(
+            held > Duration::ZERO && held <= Duration::from_secs(60),
+            "{held:?}"
+        );
+    }
+
+    #[test]
+    fn permits_are_not_used_in_a_windows_last_twentieth_or_250_ms() {
+        assert_eq!(limiter().guard(), Duration::from_millis(250));
+        let short = Limiter::new(&limiter_settings(), Duration::from_secs(2), None);
+        assert_eq!(short.guard(), Duration::from_millis(100));
     }
 
     #[test]

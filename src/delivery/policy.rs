@@ -339,6 +339,22 @@ mod tests {
         );
     }
 
+    #[test]
+    fn only_a_transient_answer_counts_as_a_failed_call_for_the_breaker() {
+        // Any real answer (even a refusal) shows WebEngage is up and ends a run of
+        // failures; only a 5xx, timeout or connection error extends it.
+        assert!(Answer::Transient("HTTP 503: busy".into()).is_transient());
+        for answered in [
+            Answer::Accepted,
+            Answer::Rejected(String::new()),
+            Answer::Unauthorized(String::new()),
+            Answer::NotFound(String::new()),
+            Answer::RateLimited { retry_after: None },
+        ] {
+            assert!(!answered.is_transient(), "{answered:?}");
+        }
+    }
+
     fn fate(answer: &Answer, facts: &Facts) -> Fate {
         decide(answer, facts, &policy(), now(), 0.0)
     }

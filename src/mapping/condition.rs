@@ -268,4 +268,46 @@ mod tests {
         let e = cond("{ equals: 1 }").unwrap_err();
         assert!(e[0].contains("needs `path`"), "{e:?}");
     }
+
+    #[test]
+    fn misused_tests_and_combinators_are_refused_not_reinterpreted() {
+        // Each of these would otherwise compile into a different condition than the
+        // admin wrote (a list compared as one value, `in: Lead` read as a regex, a
+        // combinator silently ignoring a test beside it).
+        let e = cond("{ path: $.a, equals: [a, b] }").unwrap_err();
+        assert!(e[0].contains("write `in: [a, b]`"), "{e:?}");
+        let e = cond("{ path: $.a, not_equals: { x: 1 } }").unwrap_err();
+        assert!(
+            e[0].contains("`not_equals` compares with one value"),
+            "{e:?}"
+        );
+        let e = cond("{ path: $.a, in: Lead }").unwrap_err();
+        assert!(e[0].contains("`in` takes a list"), "{e:?}");
+        let e = cond("{ path: $.a, matches: 5 }").unwrap_err();
+        assert!(
+            e[0].contains("`matches` takes a regular expression"),
+            "{e:?}"
+        );
+        let e = cond("{ path: $.a, equals: 1, in: [1] }").unwrap_err();
+        assert!(e[0].contains("exactly one of `equals`"), "{e:?}");
+        let e = cond("{ all: [{ path: $.a, exists: true }], path: $.b }").unwrap_err();
+        assert!(e[0].contains("exactly one of `all`, `any`, `not`"), "{e:?}");
+        let e = cond("{ any: { path: $.a, exists: true } }").unwrap_err();
+        assert!(e[0].contains("`any` takes a list"), "{e:?}");
+    }
+
+    #[test]
+    fn all_needs_every_test_and_null_equals_no_text() {
+        let r = json!({"type": "Lead", "nul": null});
+        let holds = |y: &str| cond(y).expect("compiles").holds(&r);
+        assert!(!holds(
+            "{ all: [{ path: $.type, equals: Lead }, { path: $.type, equals: X }] }"
+        ));
+        assert!(!holds("{ any: [{ path: $.type, equals: X }] }"));
+        assert!(!holds("{ path: $.nul, equals: \"\" }"));
+        assert!(holds("{ path: $.nul, not_equals: \"\" }"));
+        assert!(!holds("{ path: $.type, in: [X, Y] }"));
+        assert!(!holds("{ path: $.type, exists: false }"));
+        assert!(!holds("{ path: $.type, matches: \"^X\" }"));
+    }
 }

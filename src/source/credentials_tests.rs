@@ -270,6 +270,18 @@ fn organization_ids_match_on_15_characters() {
 }
 
 #[test]
+fn an_org_listed_in_both_its_forms_still_passes() {
+    // Admins paste the 15- and the 18-character id of one org; a received id then
+    // matches two entries, which must not cancel out.
+    let spec = AuthSpec {
+        organization_ids: vec!["00D5j00000KqRtB".into(), "00D5j00000KqRtBEAV".into()],
+        ..AuthSpec::default()
+    };
+    assert_eq!(verify_organization(&spec, "00D5j00000KqRtBEAV"), Ok(()));
+    assert_eq!(verify_organization(&spec, "00D5j00000KqRtB"), Ok(()));
+}
+
+#[test]
 fn debug_output_redacts_secrets() {
     let spec = AuthSpec {
         bearer: Some(secret("SECRET-bearer")),

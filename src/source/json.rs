@@ -365,6 +365,32 @@ mod tests {
     }
 
     #[test]
+    fn the_capped_parser_reads_top_level_scalars_as_serde_json_does() {
+        // A scalar body must reach the record check as itself (and be refused naming
+        // what it is), not as some other value.
+        for body in [
+            "true",
+            "false",
+            "-3",
+            "7",
+            "2.5",
+            r#""s""#,
+            r#""\u00e9\n""#,
+            "null",
+        ] {
+            assert_eq!(
+                parse_value(body.as_bytes(), Some(1)).unwrap(),
+                serde_json::from_str::<Value>(body).unwrap(),
+                "{body}"
+            );
+        }
+        assert_eq!(
+            parse_body(b"true", None, 10).unwrap_err().to_string(),
+            "record 1 is not a JSON object but a boolean"
+        );
+    }
+
+    #[test]
     fn a_million_empty_records_are_refused_in_milliseconds() {
         let mut body = b"[".to_vec();
         body.extend(b"{},".repeat(1_700_000));
@@ -395,6 +421,10 @@ mod tests {
             content_hash(&json!({"b": "é\"", "a": 1})),
             hex::encode(Sha256::digest(r#"{"a":1,"b":"é\""}"#.as_bytes()))
         );
+        assert_eq!(
+            content_hash(&json!({"b": [1, [], {}], "a": []})),
+            hex::encode(Sha256::digest(r#"{"a":[],"b":[1,[],{}]}"#.as_bytes()))
+        );
         assert_eq!(content_hash(&a).len(), 64);
     }
 
@@ -402,5 +432,7 @@ mod tests {
     fn one_line_strips_controls_and_caps_length() {
         assert_eq!(one_line("a\nb\tc"), "a b c");
         assert_eq!(one_line(&"x".repeat(400)).chars().count(), 301);
+        // Exactly at the cap nothing was cut, so nothing says so.
+        assert_eq!(one_line(&"x".repeat(300)), "x".repeat(300));
     }
 }

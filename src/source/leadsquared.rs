@@ -234,6 +234,24 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_type_is_believed_over_the_bodys_look() {
+        // A declared form is a form even when a part is a bare name (it becomes an
+        // empty field); only a sniffed body must consist of `name=value` pairs.
+        let form = Some("application/x-www-form-urlencoded");
+        assert_eq!(one(form, b"flag&a=1"), json!({"flag": "", "a": "1"}));
+        assert!(parse_body(None, b"flag&a=1", None, usize::MAX).is_err());
+        // Any `+json` type is JSON, so a form-looking body is malformed JSON rather than
+        // a form record.
+        for ct in ["application/vnd.lsq+json", "Application/Problem+JSON; q=1"] {
+            let err = parse_body(Some(ct), b"a=b", None, usize::MAX).unwrap_err();
+            assert!(
+                err.to_string().starts_with("JSON is malformed"),
+                "{ct}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn unreadable_bodies_are_errors() {
         assert_eq!(
             parse_body(None, b"hello world", None, usize::MAX)

@@ -385,4 +385,41 @@ fn soap_fault_is_well_formed_and_escaped() {
     };
     assert_eq!(text("faultcode"), "soapenv:Server");
     assert_eq!(text("faultstring"), "db <down> & \"out\" ");
+    // The two noncharacters XML 1.0 cannot carry either, each on its own.
+    for odd in ["a\u{fffe}b", "a\u{ffff}b"] {
+        let fault = soap_fault(odd);
+        assert!(
+            fault.contains("<faultstring>a b</faultstring>"),
+            "{fault:?}"
+        );
+    }
+    // Tabs and line breaks are fine in XML and stay.
+    assert!(soap_fault("a\tb\nc").contains("<faultstring>a\tb\nc</faultstring>"));
+}
+
+#[test]
+fn the_parsers_own_depth_check_stands_without_the_guard() {
+    // `xml_guard` refuses deep documents first; this check must hold on its own too,
+    // should the guard's limits ever be loosened.
+    let nested = |n: usize| format!("{}{}", "<a>".repeat(n), "</a>".repeat(n));
+    let ok = nested(MAX_DEPTH);
+    assert!(check_depth(&Document::parse(&ok).unwrap()).is_ok());
+    let deep = nested(MAX_DEPTH + 1);
+    assert_eq!(
+        check_depth(&Document::parse(&deep).unwrap()).unwrap_err().0,
+        "XML is nested deeper than 32 levels"
+    );
+    let wide = format!("<r>{}</r>", "<a><b/></a>".repeat(50));
+    assert!(check_depth(&Document::parse(&wide).unwrap()).is_ok());
+}
+
+#[test]
+fn text_nodes_count_against_the_parsers_node_limit() {
+    // The pre-scan counts elements and attributes; the text between 150,000 elements
+    // adds as many nodes again, which the DOM parser's own limit refuses.
+    let texty = format!("<a>{}</a>", "<b/>x".repeat(150_000));
+    assert_eq!(
+        parse(&texty).unwrap_err().0,
+        "the XML document has more than 200000 nodes"
+    );
 }

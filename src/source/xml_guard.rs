@@ -259,6 +259,43 @@ mod tests {
     }
 
     #[test]
+    fn exactly_max_nodes_pass_and_one_more_does_not() {
+        // The root and 999 children: 1,000 nodes.
+        assert_eq!(scan(&format!("<r>{}</r>", "<e/>".repeat(999))), Ok(()));
+        assert_eq!(
+            scan(&format!("<r>{}</r>", "<e/>".repeat(1000))),
+            Err("the XML document has more than 1000 nodes".to_owned())
+        );
+    }
+
+    #[test]
+    fn closed_elements_leave_depth_and_namespace_scope() {
+        let declare = |n: usize| {
+            (0..n)
+                .map(|i| format!(" xmlns:p{i}=\"urn:{i}\""))
+                .collect::<String>()
+        };
+        // A hundred siblings with an end tag each never nest.
+        assert_eq!(scan(&format!("<r>{}</r>", "<a></a>".repeat(100))), Ok(()));
+        // Declarations of a closed sibling are out of scope: the next one can have the
+        // whole 32 again.
+        let after_sibling = format!(
+            "<r><s{}></s><t{}><u{}/></t></r>",
+            declare(16),
+            declare(16),
+            declare(16)
+        );
+        assert_eq!(scan(&after_sibling), Ok(()));
+    }
+
+    #[test]
+    fn ordinary_attributes_are_not_namespace_declarations() {
+        let plain = (0..16).map(|i| format!(" a{i}=\"x\"")).collect::<String>();
+        let nested = format!("<a{plain}><b{plain}><c{plain}/></b></a>");
+        assert_eq!(scan(&nested), Ok(()));
+    }
+
+    #[test]
     fn five_mebibytes_of_any_shape_scan_in_linear_time() {
         let limits = Limits {
             max_depth: 32,
