@@ -37,7 +37,10 @@ pub fn record_of(
             Ok(other) => {
                 return Err(Rejected::new(
                     row,
-                    format!("a record must be a JSON object, not {}", kind(&other)),
+                    format!(
+                        "a record must be a JSON object, not {}",
+                        crate::source::json::kind(&other)
+                    ),
                 ));
             }
             Err(e) => return Err(Rejected::new(row, format!("not JSON: {e}"))),
@@ -99,17 +102,6 @@ fn salesforce_record(
     let mut record = Map::new();
     record.insert("sObject".to_owned(), Value::Object(fields));
     Ok(Value::Object(record))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A row for the rejects file.

@@ -566,15 +566,7 @@ async fn get_json(app: &crate::helpers::TestApp, path: &str) -> Value {
 async fn scrape_showing(app: &crate::helpers::TestApp, lines: &[&str]) -> String {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let text = app
-            .http
-            .get(format!("{}/metrics", app.address))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = app.metrics().await;
         if lines.iter().all(|line| text.contains(line)) {
             return text;
         }

@@ -244,6 +244,18 @@ pub async fn spawn_app_on(db: TestDb, db_url: &str, options: AppOptions) -> Test
 }
 
 impl TestApp {
+    /// A scrape of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, source: &str, content_type: &str, body: Vec<u8>) -> reqwest::Response {
         self.http
             .post(format!("{}/webhooks/{source}", self.address))

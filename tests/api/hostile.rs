@@ -406,15 +406,7 @@ async fn the_spool_replay_sets_aside_a_record_postgres_refuses_and_goes_on() {
         .decode(entry["body_base64"].as_str().unwrap())
         .unwrap();
     assert!(String::from_utf8(body).unwrap().contains("poison"));
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("bridge_spool_quarantined_total"),
         "{metrics}"
@@ -492,15 +484,7 @@ async fn crafted_values_add_no_metric_series() {
             assert_eq!(answer["failed"], 1, "{answer}");
         }
     }
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(!metrics.contains("evil-"), "{metrics}");
     let rules: BTreeSet<&str> = metrics
         .lines()

@@ -2,19 +2,8 @@
 
 use std::time::Duration;
 
-use crate::helpers::{AppOptions, TestApp, fixture, spawn_app};
+use crate::helpers::{AppOptions, fixture, spawn_app};
 use serde_json::{Value, json};
-
-async fn scrape(app: &TestApp) -> String {
-    app.http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
 
 fn lead(id: &str, email: Option<&str>, phone: &str) -> Vec<u8> {
     let mut lead: Value = serde_json::from_slice(&fixture("sf_flow_lead.json")).unwrap();
@@ -47,7 +36,7 @@ async fn mapping_warnings_failures_and_reloads_are_counted() {
         let r = app.post("salesforce-flow", "application/json", body).await;
         assert_eq!(r.status(), 200);
     }
-    let text = scrape(&app).await;
+    let text = app.metrics().await;
     for expected in [
         r#"bridge_mapping_warnings_total{source="salesforce-flow",rule="lead-profile"}"#,
         r#"bridge_mapping_failures_total{source="salesforce-flow",rule="lead-profile"}"#,
@@ -58,7 +47,7 @@ async fn mapping_warnings_failures_and_reloads_are_counted() {
     std::fs::write(mappings.join("broken.yaml"), "source: [unclosed\n").unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let text = scrape(&app).await;
+        let text = app.metrics().await;
         if text.contains(r#"bridge_mapping_reloads_total{outcome="error"}"#)
             && text.contains("bridge_mapping_reload_failing 1")
         {

@@ -57,15 +57,7 @@ async fn a_transaction_reaches_its_campaign_without_the_campaign_id_in_the_body(
         .unwrap();
     assert_eq!(request_id, &stored.simple().to_string());
 
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains(r#"bridge_webengage_responses_total{endpoint="transaction",code="201"}"#),
         "{metrics}"
@@ -112,14 +104,6 @@ async fn an_unreachable_user_or_expired_ttl_is_dead_at_once() {
             "not retried"
         );
     }
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(metrics.contains("bridge_outbox_dead_total"), "{metrics}");
 }

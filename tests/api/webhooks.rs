@@ -357,15 +357,7 @@ async fn metrics_count_webhooks_and_outbox_rows_without_secrets() {
         .status(),
         200
     );
-    let text = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("bridge_webhooks_total{"), "{text}");
     assert!(
         text.contains(r#"bridge_outbox_rows{status="pending"}"#),
