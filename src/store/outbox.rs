@@ -208,10 +208,14 @@ fn claim_sql(which: Due, with_kind: bool) -> String {
     // statistics are older than a drain it picks it and walks every row delivered
     // since: 900,000 rows, 0.6 s a claim (BENCHMARKS.md, "Claim"). Retries go by due
     // time, so the walk stops at the first one not due yet.
-    let of_kind = if with_kind {
-        "AND o.kind >= $4 AND o.kind <= $4"
-    } else {
-        ""
+    // Retries stay `kind = $4`: with a range on the index's first column, the due-time
+    // bound does not end the scan, and with many retries waiting and none due a claim
+    // read every waiting entry of its kind (250,000 of them: 12 ms). No other index
+    // gives their order (next_attempt_at, id), so equality cannot mislead the planner.
+    let of_kind = match (with_kind, which) {
+        (false, _) => "",
+        (true, Due::Retries) => "AND o.kind = $4",
+        (true, _) => "AND o.kind >= $4 AND o.kind <= $4",
     };
     // Live traffic first: among fresh rows, webhook rows (priority 0) before imported
     // ones (1), so a lead created during a large import is not queued behind it. Only
