@@ -141,7 +141,8 @@ async fn print_plan(pool: &PgPool, title: &str, which: Due) -> anyhow::Result<St
 
 async fn drop_database(admin: &str) -> anyhow::Result<()> {
     let mut conn = PgConnection::connect(admin).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {DATABASE}"))
+    // FORCE: a connection the pool is still closing must not keep 10 GB of rows on disk.
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"))
         .execute(&mut conn)
         .await?;
     Ok(())
