@@ -3,13 +3,12 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::{BULK_PER_MIN, BULK_RECORDS, BenchDatabase, Counts, Worker, locked, spawn_worker};
+use super::{BULK_PER_MIN, BULK_RECORDS, BenchDatabase, Counts, UNLIMITED, locked};
 
 /// Both bulk endpoints queued for `windows` full quota windows at the default quotas,
 /// against a stand-in that refuses a call past an endpoint's quota for the window.
@@ -82,16 +81,10 @@ pub async fn coalesce(
     let db = BenchDatabase::create(admin).await?;
     let rows = queue_leads(&db.pool, leads).await?;
     *locked(&counts.bodies) = Some(Vec::new());
-    let unlimited = [
-        ("WEBENGAGE_LIMIT_USERS_PER_MIN", "100000000"),
-        ("WEBENGAGE_LIMIT_EVENTS_PER_MIN", "100000000"),
-        ("WEBENGAGE_LIMIT_BULK_PER_MIN", "100000000"),
-    ];
-    let started = Instant::now();
-    let mut worker = Worker(spawn_worker(binary, &db.url, webengage, &unlimited)?);
-    super::wait_delivered(&db.pool, rows, &mut worker.0).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    drop(worker);
+    let run = super::run_worker(
+        binary, &db.pool, &db.url, webengage, rows, &UNLIMITED, counts,
+    )
+    .await?;
     db.drop().await?;
 
     let bodies = locked(&counts.bodies).take().unwrap_or_default();
@@ -127,8 +120,9 @@ pub async fn coalesce(
         );
     }
     println!(
-        "coalescing: {leads} leads, {rows} queued rows delivered in {seconds:.1} s as {user_records} user records in {} calls ({:.2} user records per lead); {} leads whose records differ from the ordered merge",
-        counts.calls.load(Ordering::Relaxed),
+        "coalescing: {leads} leads, {rows} queued rows delivered in {:.1} s as {user_records} user records in {} calls ({:.2} user records per lead); {} leads whose records differ from the ordered merge",
+        run.seconds,
+        run.calls,
         user_records as f64 / leads as f64,
         wrong.len()
     );

@@ -32,6 +32,12 @@ mod backlog;
 
 /// WebEngage's default bulk quota (requests per minute), which the limited run keeps.
 const BULK_PER_MIN: f64 = 500.0;
+/// Quotas no run reaches: the baseline, and runs that measure something else.
+const UNLIMITED: [(&str, &str); 3] = [
+    ("WEBENGAGE_LIMIT_USERS_PER_MIN", "100000000"),
+    ("WEBENGAGE_LIMIT_EVENTS_PER_MIN", "100000000"),
+    ("WEBENGAGE_LIMIT_BULK_PER_MIN", "100000000"),
+];
 /// Records one bulk call carries at most.
 const BULK_RECORDS: u64 = 25;
 
@@ -158,11 +164,6 @@ async fn run() -> anyhow::Result<()> {
     let address = format!("http://{}", server.addrs()[0]);
     actix_web::rt::spawn(server.run());
 
-    let unlimited = [
-        ("WEBENGAGE_LIMIT_USERS_PER_MIN", "100000000"),
-        ("WEBENGAGE_LIMIT_EVENTS_PER_MIN", "100000000"),
-        ("WEBENGAGE_LIMIT_BULK_PER_MIN", "100000000"),
-    ];
     if let Some((mode, n)) = special {
         return match mode.as_str() {
             "--quota-use" => backlog::quota_use(&binary, &admin, &address, n, &counts).await,
@@ -177,13 +178,13 @@ async fn run() -> anyhow::Result<()> {
                 .await?;
         let rows = rows as u64;
         println!("delivering the {rows} outbox rows already in the database (bulk on)");
-        let run = run_worker(&binary, &pool, &url, &address, rows, &unlimited, &counts).await?;
+        let run = run_worker(&binary, &pool, &url, &address, rows, &UNLIMITED, &counts).await?;
         report("ingested load", rows, &run, &run);
         return Ok(());
     }
     let rows: u64 = next.map_or(Ok(20_000), |n| n.parse())?;
     println!("draining {rows} rows (half users, half events; bulk on)");
-    let base = drain(&binary, &admin, &address, rows, &unlimited, &counts).await?;
+    let base = drain(&binary, &admin, &address, rows, &UNLIMITED, &counts).await?;
     report("no limits", rows, &base, &base);
     let limited = drain(&binary, &admin, &address, rows, &[], &counts).await?;
     report("default limits", rows, &limited, &base);
