@@ -13,6 +13,7 @@ mod pipeline;
 mod progress;
 mod record;
 mod rejects;
+mod writer;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -16,12 +16,10 @@ use tokio::sync::mpsc;
 use super::input::{self, InputFormat, RawRow, RowContent};
 use super::progress::Progress;
 use super::record::{Rejected, record_of};
-use super::rejects::RejectsFile;
-use super::{BATCH_ROWS, DRY_RUN_BODIES, ImportError, ImportOptions, Summary};
-use crate::ingest::TypeGuard;
+use super::writer::Writer;
+use super::{BATCH_ROWS, ImportError, ImportOptions, Summary};
 use crate::mapping::{IncomingRecord, ReadOptions, RecordStatus, SourceMapping};
-use crate::store::imports::{self, BatchProgress, ImportRow, StoreBatchError};
-use crate::store::inbound::RequestMeta;
+use crate::store::imports;
 
 /// Rows read, for one input file.
 struct Chunk {
@@ -33,15 +31,15 @@ struct Chunk {
 }
 
 /// A chunk mapped.
-struct Mapped {
-    seq: u64,
-    file: usize,
-    rows: u64,
-    rows_end: u64,
-    records: Vec<IncomingRecord>,
-    rejected: Vec<Rejected>,
+pub(super) struct Mapped {
+    pub(super) seq: u64,
+    pub(super) file: usize,
+    pub(super) rows: u64,
+    pub(super) rows_end: u64,
+    pub(super) records: Vec<IncomingRecord>,
+    pub(super) rejected: Vec<Rejected>,
     /// The input's CSV columns, for the rejects file's header.
-    columns: Option<Arc<[String]>>,
+    pub(super) columns: Option<Arc<[String]>>,
 }
 
 enum Event {
@@ -115,19 +113,11 @@ pub async fn run(
         (read_bytes.clone(), limited.clone()),
     );
     let mut progress = Progress::new(options.quiet, total_bytes);
-    let mut writer = Writer {
-        pool,
-        import: import.as_ref(),
-        mapping: &mapping,
-        files: &files,
-        dry_run: options.dry_run,
-        types: TypeGuard::default(),
-        rejects: None,
-        resume: import
-            .as_ref()
-            .filter(|_| skip > 0)
-            .map(|i| (i.rejects_file as usize, i.rejects_bytes as u64)),
-    };
+    let mut writer = Writer::new(
+        pool.zip(import.as_ref()).filter(|_| !options.dry_run),
+        &mapping,
+        &files,
+    );
     let mut pending = BTreeMap::new();
     let mut next = 0;
     let interrupt = tokio::signal::ctrl_c();
@@ -165,6 +155,14 @@ pub async fn run(
         }
     }
     drop(events);
+    if !summary.interrupted
+        && !summary.cancelled
+        && let Err(e) = writer.flush(&mut summary).await
+    {
+        progress.finish();
+        return Err(e);
+    }
+    progress.update(read_bytes.load(Ordering::Relaxed), &summary.counts);
     progress.finish();
     summary.limited = limited.load(Ordering::Acquire);
     if let (Some(pool), Some(import)) = (pool, &import)
@@ -331,121 +329,5 @@ fn map_chunks(
         if done.blocking_send(Event::Mapped(mapped)).is_err() {
             return;
         }
-    }
-}
-
-/// Stores mapped chunks in order.
-struct Writer<'a> {
-    pool: Option<&'a PgPool>,
-    import: Option<&'a ImportRow>,
-    mapping: &'a SourceMapping,
-    files: &'a [(PathBuf, InputFormat)],
-    dry_run: bool,
-    types: TypeGuard,
-    /// The rejects file of the input being read, with that input's index.
-    rejects: Option<(usize, RejectsFile)>,
-    /// A resumed import's rejects file and its committed length, until it is reopened.
-    resume: Option<(usize, u64)>,
-}
-
-impl Writer<'_> {
-    /// Stores one chunk; a chunk of an import cancelled meanwhile sets
-    /// `summary.cancelled` and stores nothing.
-    async fn write(&mut self, mapped: Mapped, summary: &mut Summary) -> Result<(), ImportError> {
-        let counts = &mut summary.counts;
-        counts.rows += mapped.rows;
-        counts.rejected += mapped.rejected.len() as u64;
-        let (Some(pool), Some(import), false) = (self.pool, self.import, self.dry_run) else {
-            for record in &mapped.records {
-                match record.mapped.status {
-                    RecordStatus::Ignored => counts.ignored += 1,
-                    _ => counts.accepted += 1,
-                }
-                if summary.first_bodies.len() < DRY_RUN_BODIES {
-                    summary
-                        .first_bodies
-                        .extend(record.mapped.operations.iter().map(|op| op.body.clone()));
-                }
-            }
-            let room = DRY_RUN_BODIES.saturating_sub(summary.first_rejects.len());
-            summary
-                .first_rejects
-                .extend(mapped.rejected.into_iter().take(room));
-            return Ok(());
-        };
-        let rejects_bytes = self.write_rejects(&mapped, &mut summary.rejects_files)?;
-        let mut records = mapped.records;
-        self.types.check(pool, &mut records).await?;
-        let meta = RequestMeta {
-            source: &self.mapping.id,
-            mapping_hash: &self.mapping.content_hash,
-            content_type: None,
-            request_id: &format!("import-{}", import.id),
-            // An import is no webhook: its rows start no trace.
-            trace_context: None,
-        };
-        let progress = BatchProgress {
-            rows_done: mapped.rows_end as i64,
-            rejected: mapped.rejected.len() as i64,
-            rejects_bytes: rejects_bytes as i64,
-            rejects_file: mapped.file as i32,
-        };
-        let stored = match imports::store_batch(pool, import.id, &meta, records, progress).await {
-            Ok(stored) => stored,
-            Err(StoreBatchError::Cancelled(_)) => {
-                summary.cancelled = true;
-                return Ok(());
-            }
-            Err(StoreBatchError::Database(e)) => return Err(e.into()),
-        };
-        let counts = &mut summary.counts;
-        counts.accepted += u64::from(stored.accepted);
-        counts.duplicates += u64::from(stored.duplicates);
-        counts.ignored += u64::from(stored.ignored);
-        counts.stale += u64::from(stored.stale);
-        counts.rejected += u64::from(stored.failed);
-        Ok(())
-    }
-
-    /// Appends the chunk's rejected rows to its input's rejects file; the file's length.
-    fn write_rejects(
-        &mut self,
-        mapped: &Mapped,
-        written: &mut Vec<PathBuf>,
-    ) -> Result<u64, ImportError> {
-        let path = input::rejects_path(&self.files[mapped.file].0);
-        self.append_rejects(mapped, &path, written)
-            .map_err(|error| ImportError::Rejects {
-                path: path.display().to_string(),
-                error,
-            })
-    }
-
-    fn append_rejects(
-        &mut self,
-        mapped: &Mapped,
-        path: &Path,
-        written: &mut Vec<PathBuf>,
-    ) -> std::io::Result<u64> {
-        if self
-            .rejects
-            .as_ref()
-            .is_none_or(|(file, _)| *file != mapped.file)
-        {
-            let keep = match self.resume.take() {
-                Some((file, bytes)) if file == mapped.file => bytes,
-                _ => 0,
-            };
-            self.rejects = Some((mapped.file, RejectsFile::open(path, keep)?));
-        }
-        let (_, rejects) = self.rejects.as_mut().expect("opened above");
-        for rejected in &mapped.rejected {
-            rejects.write(rejected, mapped.columns.as_deref())?;
-        }
-        let bytes = rejects.flush()?;
-        if bytes > 0 && !written.iter().any(|p| p == rejects.path()) {
-            written.push(rejects.path().to_path_buf());
-        }
-        Ok(bytes)
     }
 }

@@ -3,13 +3,12 @@
 //! interrupted import resumes exactly where its last committed batch ended.
 
 use serde::Serialize;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
-use super::inbound::{self, Content, IngestCounts, IngestJob, RequestMeta};
+use super::inbound::{self, Content, IngestCounts, IngestJob, InsertColumns, RequestMeta};
 use super::settle::promote_heads;
 use super::storable::is_data_error;
-use crate::mapping::IncomingRecord;
 
 /// Where an import is (`imports.state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
@@ -154,48 +153,68 @@ pub async fn outbox_counts(pool: &PgPool, id: i64) -> Result<ImportOutbox, sqlx:
     Ok(counts)
 }
 
-/// Stores one batch of import `id`'s records and its progress in one transaction.
-/// Refused when the import was cancelled meanwhile (the row lock orders the two). A
+/// One batch of an import stored in its transaction, not yet committed. The import
+/// commits batch k while Postgres runs batch k+1's statement; the commits stay in
+/// order, so the progress committed with a batch counts every row before it.
+pub struct StagedBatch {
+    tx: Transaction<'static, Postgres>,
+    id: i64,
+    counts: IngestCounts,
+}
+
+/// Stores one batch of import `id`'s records (`columns` built from `content` by
+/// [`InsertColumns::of`]) in a transaction left open for [`StagedBatch::commit`]. A
 /// record Postgres refuses is stored alone as `failed`, as a webhook's would be.
-pub async fn store_batch(
+pub async fn stage_batch(
     pool: &PgPool,
     id: i64,
     meta: &RequestMeta<'_>,
-    records: Vec<IncomingRecord>,
-    progress: BatchProgress,
-) -> Result<IngestCounts, StoreBatchError> {
-    let mut conn = pool.acquire().await?;
-    let mut tx = conn.begin().await?;
-    let state: Option<ImportState> =
-        sqlx::query_scalar("SELECT state FROM imports WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if state != Some(ImportState::Running) {
-        return Err(StoreBatchError::Cancelled(id));
+    content: &Content,
+    columns: &InsertColumns,
+) -> Result<StagedBatch, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // The batch's progress commits with its rows, so a commit lost to a crash of
+    // Postgres loses both and the import reads those rows again; `finish` commits
+    // synchronously, which makes every earlier commit durable before "done".
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
+    let counts = store_records(&mut tx, id, meta, content, columns).await?;
+    Ok(StagedBatch { tx, id, counts })
+}
+
+impl StagedBatch {
+    /// Commits the batch with the import's progress; refused (and rolled back) when
+    /// the import was cancelled meanwhile: the row lock of the update orders the two.
+    pub async fn commit(
+        mut self,
+        progress: BatchProgress,
+    ) -> Result<IngestCounts, StoreBatchError> {
+        let counts = self.counts;
+        let running: Option<i64> = sqlx::query_scalar(
+            "UPDATE imports SET rows_done = $2, accepted = accepted + $3, duplicates = duplicates + $4,
+                 ignored = ignored + $5, stale = stale + $6, rejected = rejected + $7 + $8,
+                 rejects_bytes = $9, rejects_file = $10, updated_at = now()
+             WHERE id = $1 AND state = 'running' RETURNING id",
+        )
+        .bind(self.id)
+        .bind(progress.rows_done)
+        .bind(i64::from(counts.accepted))
+        .bind(i64::from(counts.duplicates))
+        .bind(i64::from(counts.ignored))
+        .bind(i64::from(counts.stale))
+        .bind(i64::from(counts.failed))
+        .bind(progress.rejected)
+        .bind(progress.rejects_bytes)
+        .bind(progress.rejects_file)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        if running.is_none() {
+            return Err(StoreBatchError::Cancelled(self.id));
+        }
+        self.tx.commit().await?;
+        Ok(counts)
     }
-    let content = Content::Records(records);
-    let counts = store_records(&mut tx, id, meta, &content).await?;
-    sqlx::query(
-        "UPDATE imports SET rows_done = $2, accepted = accepted + $3, duplicates = duplicates + $4,
-             ignored = ignored + $5, stale = stale + $6, rejected = rejected + $7 + $8,
-             rejects_bytes = $9, rejects_file = $10, updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(progress.rows_done)
-    .bind(i64::from(counts.accepted))
-    .bind(i64::from(counts.duplicates))
-    .bind(i64::from(counts.ignored))
-    .bind(i64::from(counts.stale))
-    .bind(i64::from(counts.failed))
-    .bind(progress.rejected)
-    .bind(progress.rejects_bytes)
-    .bind(progress.rejects_file)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(counts)
 }
 
 /// The batch under a savepoint; when Postgres refuses its data, record by record,
@@ -205,12 +224,12 @@ async fn store_records(
     id: i64,
     meta: &RequestMeta<'_>,
     content: &Content,
+    columns: &InsertColumns,
 ) -> Result<IngestCounts, sqlx::Error> {
     let attempt = {
         let mut savepoint = tx.begin().await?;
-        let stored =
-            inbound::ingest_batch_of(&mut savepoint, &[IngestJob { meta, content }], Some(id))
-                .await;
+        let job = [IngestJob { meta, content }];
+        let stored = inbound::ingest_columns(&mut savepoint, &job, columns, Some(id)).await;
         if stored.is_ok() {
             savepoint.commit().await?;
         }

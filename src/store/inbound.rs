@@ -237,9 +237,19 @@ pub async fn ingest_batch_of(
     jobs: &[IngestJob<'_>],
     import_id: Option<i64>,
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
+    ingest_columns(conn, jobs, &InsertColumns::of(jobs), import_id).await
+}
+
+/// [`ingest_batch_of`] with the batch's columns already built (`InsertColumns::of(jobs)`).
+pub async fn ingest_columns(
+    conn: &mut PgConnection,
+    jobs: &[IngestJob<'_>],
+    columns: &InsertColumns,
+    import_id: Option<i64>,
+) -> Result<Vec<IngestCounts>, sqlx::Error> {
     let rows = jobs.iter().flat_map(IngestJob::rows);
     if rows.clone().all(|row| row.version().is_none()) {
-        return store_rows(conn, jobs, &vec![false; rows.count()], import_id).await;
+        return store_rows(conn, columns, &vec![false; rows.count()], import_id).await;
     }
     let mut tx = conn.begin().await?;
     let stale = match super::versions::advance_all(&mut tx, jobs).await? {
@@ -259,7 +269,7 @@ pub async fn ingest_batch_of(
             stale
         }
     };
-    let counts = store_rows(&mut tx, jobs, &stale, import_id).await?;
+    let counts = store_rows(&mut tx, columns, &stale, import_id).await?;
     tx.commit().await?;
     Ok(counts)
 }
@@ -267,66 +277,130 @@ pub async fn ingest_batch_of(
 /// Inserts the batch (each record stale or not, as given) and counts per request.
 async fn store_rows(
     conn: &mut PgConnection,
-    jobs: &[IngestJob<'_>],
+    columns: &InsertColumns,
     stale: &[bool],
     import_id: Option<i64>,
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
-    let rows = inbound_rows(jobs, stale);
-    let inserted = insert_records(conn, &rows, import_id).await?;
-    Ok(count_outcomes(jobs, &rows, &inserted))
+    let inserted = insert_records(conn, columns, stale, import_id).await?;
+    Ok(columns.count_outcomes(stale, &inserted))
 }
 
-struct InboundRow<'a> {
-    meta: &'a RequestMeta<'a>,
-    row: Row<'a>,
-    stale: bool,
-    /// The first record of the batch with its source and dedupe key: the one inserted
-    /// (a later one is a duplicate of it).
-    first: bool,
+/// A batch's inbound rows in order, and the operations of the new ones, as the columns
+/// its one insert statement binds. Built without the database, so that an import
+/// builds its next batch's while Postgres stores the last; whether a row is stale is
+/// bound apart, since the version fence decides it inside the transaction.
+pub struct InsertColumns {
+    sources: Vec<String>,
+    keys: Vec<String>,
+    /// What the mapping made of each row (a stale row is stored as `stale` instead).
+    statuses: Vec<InboundStatus>,
+    payloads: Vec<Option<String>>,
+    content_types: Vec<Option<String>>,
+    warnings: Vec<String>,
+    errors: Vec<Option<String>>,
+    hashes: Vec<String>,
+    request_ids: Vec<String>,
+    raw_bodies: Vec<Option<String>>,
+    trace_contexts: Vec<Option<String>>,
+    /// Whether the row is the first of its source and dedupe key in the batch: the one
+    /// inserted (a later one is a duplicate of it).
+    firsts: Vec<bool>,
+    /// Each operation's row (1-based, as `WITH ORDINALITY` counts), for the firsts only.
+    op_rows: Vec<i64>,
+    ops: OperationColumns,
+    /// How many rows each request has, in order, for its counts.
+    job_rows: Vec<usize>,
 }
 
-/// The batch's records in order, each with whether it is stale and whether it is the
-/// first of its key in the batch.
-fn inbound_rows<'a>(jobs: &'a [IngestJob<'a>], stale: &[bool]) -> Vec<InboundRow<'a>> {
-    let mut seen = HashSet::new();
-    jobs.iter()
-        .flat_map(|job| job.rows().map(move |row| (job.meta, row)))
-        .zip(stale)
-        .map(|((meta, row), &stale)| InboundRow {
-            meta,
-            row,
-            stale,
-            first: seen.insert((meta.source, storable::key(row.dedupe_key()))),
-        })
-        .collect()
-}
-
-/// Each request's counts: a record not inserted is a duplicate; an inserted one counts
-/// by what its mapping made of it.
-fn count_outcomes(
-    jobs: &[IngestJob<'_>],
-    rows: &[InboundRow<'_>],
-    inserted: &HashSet<usize>,
-) -> Vec<IngestCounts> {
-    let mut counts = vec![IngestCounts::default(); jobs.len()];
-    let mut index = 0..;
-    for (job_counts, job) in counts.iter_mut().zip(jobs) {
-        for i in index.by_ref().take(job.rows().count()) {
-            let row = &rows[i];
-            if !inserted.contains(&i) {
-                job_counts.duplicates += 1;
-            } else if row.stale {
-                job_counts.stale += 1;
-            } else if let Row::Record(record) = row.row {
-                match record.mapped.status {
-                    RecordStatus::Mapped => job_counts.accepted += 1,
-                    RecordStatus::Ignored => job_counts.ignored += 1,
-                    RecordStatus::Failed => job_counts.failed += 1,
+impl InsertColumns {
+    pub fn of(jobs: &[IngestJob<'_>]) -> Self {
+        let n = jobs.iter().map(|job| job.rows().count()).sum();
+        let mut c = InsertColumns {
+            sources: Vec::with_capacity(n),
+            keys: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            content_types: Vec::with_capacity(n),
+            warnings: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+            hashes: Vec::with_capacity(n),
+            request_ids: Vec::with_capacity(n),
+            raw_bodies: Vec::with_capacity(n),
+            trace_contexts: Vec::with_capacity(n),
+            firsts: Vec::with_capacity(n),
+            op_rows: Vec::new(),
+            ops: OperationColumns::default(),
+            job_rows: jobs.iter().map(|job| job.rows().count()).collect(),
+        };
+        let mut seen = HashSet::with_capacity(n);
+        let rows = jobs
+            .iter()
+            .flat_map(|job| job.rows().map(move |row| (job.meta, row)));
+        for ((meta, row), ord) in rows.zip(1i64..) {
+            let key = storable::key(row.dedupe_key()).into_owned();
+            let first = seen.insert((meta.source, key.clone()));
+            c.sources.push(meta.source.to_owned());
+            c.keys.push(key);
+            c.content_types.push(meta.content_type.map(str::to_owned));
+            c.hashes.push(meta.mapping_hash.to_owned());
+            c.request_ids.push(meta.request_id.to_owned());
+            c.trace_contexts.push(meta.trace_context.map(str::to_owned));
+            c.firsts.push(first);
+            match row {
+                Row::Record(record) => {
+                    c.statuses.push(record.mapped.status.into());
+                    c.payloads.push(Some(json_text(&record.payload)));
+                    c.raw_bodies.push(None);
+                    c.warnings.push(warnings_json(&record.mapped.warnings));
+                    c.errors.push(
+                        record
+                            .mapped
+                            .error()
+                            .map(|e| storable::text(&e).into_owned()),
+                    );
+                    // The insert drops the operations of duplicates and stale rows.
+                    if first {
+                        for op in &record.mapped.operations {
+                            c.op_rows.push(ord);
+                            c.ops.push(op);
+                        }
+                    }
+                }
+                Row::Malformed(body) => {
+                    c.statuses.push(InboundStatus::Malformed);
+                    c.payloads.push(None);
+                    c.raw_bodies.push(Some(body.text.clone()));
+                    c.warnings.push("[]".to_owned());
+                    c.errors.push(Some(body.reason.clone()));
                 }
             }
         }
+        c
     }
-    counts
+
+    /// Each request's counts: a record not inserted is a duplicate; an inserted one
+    /// counts by what its mapping made of it.
+    fn count_outcomes(&self, stale: &[bool], inserted: &HashSet<usize>) -> Vec<IngestCounts> {
+        let mut counts = vec![IngestCounts::default(); self.job_rows.len()];
+        let mut index = 0..;
+        for (job_counts, &rows) in counts.iter_mut().zip(&self.job_rows) {
+            for i in index.by_ref().take(rows) {
+                if !inserted.contains(&i) {
+                    job_counts.duplicates += 1;
+                } else if stale[i] {
+                    job_counts.stale += 1;
+                } else {
+                    match self.statuses[i] {
+                        InboundStatus::Mapped => job_counts.accepted += 1,
+                        InboundStatus::Ignored => job_counts.ignored += 1,
+                        InboundStatus::Failed => job_counts.failed += 1,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        counts
+    }
 }
 
 /// One statement for the whole batch: the inbound rows (`ON CONFLICT DO NOTHING` is the
@@ -334,70 +408,13 @@ fn count_outcomes(
 /// new ids, in the CRM's order. Returns the positions of the rows that were inserted.
 async fn insert_records(
     conn: &mut PgConnection,
-    rows: &[InboundRow<'_>],
+    c: &InsertColumns,
+    stale: &[bool],
     import_id: Option<i64>,
 ) -> Result<HashSet<usize>, sqlx::Error> {
-    if rows.is_empty() {
+    if c.keys.is_empty() {
         return Ok(HashSet::new());
     }
-    let sources: Vec<&str> = rows.iter().map(|r| r.meta.source).collect();
-    let stored_keys: Vec<std::borrow::Cow<'_, str>> = rows
-        .iter()
-        .map(|r| storable::key(r.row.dedupe_key()))
-        .collect();
-    let keys: Vec<&str> = stored_keys.iter().map(AsRef::as_ref).collect();
-    let statuses: Vec<InboundStatus> = rows
-        .iter()
-        .map(|r| match r.row {
-            _ if r.stale => InboundStatus::Stale,
-            Row::Record(record) => record.mapped.status.into(),
-            Row::Malformed(_) => InboundStatus::Malformed,
-        })
-        .collect();
-    let mut payloads: Vec<Option<String>> = Vec::with_capacity(rows.len());
-    let mut raw_bodies: Vec<Option<&str>> = Vec::with_capacity(rows.len());
-    let mut warnings: Vec<String> = Vec::with_capacity(rows.len());
-    let mut errors: Vec<Option<String>> = Vec::with_capacity(rows.len());
-    for r in rows {
-        match r.row {
-            Row::Record(record) => {
-                payloads.push(Some(json_text(&record.payload)));
-                raw_bodies.push(None);
-                warnings.push(warnings_json(&record.mapped.warnings));
-                errors.push(
-                    record
-                        .mapped
-                        .error()
-                        .map(|e| storable::text(&e).into_owned()),
-                );
-            }
-            Row::Malformed(body) => {
-                payloads.push(None);
-                raw_bodies.push(Some(&body.text));
-                warnings.push("[]".to_owned());
-                errors.push(Some(body.reason.clone()));
-            }
-        }
-    }
-    let content_types: Vec<Option<&str>> = rows.iter().map(|r| r.meta.content_type).collect();
-    let hashes: Vec<&str> = rows.iter().map(|r| r.meta.mapping_hash).collect();
-    let request_ids: Vec<&str> = rows.iter().map(|r| r.meta.request_id).collect();
-    let trace_contexts: Vec<Option<&str>> = rows.iter().map(|r| r.meta.trace_context).collect();
-    let firsts: Vec<bool> = rows.iter().map(|r| r.first).collect();
-    // Operations of the rows that may produce some; the join with the inserted rows
-    // drops those of duplicates.
-    let operations: Vec<(i64, &Operation)> = rows
-        .iter()
-        .zip(1i64..)
-        .filter(|(r, _)| r.first && !r.stale)
-        .filter_map(|(r, ord)| match r.row {
-            Row::Record(record) => Some((record, ord)),
-            Row::Malformed(_) => None,
-        })
-        .flat_map(|(record, ord)| record.mapped.operations.iter().map(move |op| (ord, op)))
-        .collect();
-    let op_rows: Vec<i64> = operations.iter().map(|(ord, _)| *ord).collect();
-    let ops = OperationColumns::of(operations.iter().map(|(_, op)| *op));
     let head = head_of_new_row(
         "o.u",
         "row_number() OVER (PARTITION BY o.u ORDER BY o.op_ord) = 1",
@@ -406,16 +423,17 @@ async fn insert_records(
         "WITH rec AS (
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::inbound_status[], $4::text[]::json[], $5::text[],
                                   $6::text[]::jsonb[], $7::text[], $8::text[], $9::text[], $10::bool[],
-                                  $17::text[], $18::text[])
-                  WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, raw, tc, ord)),
+                                  $17::text[], $18::text[], $20::bool[])
+                  WITH ORDINALITY AS t(s, k, st, p, ct, w, e, h, r, first, raw, tc, stale, ord)),
          ins AS (
              INSERT INTO inbound_records
                (source, dedupe_key, status, payload, content_type, warnings, error, mapping_hash, request_id, raw_body, import_id)
-             SELECT s, k, st, p, ct, w, e, h, r, raw, $19::int8 FROM rec ORDER BY ord
+             SELECT s, k, CASE WHEN stale THEN 'stale'::inbound_status ELSE st END, p, ct, w, e, h, r, raw, $19::int8
+             FROM rec ORDER BY ord
              ON CONFLICT (source, dedupe_key) DO NOTHING
              RETURNING id, source, dedupe_key),
          new AS (
-             SELECT ins.id, rec.ord, rec.s, rec.h, rec.tc FROM ins
+             SELECT ins.id, rec.ord, rec.s, rec.h, rec.tc, rec.stale FROM ins
              JOIN rec ON rec.s = ins.source AND rec.k = ins.dedupe_key AND rec.first),
          out AS (
              INSERT INTO outbox ({INSERT_COLUMNS}, priority)
@@ -423,30 +441,31 @@ async fn insert_records(
                     CASE WHEN $19::int8 IS NULL THEN 0 ELSE 1 END
              FROM UNNEST($11::int8[], $12::uuid[], $13::text[], $14::operation_kind[], $15::text[], $16::text[]::json[])
                   WITH ORDINALITY AS o(rec_ord, rid, ru, k, u, b, op_ord)
-             JOIN new ON new.ord = o.rec_ord
+             JOIN new ON new.ord = o.rec_ord AND NOT new.stale
              ORDER BY o.op_ord)
          SELECT ord FROM new"
     );
     let inserted: Vec<i64> = sqlx::query_scalar(&sql)
-        .bind(&sources)
-        .bind(&keys)
-        .bind(&statuses)
-        .bind(&payloads)
-        .bind(&content_types)
-        .bind(&warnings)
-        .bind(&errors)
-        .bind(&hashes)
-        .bind(&request_ids)
-        .bind(&firsts)
-        .bind(&op_rows)
-        .bind(&ops.request_ids)
-        .bind(&ops.rules)
-        .bind(&ops.kinds)
-        .bind(&ops.users)
-        .bind(&ops.bodies)
-        .bind(&raw_bodies)
-        .bind(&trace_contexts)
+        .bind(&c.sources)
+        .bind(&c.keys)
+        .bind(&c.statuses)
+        .bind(&c.payloads)
+        .bind(&c.content_types)
+        .bind(&c.warnings)
+        .bind(&c.errors)
+        .bind(&c.hashes)
+        .bind(&c.request_ids)
+        .bind(&c.firsts)
+        .bind(&c.op_rows)
+        .bind(&c.ops.request_ids)
+        .bind(&c.ops.rules)
+        .bind(&c.ops.kinds)
+        .bind(&c.ops.users)
+        .bind(&c.ops.bodies)
+        .bind(&c.raw_bodies)
+        .bind(&c.trace_contexts)
         .bind(import_id)
+        .bind(stale)
         .fetch_all(&mut *conn)
         .await?;
     // `WITH ORDINALITY` counts from 1.
@@ -477,33 +496,31 @@ async fn advance_version(
 
 /// The outbox columns of some operations, as arrays for `UNNEST`: each operation gets
 /// a fresh idempotency id (a UUIDv7) and its body as stored JSON text.
-pub(super) struct OperationColumns<'a> {
+#[derive(Default)]
+pub(super) struct OperationColumns {
     pub(super) request_ids: Vec<Uuid>,
-    pub(super) rules: Vec<&'a str>,
+    pub(super) rules: Vec<String>,
     pub(super) kinds: Vec<OperationKind>,
     pub(super) users: Vec<Option<String>>,
     pub(super) bodies: Vec<String>,
 }
 
-impl<'a> OperationColumns<'a> {
-    pub(super) fn of(operations: impl Iterator<Item = &'a Operation>) -> Self {
-        let mut columns = OperationColumns {
-            request_ids: Vec::new(),
-            rules: Vec::new(),
-            kinds: Vec::new(),
-            users: Vec::new(),
-            bodies: Vec::new(),
-        };
+impl OperationColumns {
+    pub(super) fn of<'a>(operations: impl Iterator<Item = &'a Operation>) -> Self {
+        let mut columns = OperationColumns::default();
         for op in operations {
-            columns.request_ids.push(Uuid::now_v7());
-            columns.rules.push(op.rule.as_str());
-            columns.kinds.push(op.kind);
-            columns
-                .users
-                .push(op.user_key().map(|u| storable::key(&u).into_owned()));
-            columns.bodies.push(json_text(&op.body));
+            columns.push(op);
         }
         columns
+    }
+
+    fn push(&mut self, op: &Operation) {
+        self.request_ids.push(Uuid::now_v7());
+        self.rules.push(op.rule.clone());
+        self.kinds.push(op.kind);
+        self.users
+            .push(op.user_key().map(|u| storable::key(&u).into_owned()));
+        self.bodies.push(json_text(&op.body));
     }
 }
 
