@@ -11,15 +11,15 @@ use webengage_bridge::support::{Role, imports};
 
 use crate::helpers::{AppOptions, TestDb, example_mappings, fixture, spawn_app};
 
-const SF_HEADER: &str = "Id,FirstName,LastName,Email,Company,LastModifiedDate,LeadSource,Status,HasOptedOutOfEmail,Product_Interest__c";
+pub(crate) const SF_HEADER: &str = "Id,FirstName,LastName,Email,Company,LastModifiedDate,LeadSource,Status,HasOptedOutOfEmail,Product_Interest__c";
 
-fn sf_row(id: &str, email: &str, modified: &str) -> String {
+pub(crate) fn sf_row(id: &str, email: &str, modified: &str) -> String {
     format!(
         "{id},Meera,Iyer,{email},Rao & Iyer Consulting,{modified},Web,Open - Not Contacted,false,Data Science Bootcamp"
     )
 }
 
-fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
+pub(crate) fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
     path

@@ -23,6 +23,7 @@ mod group_commit;
 mod hostile;
 mod hostile_input;
 mod import;
+mod import_interrupted;
 mod layout;
 mod mapping_fidelity;
 mod mapping_reload;
