@@ -25,9 +25,10 @@ pub use pipeline::run;
 pub use record::Rejected;
 
 /// Rows mapped and stored together (one transaction, one statement). A mapped
-/// LeadSquared lead holds about 10 KB (its fields and its bodies as JSON values), and
-/// some seven chunks are alive at once (see `pipeline`): this bounds the memory.
-pub const BATCH_ROWS: usize = 1000;
+/// LeadSquared lead holds some 15 KB as JSON values and 4 KB as insert columns; each
+/// mapping thread holds up to two chunks of records, and some five chunks of columns
+/// are queued or in flight (see `pipeline` and `writer`): this bounds the memory.
+pub const BATCH_ROWS: usize = 500;
 /// Bodies a dry run prints.
 pub const DRY_RUN_BODIES: usize = 3;
 

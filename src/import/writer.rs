@@ -1,11 +1,12 @@
 //! Storing mapped chunks in order, three at a time: while Postgres commits chunk k, it
-//! runs chunk k+1's statement on a second connection, and chunk k+2's columns are
-//! built on a blocking thread. Statements run one after another, so a chunk only ever
+//! runs chunk k+1's statement on a second connection, and chunk k+2 is made ready
+//! (its columns, usually built by its mapping thread already). Statements run one after another, so a chunk only ever
 //! waits for the locks of the chunk before it (the same record in both), which is
 //! already past its statement and only committing; commits run in order, so the
 //! progress committed with a chunk counts every row before it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sqlx::PgPool;
 
@@ -14,13 +15,40 @@ use super::pipeline::Mapped;
 use super::rejects::RejectsFile;
 use super::{DRY_RUN_BODIES, ImportError, Summary};
 use crate::ingest::TypeGuard;
-use crate::mapping::{RecordStatus, SourceMapping};
+use crate::mapping::{IncomingRecord, RecordStatus, SourceMapping};
+use crate::store::columns::InsertColumns;
 use crate::store::imports::{self, BatchProgress, ImportRow, StagedBatch, StoreBatchError};
-use crate::store::inbound::{Content, IngestCounts, IngestJob, InsertColumns, RequestMeta};
+use crate::store::inbound::{Content, IngestCounts, IngestJob, RequestMeta};
+
+/// A mapped chunk's records as the writer gets them.
+pub enum MappedRows {
+    /// Their insert columns, the records dropped: the attribute types were all known.
+    Encoded(Box<InsertColumns>),
+    /// The records: a dry run, or a chunk that brings attributes seen for the first
+    /// time, whose types the writer records in order before building the columns.
+    Records(Vec<IncomingRecord>),
+}
+
+/// What a mapping thread needs to build a chunk's insert columns.
+#[derive(Clone)]
+pub struct Encoder {
+    types: Arc<TypeGuard>,
+    origin: Origin,
+}
+
+impl Encoder {
+    /// The chunk's columns when its attribute types are all known, else its records.
+    pub fn encode_known(&self, mut records: Vec<IncomingRecord>) -> MappedRows {
+        if self.types.check_known(&mut records) {
+            MappedRows::Encoded(Box::new(self.origin.columns(records)))
+        } else {
+            MappedRows::Records(records)
+        }
+    }
+}
 
 /// A chunk ready for its statement.
 struct Prepared {
-    content: Content,
     columns: InsertColumns,
     rows: u64,
     progress: BatchProgress,
@@ -42,6 +70,14 @@ struct Origin {
 }
 
 impl Origin {
+    fn columns(&self, records: Vec<IncomingRecord>) -> InsertColumns {
+        let content = Content::Records(records);
+        InsertColumns::of(&[IngestJob {
+            meta: &self.meta(),
+            content: &content,
+        }])
+    }
+
     fn meta(&self) -> RequestMeta<'_> {
         RequestMeta {
             source: &self.source,
@@ -60,7 +96,7 @@ pub struct Writer<'a> {
     target: Option<(&'a PgPool, i64)>,
     origin: Origin,
     files: &'a [(PathBuf, InputFormat)],
-    types: TypeGuard,
+    types: Arc<TypeGuard>,
     /// The rejects file of the input being read, with that input's index.
     rejects: Option<(usize, RejectsFile)>,
     /// A resumed import's rejects file and its committed length, until it is reopened.
@@ -85,7 +121,7 @@ impl<'a> Writer<'a> {
                 request_id: format!("import-{}", import.map_or(0, |i| i.id)),
             },
             files,
-            types: TypeGuard::default(),
+            types: Arc::default(),
             rejects: None,
             resume: import
                 .filter(|i| i.rows_done > 0)
@@ -93,6 +129,19 @@ impl<'a> Writer<'a> {
             prepared: None,
             staged: None,
         }
+    }
+
+    /// What the mapping threads need to build columns (`None` for a dry run), with
+    /// the attribute types recorded so far loaded.
+    pub async fn encoder(&self) -> Result<Option<Encoder>, ImportError> {
+        let Some((pool, _)) = self.target else {
+            return Ok(None);
+        };
+        self.types.ensure_loaded(pool).await?;
+        Ok(Some(Encoder {
+            types: Arc::clone(&self.types),
+            origin: self.origin.clone(),
+        }))
     }
 
     /// Takes the next chunk in order and moves the pipeline one step. A chunk of an
@@ -132,7 +181,6 @@ impl<'a> Writer<'a> {
         summary: &mut Summary,
     ) -> Result<(), ImportError> {
         let (staged, prepared) = (self.staged.take(), self.prepared.take());
-        let origin = self.origin.clone();
         let commit = async move {
             let staged = staged?;
             Some((
@@ -143,7 +191,7 @@ impl<'a> Writer<'a> {
         };
         let statement = async {
             let p = prepared?;
-            let staged = imports::stage_batch(pool, id, &origin.meta(), &p.content, &p.columns)
+            let staged = imports::stage_batch(pool, id, &p.columns)
                 .await
                 .map(|batch| Staged {
                     batch,
@@ -175,8 +223,8 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
-    /// Writes the chunk's rejects, checks its attribute types (in order, as ingest
-    /// does) and builds its columns on a blocking thread.
+    /// Writes the chunk's rejects; for a chunk of records, checks their attribute types
+    /// (in order, as ingest does) and builds their columns on a blocking thread.
     async fn prepare(
         &mut self,
         pool: &PgPool,
@@ -190,22 +238,17 @@ impl<'a> Writer<'a> {
             rejects_bytes: rejects_bytes as i64,
             rejects_file: mapped.file as i32,
         };
-        let mut records = mapped.records;
-        self.types.check(pool, &mut records).await?;
-        let origin = self.origin.clone();
-        let (content, columns) = tokio::task::spawn_blocking(move || {
-            let content = Content::Records(records);
-            let meta = origin.meta();
-            let columns = InsertColumns::of(&[IngestJob {
-                meta: &meta,
-                content: &content,
-            }]);
-            (content, columns)
-        })
-        .await
-        .expect("building a chunk's columns does not panic");
+        let columns = match mapped.records {
+            MappedRows::Encoded(columns) => *columns,
+            MappedRows::Records(mut records) => {
+                self.types.check(pool, &mut records).await?;
+                let origin = self.origin.clone();
+                tokio::task::spawn_blocking(move || origin.columns(records))
+                    .await
+                    .expect("building a chunk's columns does not panic")
+            }
+        };
         Ok(Prepared {
-            content,
             columns,
             rows: mapped.rows,
             progress,
@@ -271,7 +314,10 @@ fn count_dry_run(mapped: Mapped, summary: &mut Summary) {
     let counts = &mut summary.counts;
     counts.rows += mapped.rows;
     counts.rejected += mapped.rejected.len() as u64;
-    for record in &mapped.records {
+    let MappedRows::Records(records) = &mapped.records else {
+        unreachable!("a dry run's mapping threads build no columns")
+    };
+    for record in records {
         match record.mapped.status {
             RecordStatus::Ignored => counts.ignored += 1,
             _ => counts.accepted += 1,

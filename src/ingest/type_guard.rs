@@ -26,7 +26,7 @@ pub struct TypeGuard {
 
 impl TypeGuard {
     /// Loads every type recorded so far, once.
-    async fn ensure_loaded(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
+    pub async fn ensure_loaded(&self, pool: &PgPool) -> Result<(), sqlx::Error> {
         if !self.loaded.load(Ordering::Acquire) {
             let all = attribute_types::load_all(pool).await?;
             *self.write() = all;
@@ -61,6 +61,15 @@ impl TypeGuard {
             known.insert(&t.scope, &t.name, t.json_type);
         }
         Ok(())
+    }
+
+    /// [`check`](Self::check) without the database, for a thread that cannot wait
+    /// on it (an import's mapping threads, after `ensure_loaded`): true when the records
+    /// brought no attribute seen for the first time. When false, `check` must still run
+    /// on them, in order, to record the new attributes; as in `check`, what this check
+    /// dropped stays dropped.
+    pub fn check_known(&self, records: &mut [IncomingRecord]) -> bool {
+        self.check_all(records).is_empty()
     }
 
     /// Checks the records in order under the read lock (no await while it is held);

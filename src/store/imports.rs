@@ -6,7 +6,8 @@ use serde::Serialize;
 use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
-use super::inbound::{self, Content, IngestCounts, IngestJob, InsertColumns, RequestMeta};
+use super::columns::InsertColumns;
+use super::inbound::{self, IngestCounts};
 use super::settle::promote_heads;
 use super::storable::is_data_error;
 
@@ -162,14 +163,12 @@ pub struct StagedBatch {
     counts: IngestCounts,
 }
 
-/// Stores one batch of import `id`'s records (`columns` built from `content` by
+/// Stores one batch of import `id`'s records (their columns, built by
 /// [`InsertColumns::of`]) in a transaction left open for [`StagedBatch::commit`]. A
 /// record Postgres refuses is stored alone as `failed`, as a webhook's would be.
 pub async fn stage_batch(
     pool: &PgPool,
     id: i64,
-    meta: &RequestMeta<'_>,
-    content: &Content,
     columns: &InsertColumns,
 ) -> Result<StagedBatch, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -179,7 +178,7 @@ pub async fn stage_batch(
     sqlx::query("SET LOCAL synchronous_commit = off")
         .execute(&mut *tx)
         .await?;
-    let counts = store_records(&mut tx, id, meta, content, columns).await?;
+    let counts = store_records(&mut tx, id, columns).await?;
     Ok(StagedBatch { tx, id, counts })
 }
 
@@ -222,14 +221,11 @@ impl StagedBatch {
 async fn store_records(
     tx: &mut PgConnection,
     id: i64,
-    meta: &RequestMeta<'_>,
-    content: &Content,
     columns: &InsertColumns,
 ) -> Result<IngestCounts, sqlx::Error> {
     let attempt = {
         let mut savepoint = tx.begin().await?;
-        let job = [IngestJob { meta, content }];
-        let stored = inbound::ingest_columns(&mut savepoint, &job, columns, Some(id)).await;
+        let stored = inbound::ingest_columns(&mut savepoint, columns, Some(id)).await;
         if stored.is_ok() {
             savepoint.commit().await?;
         }
@@ -239,30 +235,18 @@ async fn store_records(
         Ok(counts) => Ok(counts.into_iter().next().unwrap_or_default()),
         Err(e) if is_data_error(&e) => {
             tracing::warn!(error = %e, import = id, "Postgres refused an import batch's data; storing its records one by one");
-            let Content::Records(records) = content else {
-                return Err(e);
-            };
             let mut total = IngestCounts::default();
-            for record in records {
-                let alone = Content::Records(vec![record.clone()]);
+            for i in 0..columns.len() {
                 let mut savepoint = tx.begin().await?;
-                let job = [IngestJob {
-                    meta,
-                    content: &alone,
-                }];
-                match inbound::ingest_batch_of(&mut savepoint, &job, Some(id)).await {
+                match inbound::ingest_columns(&mut savepoint, &columns.row(i), Some(id)).await {
                     Ok(counts) => {
                         savepoint.commit().await?;
                         total.add(counts.into_iter().next().unwrap_or_default());
                     }
                     Err(e) if is_data_error(&e) => {
                         drop(savepoint);
-                        let failed = Content::Records(vec![inbound::refused(record, &e)]);
-                        let job = [IngestJob {
-                            meta,
-                            content: &failed,
-                        }];
-                        let counts = inbound::ingest_batch_of(tx, &job, Some(id)).await?;
+                        let failed = columns.refused_row(i, &e);
+                        let counts = inbound::ingest_columns(tx, &failed, Some(id)).await?;
                         total.add(counts.into_iter().next().unwrap_or_default());
                     }
                     Err(e) => return Err(e),

@@ -11,13 +11,11 @@ use std::collections::HashSet;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, PgConnection, PgPool};
-use uuid::Uuid;
 
+use super::columns::InsertColumns;
 use super::outbox::{INSERT_COLUMNS, head_of_new_row};
-use super::status::InboundStatus;
-use super::storable::{self, is_data_error, json_text};
+use super::storable::{self, is_data_error};
 use crate::mapping::{IncomingRecord, MappedRecord, RecordStatus, RecordVersion, RuleFailure};
-use crate::webengage::{Operation, OperationKind};
 
 /// A body that could not be parsed, as kept for support staff: the bytes (as text,
 /// NUL and invalid UTF-8 replaced) and why they could not be read.
@@ -25,8 +23,8 @@ use crate::webengage::{Operation, OperationKind};
 pub struct MalformedBody {
     /// `malformed:<sha256 of the bytes>`: a repeat of the same bytes is a duplicate.
     dedupe_key: String,
-    text: String,
-    reason: String,
+    pub(super) text: String,
+    pub(super) reason: String,
 }
 
 impl MalformedBody {
@@ -122,7 +120,7 @@ impl<'a> Row<'a> {
         }
     }
 
-    fn dedupe_key(self) -> &'a str {
+    pub(super) fn dedupe_key(self) -> &'a str {
         match self {
             Row::Record(record) => &record.dedupe_key,
             Row::Malformed(body) => &body.dedupe_key,
@@ -203,16 +201,20 @@ pub(super) fn refused(record: &IncomingRecord, e: &sqlx::Error) -> IncomingRecor
         dedupe_key: record.dedupe_key.clone(),
         payload: record.payload.clone(),
         version: None,
-        mapped: MappedRecord {
-            status: RecordStatus::Failed,
-            operations: Vec::new(),
-            warnings: Vec::new(),
-            failures: vec![RuleFailure {
-                rule: "(storage)".to_owned(),
-                reason: format!("Postgres refused the record: {e}"),
-            }],
-            provenance: Vec::new(),
-        },
+        mapped: refused_mapping(e),
+    }
+}
+
+pub(super) fn refused_mapping(e: &sqlx::Error) -> MappedRecord {
+    MappedRecord {
+        status: RecordStatus::Failed,
+        operations: Vec::new(),
+        warnings: Vec::new(),
+        failures: vec![RuleFailure {
+            rule: "(storage)".to_owned(),
+            reason: format!("Postgres refused the record: {e}"),
+        }],
+        provenance: Vec::new(),
     }
 }
 
@@ -237,34 +239,28 @@ pub async fn ingest_batch_of(
     jobs: &[IngestJob<'_>],
     import_id: Option<i64>,
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
-    ingest_columns(conn, jobs, &InsertColumns::of(jobs), import_id).await
+    ingest_columns(conn, &InsertColumns::of(jobs), import_id).await
 }
 
-/// [`ingest_batch_of`] with the batch's columns already built (`InsertColumns::of(jobs)`).
+/// [`ingest_batch_of`] with the batch's columns already built (`InsertColumns::of`).
 pub async fn ingest_columns(
     conn: &mut PgConnection,
-    jobs: &[IngestJob<'_>],
     columns: &InsertColumns,
     import_id: Option<i64>,
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
-    let rows = jobs.iter().flat_map(IngestJob::rows);
-    if rows.clone().all(|row| row.version().is_none()) {
-        return store_rows(conn, columns, &vec![false; rows.count()], import_id).await;
+    if columns.versions.iter().all(Option::is_none) {
+        return store_rows(conn, columns, &vec![false; columns.len()], import_id).await;
     }
     let mut tx = conn.begin().await?;
-    let stale = match super::versions::advance_all(&mut tx, jobs).await? {
+    let stale = match super::versions::advance_all(&mut tx, columns).await? {
         Some(stale) => stale,
         None => {
-            let mut stale = Vec::new();
-            for job in jobs {
-                for row in job.rows() {
-                    stale.push(match row.version() {
-                        Some(version) => {
-                            !advance_version(&mut tx, job.meta.source, version).await?
-                        }
-                        None => false,
-                    });
-                }
+            let mut stale = Vec::with_capacity(columns.len());
+            for (source, version) in columns.sources.iter().zip(&columns.versions) {
+                stale.push(match version {
+                    Some(version) => !advance_version(&mut tx, source, version).await?,
+                    None => false,
+                });
             }
             stale
         }
@@ -283,124 +279,6 @@ async fn store_rows(
 ) -> Result<Vec<IngestCounts>, sqlx::Error> {
     let inserted = insert_records(conn, columns, stale, import_id).await?;
     Ok(columns.count_outcomes(stale, &inserted))
-}
-
-/// A batch's inbound rows in order, and the operations of the new ones, as the columns
-/// its one insert statement binds. Built without the database, so that an import
-/// builds its next batch's while Postgres stores the last; whether a row is stale is
-/// bound apart, since the version fence decides it inside the transaction.
-pub struct InsertColumns {
-    sources: Vec<String>,
-    keys: Vec<String>,
-    /// What the mapping made of each row (a stale row is stored as `stale` instead).
-    statuses: Vec<InboundStatus>,
-    payloads: Vec<Option<String>>,
-    content_types: Vec<Option<String>>,
-    warnings: Vec<String>,
-    errors: Vec<Option<String>>,
-    hashes: Vec<String>,
-    request_ids: Vec<String>,
-    raw_bodies: Vec<Option<String>>,
-    trace_contexts: Vec<Option<String>>,
-    /// Whether the row is the first of its source and dedupe key in the batch: the one
-    /// inserted (a later one is a duplicate of it).
-    firsts: Vec<bool>,
-    /// Each operation's row (1-based, as `WITH ORDINALITY` counts), for the firsts only.
-    op_rows: Vec<i64>,
-    ops: OperationColumns,
-    /// How many rows each request has, in order, for its counts.
-    job_rows: Vec<usize>,
-}
-
-impl InsertColumns {
-    pub fn of(jobs: &[IngestJob<'_>]) -> Self {
-        let n = jobs.iter().map(|job| job.rows().count()).sum();
-        let mut c = InsertColumns {
-            sources: Vec::with_capacity(n),
-            keys: Vec::with_capacity(n),
-            statuses: Vec::with_capacity(n),
-            payloads: Vec::with_capacity(n),
-            content_types: Vec::with_capacity(n),
-            warnings: Vec::with_capacity(n),
-            errors: Vec::with_capacity(n),
-            hashes: Vec::with_capacity(n),
-            request_ids: Vec::with_capacity(n),
-            raw_bodies: Vec::with_capacity(n),
-            trace_contexts: Vec::with_capacity(n),
-            firsts: Vec::with_capacity(n),
-            op_rows: Vec::new(),
-            ops: OperationColumns::default(),
-            job_rows: jobs.iter().map(|job| job.rows().count()).collect(),
-        };
-        let mut seen = HashSet::with_capacity(n);
-        let rows = jobs
-            .iter()
-            .flat_map(|job| job.rows().map(move |row| (job.meta, row)));
-        for ((meta, row), ord) in rows.zip(1i64..) {
-            let key = storable::key(row.dedupe_key()).into_owned();
-            let first = seen.insert((meta.source, key.clone()));
-            c.sources.push(meta.source.to_owned());
-            c.keys.push(key);
-            c.content_types.push(meta.content_type.map(str::to_owned));
-            c.hashes.push(meta.mapping_hash.to_owned());
-            c.request_ids.push(meta.request_id.to_owned());
-            c.trace_contexts.push(meta.trace_context.map(str::to_owned));
-            c.firsts.push(first);
-            match row {
-                Row::Record(record) => {
-                    c.statuses.push(record.mapped.status.into());
-                    c.payloads.push(Some(json_text(&record.payload)));
-                    c.raw_bodies.push(None);
-                    c.warnings.push(warnings_json(&record.mapped.warnings));
-                    c.errors.push(
-                        record
-                            .mapped
-                            .error()
-                            .map(|e| storable::text(&e).into_owned()),
-                    );
-                    // The insert drops the operations of duplicates and stale rows.
-                    if first {
-                        for op in &record.mapped.operations {
-                            c.op_rows.push(ord);
-                            c.ops.push(op);
-                        }
-                    }
-                }
-                Row::Malformed(body) => {
-                    c.statuses.push(InboundStatus::Malformed);
-                    c.payloads.push(None);
-                    c.raw_bodies.push(Some(body.text.clone()));
-                    c.warnings.push("[]".to_owned());
-                    c.errors.push(Some(body.reason.clone()));
-                }
-            }
-        }
-        c
-    }
-
-    /// Each request's counts: a record not inserted is a duplicate; an inserted one
-    /// counts by what its mapping made of it.
-    fn count_outcomes(&self, stale: &[bool], inserted: &HashSet<usize>) -> Vec<IngestCounts> {
-        let mut counts = vec![IngestCounts::default(); self.job_rows.len()];
-        let mut index = 0..;
-        for (job_counts, &rows) in counts.iter_mut().zip(&self.job_rows) {
-            for i in index.by_ref().take(rows) {
-                if !inserted.contains(&i) {
-                    job_counts.duplicates += 1;
-                } else if stale[i] {
-                    job_counts.stale += 1;
-                } else {
-                    match self.statuses[i] {
-                        InboundStatus::Mapped => job_counts.accepted += 1,
-                        InboundStatus::Ignored => job_counts.ignored += 1,
-                        InboundStatus::Failed => job_counts.failed += 1,
-                        _ => {}
-                    }
-                }
-            }
-        }
-        counts
-    }
 }
 
 /// One statement for the whole batch: the inbound rows (`ON CONFLICT DO NOTHING` is the
@@ -492,42 +370,4 @@ async fn advance_version(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(advanced.is_some())
-}
-
-/// The outbox columns of some operations, as arrays for `UNNEST`: each operation gets
-/// a fresh idempotency id (a UUIDv7) and its body as stored JSON text.
-#[derive(Default)]
-pub(super) struct OperationColumns {
-    pub(super) request_ids: Vec<Uuid>,
-    pub(super) rules: Vec<String>,
-    pub(super) kinds: Vec<OperationKind>,
-    pub(super) users: Vec<Option<String>>,
-    pub(super) bodies: Vec<String>,
-}
-
-impl OperationColumns {
-    pub(super) fn of<'a>(operations: impl Iterator<Item = &'a Operation>) -> Self {
-        let mut columns = OperationColumns::default();
-        for op in operations {
-            columns.push(op);
-        }
-        columns
-    }
-
-    fn push(&mut self, op: &Operation) {
-        self.request_ids.push(Uuid::now_v7());
-        self.rules.push(op.rule.clone());
-        self.kinds.push(op.kind);
-        self.users
-            .push(op.user_key().map(|u| storable::key(&u).into_owned()));
-        self.bodies.push(json_text(&op.body));
-    }
-}
-
-/// Warnings as the JSON array of their lines, storable as `jsonb`.
-pub(super) fn warnings_json(warnings: &[crate::webengage::DroppedField]) -> String {
-    if warnings.is_empty() {
-        return "[]".to_owned();
-    }
-    json_text(&serde_json::json!(warnings))
 }

@@ -8,6 +8,7 @@
 pub mod attempts;
 pub mod attribute_types;
 pub mod backlog;
+pub mod columns;
 pub mod console;
 pub mod destination;
 pub mod imports;

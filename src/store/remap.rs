@@ -4,7 +4,7 @@
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 
-use super::inbound::{OperationColumns, warnings_json};
+use super::columns::{OperationColumns, warnings_json};
 use super::outbox::{INSERT_COLUMNS, head_of_new_row};
 use super::settle::promote_heads;
 use super::status::InboundStatus;

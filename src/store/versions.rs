@@ -12,26 +12,23 @@ use std::collections::HashSet;
 
 use sqlx::PgConnection;
 
-use super::inbound::IngestJob;
+use super::columns::InsertColumns;
 use super::storable;
 
-/// Advances the fence of every versioned record of `jobs`; per record in order,
-/// whether it is stale. `None` (nothing done) when a CRM record appears twice.
+/// Advances the fence of every versioned row of the batch; per row in order, whether
+/// it is stale. `None` (nothing done) when a CRM record appears twice.
 pub(super) async fn advance_all(
     conn: &mut PgConnection,
-    jobs: &[IngestJob<'_>],
+    columns: &InsertColumns,
 ) -> Result<Option<Vec<bool>>, sqlx::Error> {
     let mut fenced: Vec<(usize, &str, String, &str)> = Vec::new();
-    let mut total = 0;
-    for job in jobs {
-        for row in job.rows() {
-            if let Some(version) = row.version() {
-                let key = storable::key(&version.key).into_owned();
-                fenced.push((total, job.meta.source, key, version.at.as_str()));
-            }
-            total += 1;
+    for (index, (source, version)) in columns.sources.iter().zip(&columns.versions).enumerate() {
+        if let Some(version) = version {
+            let key = storable::key(&version.key).into_owned();
+            fenced.push((index, source.as_str(), key, version.at.as_str()));
         }
     }
+    let total = columns.len();
     let mut seen = HashSet::with_capacity(fenced.len());
     if !fenced
         .iter()

@@ -333,3 +333,27 @@ async fn a_test_database_is_migrated_and_dropped_after_the_test() {
             .expect("pg_database");
     assert!(!left, "{name} was left behind");
 }
+
+/// Makes Postgres refuse (SQLSTATE 22023, "the test refuses this row") every inbound row
+/// whose payload contains `marker`; rows stored as `failed` too when `even_failed`.
+pub async fn refuse_inbound_rows(pool: &PgPool, marker: &str, even_failed: bool) {
+    let failed_too = if even_failed {
+        ""
+    } else {
+        " AND NEW.status <> 'failed'"
+    };
+    sqlx::raw_sql(&format!(
+        r#"CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF NEW.payload::text LIKE '%{marker}%'{failed_too} THEN
+               RAISE EXCEPTION 'the test refuses this row' USING ERRCODE = '22023';
+             END IF;
+             RETURN NEW;
+           END $$;
+           CREATE TRIGGER refuse_marked BEFORE INSERT ON inbound_records
+             FOR EACH ROW EXECUTE FUNCTION refuse_marked();"#
+    ))
+    .execute(pool)
+    .await
+    .unwrap();
+}

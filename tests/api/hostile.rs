@@ -15,7 +15,8 @@ use tokio::net::TcpStream;
 use crate::helpers::bridge::{Bridge, binary};
 use crate::helpers::proxy::PgProxy;
 use crate::helpers::{
-    ADMIN_TOKEN, AppOptions, TestApp, TestDb, example_mappings, fixture, spawn_app, spawn_app_on,
+    ADMIN_TOKEN, AppOptions, TestApp, TestDb, example_mappings, fixture, refuse_inbound_rows,
+    spawn_app, spawn_app_on,
 };
 
 async fn app(options: AppOptions) -> TestApp {
@@ -268,20 +269,7 @@ async fn nul_in_a_key_and_an_event_name_fails_one_record_only_with_a_spool() {
 #[tokio::test]
 async fn a_record_postgres_refuses_fails_alone_and_is_no_outage() {
     let db = TestDb::new().await;
-    sqlx::raw_sql(
-        r#"CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
-           BEGIN
-             IF NEW.payload::text LIKE '%refuse-me%' AND NEW.status <> 'failed' THEN
-               RAISE EXCEPTION 'the test refuses this row' USING ERRCODE = '22023';
-             END IF;
-             RETURN NEW;
-           END $$;
-           CREATE TRIGGER refuse_once BEFORE INSERT ON inbound_records
-             FOR EACH ROW EXECUTE FUNCTION refuse_once();"#,
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    refuse_inbound_rows(&db.pool, "refuse-me", false).await;
     let url = db.url.clone();
     let spool = tempfile::tempdir().unwrap();
     let app = spawn_app_on(
@@ -343,20 +331,7 @@ async fn a_record_postgres_refuses_fails_alone_and_is_no_outage() {
 async fn the_spool_replay_sets_aside_a_record_postgres_refuses_and_goes_on() {
     let proxy = PgProxy::start(std::net::SocketAddr::from(([127, 0, 0, 1], 5432))).await;
     let db = TestDb::new().await;
-    sqlx::raw_sql(
-        r#"CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-           BEGIN
-             IF NEW.payload::text LIKE '%poison%' THEN
-               RAISE EXCEPTION 'the test refuses this row' USING ERRCODE = '22023';
-             END IF;
-             RETURN NEW;
-           END $$;
-           CREATE TRIGGER refuse_poison BEFORE INSERT ON inbound_records
-             FOR EACH ROW EXECUTE FUNCTION refuse_poison();"#,
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    refuse_inbound_rows(&db.pool, "poison", true).await;
     let url = proxy.url_for(&db.url);
     let spool = tempfile::tempdir().unwrap();
     let app = spawn_app_on(

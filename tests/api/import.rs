@@ -25,7 +25,7 @@ pub(crate) fn write(dir: &Path, name: &str, lines: &[String]) -> PathBuf {
     path
 }
 
-fn options(source: &str, files: &[&Path]) -> ImportOptions {
+pub(crate) fn options(source: &str, files: &[&Path]) -> ImportOptions {
     ImportOptions {
         source: source.to_owned(),
         format: None,
@@ -37,7 +37,7 @@ fn options(source: &str, files: &[&Path]) -> ImportOptions {
     }
 }
 
-async fn run(pool: &sqlx::PgPool, options: &ImportOptions) -> Summary {
+pub(crate) async fn run(pool: &sqlx::PgPool, options: &ImportOptions) -> Summary {
     let set = MappingSet::load_dir(&example_mappings()).unwrap();
     let mapping = Arc::clone(set.get(&options.source).unwrap());
     import::run(Some(pool), mapping, options).await.unwrap()

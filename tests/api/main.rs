@@ -23,7 +23,7 @@ mod group_commit;
 mod hostile;
 mod hostile_input;
 mod import;
-mod import_interrupted;
+mod import_failures;
 mod layout;
 mod mapping_fidelity;
 mod mapping_reload;

@@ -1,13 +1,15 @@
-//! An import process killed (SIGKILL) or interrupted (Ctrl-C) mid-file, then run again
-//! with the same command: it continues after its last committed chunk and stores each
-//! row exactly once, its rejects listed once.
+//! An import stopped or refused midway: a process killed (SIGKILL) or interrupted
+//! (Ctrl-C) mid-file, then run again with the same command, continues after its last
+//! committed chunk and stores each row exactly once, its rejects listed once; a row
+//! Postgres refuses is stored alone as `failed`, its chunk's other rows as usual.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{TestDb, example_mappings};
+use crate::helpers::{TestDb, example_mappings, refuse_inbound_rows};
 use crate::import::{SF_HEADER, sf_row, write};
+use crate::import::{options, run};
 
 /// Rows in the file: enough that the debug binary is still reading when it is stopped.
 const ROWS: usize = 30_000;
@@ -156,4 +158,54 @@ async fn a_killed_or_interrupted_import_resumes_storing_each_row_once() {
     assert_eq!(listed.len(), bad, "each bad row listed once:\n{rejects}");
     listed.dedup();
     assert_eq!(listed.len(), bad);
+}
+
+#[tokio::test]
+async fn a_row_postgres_refuses_is_stored_failed_and_its_chunk_goes_on() {
+    let db = TestDb::new().await;
+    refuse_inbound_rows(&db.pool, "refuse-me", false).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = [("1", "a"), ("2", "refuse-me"), ("3", "c")]
+        .iter()
+        .map(|(i, name)| {
+            sf_row(
+                &format!("00Q5j000000000{i}AAA"),
+                &format!("{name}@example.com"),
+                "2024-01-15T10:30:04.000Z",
+            )
+        })
+        .collect();
+    let file = write(
+        dir.path(),
+        "leads.csv",
+        &[&[SF_HEADER.to_owned()], &rows[..]].concat(),
+    );
+    let summary = run(&db.pool, &options("salesforce", &[&file])).await;
+    assert_eq!(
+        (summary.counts.accepted, summary.counts.rejected),
+        (2, 1),
+        "the refused row counts as rejected, its neighbours as accepted"
+    );
+    let stored: Vec<(String, String, Option<String>, i64)> = sqlx::query_as(
+        "SELECT i.payload->'sObject'->>'Email', i.status::text, i.error,
+                (SELECT count(*) FROM outbox o WHERE o.inbound_id = i.id)
+         FROM inbound_records i ORDER BY i.payload->'sObject'->>'Id'",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert_eq!((stored[0].1.as_str(), stored[0].3), ("mapped", 2));
+    assert_eq!((stored[2].1.as_str(), stored[2].3), ("mapped", 2));
+    let (email, status, error, outbox) = &stored[1];
+    assert_eq!(
+        (email.as_str(), status.as_str(), *outbox),
+        ("refuse-me@example.com", "failed", 0)
+    );
+    let error = error.as_deref().unwrap();
+    assert!(
+        error.contains("Postgres refused the record")
+            && error.contains("the test refuses this row"),
+        "{error}"
+    );
 }
