@@ -3,8 +3,8 @@
 //!
 //! `input` reads rows (CSV, JSON lines, a JSON array; `.gz`; stdin), `record` makes
 //! each row the record its source's webhook would carry, `pipeline` maps rows on every
-//! core and stores them in large batches, each committed with the import's progress
-//! (`store::imports`), so that the same command run again after an interruption
+//! core and `writer` stores them in large batches, each committed with the import's
+//! progress (`store::imports`), so that the same command run again after an interruption
 //! continues where the last committed batch ended, storing nothing twice. Rows that
 //! cannot be read or mapped go to `rejects`.
 

@@ -1,7 +1,8 @@
 //! The import's pipeline: one thread reads rows into chunks, a thread per core maps
-//! them, and the calling task stores them in order, a chunk per transaction with the
-//! import's progress. The queues between the steps are bounded, so memory holds a few
-//! chunks whatever the file's size, and a slow database slows the reading.
+//! them (and builds their insert columns), and the calling task hands them in order to
+//! the `writer`, a chunk per transaction with the import's progress. The queues between
+//! the steps are bounded, so memory holds a few chunks whatever the file's size, and a
+//! slow database slows the reading.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -1,9 +1,11 @@
 //! Storing mapped chunks in order, three at a time: while Postgres commits chunk k, it
-//! runs chunk k+1's statement on a second connection, and chunk k+2 is made ready
-//! (its columns, usually built by its mapping thread already). Statements run one after another, so a chunk only ever
-//! waits for the locks of the chunk before it (the same record in both), which is
-//! already past its statement and only committing; commits run in order, so the
-//! progress committed with a chunk counts every row before it.
+//! runs chunk k+1's statement on a second connection, and chunk k+2 is made ready (its
+//! columns, usually built by its mapping thread already). Statements run one after
+//! another, so a chunk only ever waits for the locks of the chunk before it (the same
+//! record in both), which is already past its statement and only committing; commits
+//! run in order, so the progress committed with a chunk counts every row before it.
+//! (Two statements at once could each wait for the other's rows while the later one
+//! also waits for the earlier one's commit: a deadlock Postgres cannot see.)
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
