@@ -62,7 +62,7 @@ def ms(seconds):
 
 
 def lsq_lead(i, email=None):
-    lead = json.load(open(os.path.join(ROOT, "tests/fixtures/lsq_lead_create.json")))
+    lead = json.load(open(os.path.join(ROOT, "mappings/tests/fixtures/lsq_lead_create.json")))
     lead["ProspectID"] = f"hostile-{RUN}-{i}"
     lead["EmailAddress"] = email or f"h{i}.{RUN}@example.com"
     return json.dumps(lead).encode()
@@ -191,7 +191,7 @@ def many_records(bridge):
 
 
 def nul_key(bridge):
-    activity = json.load(open(os.path.join(ROOT, "tests/fixtures/lsq_activity.json")))
+    activity = json.load(open(os.path.join(ROOT, "mappings/tests/fixtures/lsq_activity.json")))
     activity["ProspectActivityId"] = f"act\u0000{RUN}"
     status, answer, t_nul = bridge.post("leadsquared", json.dumps(activity).encode())
     started = time.perf_counter()
@@ -215,7 +215,7 @@ def crafted_rule_names(bridge):
         return sum(1 for line in text.decode().splitlines() if line.startswith("bridge_mapping_failures_total{"))
 
     before = series()
-    lead = json.load(open(os.path.join(ROOT, "tests/fixtures/sf_flow_lead.json")))
+    lead = json.load(open(os.path.join(ROOT, "mappings/tests/fixtures/sf_flow_lead.json")))
     for i in range(300):
         lead["Id"] = f"00Q{RUN}{i:07d}"
         lead["Email"] = f'rule `evil-{i}`: rule="evil-{i}"'

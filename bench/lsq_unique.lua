@@ -14,7 +14,7 @@ end
 
 function init(args)
   thread_id = id or 0
-  local f = assert(io.open(os.getenv("BENCH_FIXTURE") or "tests/fixtures/lsq_lead_create.json", "r"))
+  local f = assert(io.open(os.getenv("BENCH_FIXTURE") or "mappings/tests/fixtures/lsq_lead_create.json", "r"))
   body_template = f:read("*a")
   f:close()
   wrk.method = "POST"

@@ -77,3 +77,25 @@ fn the_readme_stays_a_first_hour_page() {
     );
     assert!(first_block[1].starts_with("cargo test"), "{first_block:?}");
 }
+
+/// The bench scripts read fixtures and helpers by their paths in the repository; a
+/// moved file broke `bench/run.sh` and `bench/hostile.py` without a test noticing.
+#[test]
+fn every_repository_path_in_the_bench_scripts_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let path = regex::Regex::new(
+        r"\b(?:mappings|tests|bench|examples|deploy)/[A-Za-z0-9_./-]+\.(?:json|xml|lua|py|sh|yaml|yml|csv)\b",
+    )
+    .unwrap();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("bench")).unwrap() {
+        let script = entry.unwrap().path();
+        let text = std::fs::read_to_string(&script).unwrap();
+        for found in path.find_iter(&text) {
+            if !root.join(found.as_str()).exists() {
+                missing.push(format!("{}: {}", script.display(), found.as_str()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "missing:\n{}", missing.join("\n"));
+}
