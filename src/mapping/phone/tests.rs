@@ -115,6 +115,9 @@ fn crm_shapes() {
         ("+0919876543210", Err(NOT_A_NUMBER)),
         ("1-2", Err(NOT_A_NUMBER)),
         ("+91-12", Err(NOT_A_NUMBER)),
+        // A national number must be below 2^56 (72057594037927936).
+        ("+91 72057594037927935", Err(NOT_VALID)),
+        ("+91 72057594037927936", Err(NOT_A_NUMBER)),
     ];
     for (text, want) in cases {
         assert_eq!(india.to_e164(text), oracle(Id::IN, text), "{text}");
