@@ -150,13 +150,8 @@ fn parse_general(text: &str, format: Option<&str>, tz: &TimeZone) -> Result<Time
             .map_err(|_| fail())?;
         return in_zone(dt, tz).ok_or_else(fail);
     }
+    // jiff reads offsets with and without the colon: Salesforce's `+0000` as well.
     if let Ok(ts) = text.parse::<Timestamp>() {
-        return Ok(ts);
-    }
-    // Salesforce writes `+0000`, which RFC 3339 parsers may refuse: add the colon.
-    if let Some(fixed) = colon_offset(text)
-        && let Ok(ts) = fixed.parse::<Timestamp>()
-    {
         return Ok(ts);
     }
     let naive = text
@@ -167,18 +162,6 @@ fn parse_general(text: &str, format: Option<&str>, tz: &TimeZone) -> Result<Time
         })
         .map_err(|_| fail())?;
     in_zone(naive, tz).ok_or_else(fail)
-}
-
-fn colon_offset(text: &str) -> Option<String> {
-    let n = text.len();
-    let bytes = text.as_bytes();
-    if n < 5
-        || !matches!(bytes[n - 5], b'+' | b'-')
-        || !text[n - 4..].bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    Some(format!("{}:{}", &text[..n - 2], &text[n - 2..]))
 }
 
 #[cfg(test)]
@@ -222,6 +205,29 @@ mod tests {
         }
 
         #[test]
+        fn event_times_are_recognised_exactly(
+            text in shaped("T", "").prop_flat_map(|civil| {
+                let tails = prop_oneof![
+                    Just(".123+0000"),
+                    Just(".000+0000"),
+                    Just(".1234+0000"),
+                    Just(".12+0000"),
+                    Just("x123+0000"),
+                    Just(".12a+0000"),
+                    Just(".123+0530"),
+                    Just(".123Z"),
+                ];
+                tails.prop_map(move |tail| format!("{civil}{tail}"))
+            }),
+        ) {
+            let again = parse_general(&text, None, &TimeZone::UTC).map(webengage_event_time);
+            prop_assert_eq!(
+                is_exact_webengage_event_time(&text),
+                again.as_deref() == Ok(text.as_str())
+            );
+        }
+
+        #[test]
         fn written_as_strftime_writes(secs in -377_705_116_800i64..=253_402_300_799) {
             let Ok(ts) = Timestamp::from_second(secs) else { return Ok(()) };
             prop_assert_eq!(webengage_time(ts), jiff_time(ts));
@@ -249,6 +255,46 @@ mod tests {
             "1969-12-31T23:59:59.250+0000"
         );
         assert_eq!(webengage_time(with), "2024-01-15T10:30:00+0000");
+    }
+
+    #[test]
+    fn offsets_are_read_with_or_without_a_colon() {
+        let utc = TimeZone::UTC;
+        let at = |text| parse_datetime(text, None, &utc).map(webengage_event_time);
+        for (text, want) in [
+            ("2024-01-15T10:30:00+0000", "2024-01-15T10:30:00+0000"),
+            (
+                "2024-01-15T16:00:00.250+0530",
+                "2024-01-15T10:30:00.250+0000",
+            ),
+            (
+                "2024-01-15T05:00:00.250-0530",
+                "2024-01-15T10:30:00.250+0000",
+            ),
+            (
+                "2024-01-15T16:00:00.250+05:30",
+                "2024-01-15T10:30:00.250+0000",
+            ),
+        ] {
+            assert_eq!(at(text).as_deref(), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_failure_names_the_format_it_tried() {
+        let utc = TimeZone::UTC;
+        assert_eq!(
+            parse_datetime("next tuesday", None, &utc),
+            Err("not a date/time".to_owned())
+        );
+        assert_eq!(
+            parse_datetime("2024-02-30 10:00:00", None, &utc),
+            Err("not a date/time".to_owned())
+        );
+        assert_eq!(
+            parse_datetime("15.01.2024", Some("%d/%m/%Y"), &utc),
+            Err("not a date/time in format `%d/%m/%Y`".to_owned())
+        );
     }
 
     #[test]

@@ -107,6 +107,17 @@ fn crm_shapes() {
         ("12", Err(NOT_VALID)),
         ("+91-0000", Err(NOT_A_NUMBER)),
         ("call me", Err(NOT_A_NUMBER)),
+        // Near the edges of the shapes parsed here: each must still end as the crate's.
+        ("98765x43210", Err(NOT_VALID)),
+        ("9876543210 ext 5", Ok("+919876543210")),
+        ("+-919876543210", Ok("+919876543210")),
+        ("+919-876 543210", Ok("+919876543210")),
+        ("+0919876543210", Err(NOT_A_NUMBER)),
+        ("1-2", Err(NOT_A_NUMBER)),
+        ("+91-12", Err(NOT_A_NUMBER)),
+        // A national number must be below 2^56 (72057594037927936).
+        ("+91 72057594037927935", Err(NOT_VALID)),
+        ("+91 72057594037927936", Err(NOT_A_NUMBER)),
     ];
     for (text, want) in cases {
         assert_eq!(india.to_e164(text), oracle(Id::IN, text), "{text}");
@@ -115,6 +126,23 @@ fn crm_shapes() {
             want,
             "{text}"
         );
+    }
+}
+
+/// The shapes CRMs send are parsed here, not by the crate: that is the point of the module.
+#[test]
+fn crm_shapes_take_the_fast_route() {
+    let india = Phone::new(region("IN"));
+    let home = india.home.as_ref().expect("India parses here");
+    for text in [
+        "+91-9123456780",
+        "+91 98765 43210",
+        "+919876543210",
+        "9876543210",
+        "098765 43210",
+        "0091 98765 43210",
+    ] {
+        assert!(home.parse(text, &mut [0; 40]).is_some(), "{text}");
     }
 }
 

@@ -146,13 +146,60 @@ fn bad_transforms_are_load_errors() {
     assert!(e[0].contains("not a two-letter country code"), "{e:?}");
     let (_, e) = compile_one("phone");
     assert!(e[0].contains("default_region"), "{e:?}");
-    let (_, e) = compile_one("truncate: -1");
-    assert!(e[0].contains("positive whole number"), "{e:?}");
+    for zero_or_less in ["truncate: -1", "truncate: 0"] {
+        let (t, e) = compile_one(zero_or_less);
+        assert!(
+            t.is_none() && e[0].contains("positive whole number"),
+            "{e:?}"
+        );
+    }
+    // The regex crate's message spans lines; a load error is one line.
     let (_, e) = compile_one("replace: { pattern: \"(\" }");
-    assert!(
-        e[0].starts_with("t.yaml:1:21: invalid regular expression"),
-        "{e:?}"
+    assert_eq!(
+        e,
+        ["t.yaml:1:21: invalid regular expression: regex parse error: ( ^ error: unclosed group"]
     );
+    let (t, e) = compile_one("trim: 1");
+    assert!(t.is_some());
+    assert_eq!(
+        e,
+        ["t.yaml:1:7: transform `trim` takes no arguments: write just `trim`"]
+    );
+    let (t, e) = compile_one("trim:");
+    assert!(matches!(t, Some(Transform::Trim)) && e.is_empty(), "{e:?}");
+    let (t, e) = compile_one("{ trim: , lowercase: }");
+    assert!(t.is_none() && e[0].contains("one-key map"), "{e:?}");
     let (_, e) = compile_one("datetime: { timezone: Mars/Olympus }");
     assert!(e[0].contains("unknown time zone"), "{e:?}");
+}
+
+#[test]
+fn email_refuses_near_misses() {
+    for text in [
+        "@example.com",
+        "a@.example.com",
+        "a@example.com.",
+        "a@b@example.com",
+        "a b@example.com",
+    ] {
+        assert_eq!(
+            run("email", json!(text)),
+            Err("not an e-mail address".to_owned()),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn integers_stay_exact_and_floats_must_be_below_9e15() {
+    // Parsed as an integer, not through a float that would round it.
+    assert_eq!(
+        run("integer", json!("-9007199254740993")),
+        Ok(json!(-9007199254740993i64))
+    );
+    assert_eq!(
+        run("integer", json!("8999999999999998.0")),
+        Ok(json!(8999999999999998i64))
+    );
+    assert!(run("integer", json!("9000000000000000.0")).is_err());
 }
