@@ -4,10 +4,10 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use super::inbound::{IngestCounts, IngestJob, Row, refused_mapping};
+use super::inbound::{IngestCounts, IngestJob, Row};
 use super::status::InboundStatus;
 use super::storable::{self, json_text};
-use crate::mapping::RecordVersion;
+use crate::mapping::{MappedRecord, RecordStatus, RecordVersion, RuleFailure};
 use crate::webengage::{Operation, OperationKind};
 
 /// A batch's inbound rows in order, and the operations of the new ones, as the columns
@@ -41,7 +41,8 @@ pub struct InsertColumns {
 
 impl InsertColumns {
     pub fn of(jobs: &[IngestJob<'_>]) -> Self {
-        let n = jobs.iter().map(|job| job.rows().count()).sum();
+        let job_rows: Vec<usize> = jobs.iter().map(|job| job.rows().count()).collect();
+        let n = job_rows.iter().sum();
         let mut c = InsertColumns {
             sources: Vec::with_capacity(n),
             keys: Vec::with_capacity(n),
@@ -57,7 +58,7 @@ impl InsertColumns {
             firsts: Vec::with_capacity(n),
             op_rows: Vec::new(),
             ops: OperationColumns::default(),
-            job_rows: jobs.iter().map(|job| job.rows().count()).collect(),
+            job_rows,
             versions: Vec::with_capacity(n),
         };
         let mut seen = HashSet::with_capacity(n);
@@ -148,10 +149,19 @@ impl InsertColumns {
     }
 
     /// Row `i` alone as `failed` because Postgres refused it: kept for support and
-    /// re-mapping, nothing to send (as [`refused`] makes a record).
+    /// re-mapping, nothing to send.
     pub(super) fn refused_row(&self, i: usize, e: &sqlx::Error) -> InsertColumns {
         let mut row = self.row(i);
-        let failed = refused_mapping(e);
+        let failed = MappedRecord {
+            status: RecordStatus::Failed,
+            operations: Vec::new(),
+            warnings: Vec::new(),
+            failures: vec![RuleFailure {
+                rule: "(storage)".to_owned(),
+                reason: format!("Postgres refused the record: {e}"),
+            }],
+            provenance: Vec::new(),
+        };
         row.statuses = vec![InboundStatus::Failed];
         row.warnings = vec!["[]".to_owned()];
         row.errors = vec![failed.error().map(|e| storable::text(&e).into_owned())];

@@ -235,24 +235,7 @@ async fn store_records(
         Ok(counts) => Ok(counts.into_iter().next().unwrap_or_default()),
         Err(e) if is_data_error(&e) => {
             tracing::warn!(error = %e, import = id, "Postgres refused an import batch's data; storing its records one by one");
-            let mut total = IngestCounts::default();
-            for i in 0..columns.len() {
-                let mut savepoint = tx.begin().await?;
-                match inbound::ingest_columns(&mut savepoint, &columns.row(i), Some(id)).await {
-                    Ok(counts) => {
-                        savepoint.commit().await?;
-                        total.add(counts.into_iter().next().unwrap_or_default());
-                    }
-                    Err(e) if is_data_error(&e) => {
-                        drop(savepoint);
-                        let failed = columns.refused_row(i, &e);
-                        let counts = inbound::ingest_columns(tx, &failed, Some(id)).await?;
-                        total.add(counts.into_iter().next().unwrap_or_default());
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(total)
+            inbound::ingest_row_by_row(tx, columns, Some(id)).await
         }
         Err(e) => Err(e),
     }

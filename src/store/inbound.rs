@@ -15,7 +15,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use super::columns::InsertColumns;
 use super::outbox::{INSERT_COLUMNS, head_of_new_row};
 use super::storable::{self, is_data_error};
-use crate::mapping::{IncomingRecord, MappedRecord, RecordStatus, RecordVersion, RuleFailure};
+use crate::mapping::{IncomingRecord, RecordVersion};
 
 /// A body that could not be parsed, as kept for support staff: the bytes (as text,
 /// NUL and invalid UTF-8 replaced) and why they could not be read.
@@ -147,42 +147,41 @@ pub async fn ingest(
     }
 }
 
-/// Each record in a transaction of its own; a record Postgres refuses is stored as
-/// `failed` with the reason instead (its operations are not sent).
+/// Each record in a transaction of its own (see [`ingest_row_by_row`]).
 async fn ingest_one_by_one(
     conn: &mut PgConnection,
     meta: &RequestMeta<'_>,
     content: &Content,
 ) -> Result<IngestCounts, sqlx::Error> {
-    let records = match content {
-        Content::Records(records) => records,
-        Content::Malformed(_) => return Err(refused_malformed()),
-    };
+    if let Content::Malformed(_) = content {
+        return Err(refused_malformed());
+    }
+    let columns = InsertColumns::of(&[IngestJob { meta, content }]);
+    ingest_row_by_row(conn, &columns, None).await
+}
+
+/// Each row of a batch Postgres refused, alone in a transaction of its own (a
+/// savepoint, inside an import's); a row it refuses alone is stored as `failed` with the
+/// reason instead (its operations are not sent).
+pub(super) async fn ingest_row_by_row(
+    conn: &mut PgConnection,
+    columns: &InsertColumns,
+    import_id: Option<i64>,
+) -> Result<IngestCounts, sqlx::Error> {
     let mut total = IngestCounts::default();
-    for record in records {
-        let alone = Content::Records(vec![record.clone()]);
-        let counts = match ingest_batch(
-            conn,
-            &[IngestJob {
-                meta,
-                content: &alone,
-            }],
-        )
-        .await
-        {
-            Err(e) if is_data_error(&e) => {
-                tracing::error!(error = %e, source = meta.source, request_id = meta.request_id, "Postgres refused a record; it is stored as failed");
-                let failed = Content::Records(vec![refused(record, &e)]);
-                ingest_batch(
-                    conn,
-                    &[IngestJob {
-                        meta,
-                        content: &failed,
-                    }],
-                )
-                .await?
+    for i in 0..columns.len() {
+        let mut alone = conn.begin().await?;
+        let counts = match ingest_columns(&mut alone, &columns.row(i), import_id).await {
+            Ok(counts) => {
+                alone.commit().await?;
+                counts
             }
-            other => other?,
+            Err(e) if is_data_error(&e) => {
+                drop(alone);
+                tracing::error!(error = %e, source = columns.sources[i], request_id = columns.request_ids[i], "Postgres refused a record; it is stored as failed");
+                ingest_columns(conn, &columns.refused_row(i, &e), import_id).await?
+            }
+            Err(e) => return Err(e),
         };
         total.add(counts.into_iter().next().unwrap_or_default());
     }
@@ -193,29 +192,6 @@ async fn ingest_one_by_one(
 /// left for Postgres to refuse, so a refusal is a bug, reported as such.
 fn refused_malformed() -> sqlx::Error {
     sqlx::Error::Protocol("Postgres refused a malformed body's row".to_owned())
-}
-
-/// The record as a `failed` one: kept for support and re-mapping, nothing to send.
-pub(super) fn refused(record: &IncomingRecord, e: &sqlx::Error) -> IncomingRecord {
-    IncomingRecord {
-        dedupe_key: record.dedupe_key.clone(),
-        payload: record.payload.clone(),
-        version: None,
-        mapped: refused_mapping(e),
-    }
-}
-
-pub(super) fn refused_mapping(e: &sqlx::Error) -> MappedRecord {
-    MappedRecord {
-        status: RecordStatus::Failed,
-        operations: Vec::new(),
-        warnings: Vec::new(),
-        failures: vec![RuleFailure {
-            rule: "(storage)".to_owned(),
-            reason: format!("Postgres refused the record: {e}"),
-        }],
-        provenance: Vec::new(),
-    }
 }
 
 /// Stores the records of many requests, and the outbox rows of the new ones, with one
