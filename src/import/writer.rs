@@ -1,16 +1,20 @@
-//! Storing mapped chunks in order, three at a time: while Postgres commits chunk k, it
-//! runs chunk k+1's statement on a second connection, and chunk k+2 is made ready (its
-//! columns, usually built by its mapping thread already). Statements run one after
-//! another, so a chunk only ever waits for the locks of the chunk before it (the same
-//! record in both), which is already past its statement and only committing; commits
-//! run in order, so the progress committed with a chunk counts every row before it.
-//! (Two statements at once could each wait for the other's rows while the later one
-//! also waits for the earlier one's commit: a deadlock Postgres cannot see.)
+//! Storing mapped chunks: the statements of two chunks run at once, each in a
+//! transaction of its own, so Postgres works on two cores; their commits run in
+//! order, so the progress committed with a chunk counts every row before it. Two
+//! chunks only run at once when they write nothing in common (`LockKeys`: dedupe keys,
+//! version fences, users): the later one could otherwise take a row lock the earlier
+//! one then waits for, while it waits for the earlier one's commit, a deadlock
+//! Postgres cannot see. A live webhook between them could close the same circle; a
+//! chunk gives up a lock wait after `lock_timeout` (`store::imports`), and the chunks
+//! not committed are stored again one at a time.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sqlx::PgPool;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 use super::input::{self, InputFormat};
 use super::pipeline::Mapped;
@@ -18,9 +22,12 @@ use super::rejects::RejectsFile;
 use super::{DRY_RUN_BODIES, ImportError, Summary};
 use crate::ingest::TypeGuard;
 use crate::mapping::{IncomingRecord, RecordStatus, SourceMapping};
-use crate::store::columns::InsertColumns;
-use crate::store::imports::{self, BatchProgress, ImportRow, StagedBatch, StoreBatchError};
+use crate::store::columns::{InsertColumns, LockKeys};
+use crate::store::imports::{self, BatchProgress, ImportRow, StoreBatchError};
 use crate::store::inbound::{Content, IngestCounts, IngestJob, RequestMeta};
+
+/// Chunks whose statements run at once: Postgres runs each in a backend of its own.
+const STATEMENTS_AT_ONCE: usize = 2;
 
 /// A mapped chunk's records as the writer gets them.
 pub enum MappedRows {
@@ -51,16 +58,25 @@ impl Encoder {
 
 /// A chunk ready for its statement.
 struct Prepared {
-    columns: InsertColumns,
+    columns: Arc<InsertColumns>,
     rows: u64,
     progress: BatchProgress,
 }
 
-/// A chunk whose statement ran, waiting for its commit.
-struct Staged {
-    batch: StagedBatch,
-    rows: u64,
-    progress: BatchProgress,
+/// A chunk being stored by a task of its own.
+struct InFlight {
+    chunk: Prepared,
+    keys: LockKeys,
+    task: JoinHandle<Result<IngestCounts, ChunkError>>,
+}
+
+/// Why a chunk's task did not commit it.
+enum ChunkError {
+    /// The import was cancelled (`import cancel`).
+    Cancelled,
+    /// The chunk before it was not committed, so neither is this one.
+    Abandoned,
+    Database(sqlx::Error),
 }
 
 /// What each of an import's rows is stored with.
@@ -103,8 +119,10 @@ pub struct Writer<'a> {
     rejects: Option<(usize, RejectsFile)>,
     /// A resumed import's rejects file and its committed length, until it is reopened.
     resume: Option<(usize, u64)>,
-    prepared: Option<Prepared>,
-    staged: Option<Staged>,
+    /// Chunks being stored, oldest first.
+    in_flight: VecDeque<InFlight>,
+    /// Resolves when the newest chunk in flight has committed: the next one's turn.
+    turn: Option<oneshot::Receiver<()>>,
 }
 
 impl<'a> Writer<'a> {
@@ -128,8 +146,8 @@ impl<'a> Writer<'a> {
             resume: import
                 .filter(|i| i.rows_done > 0)
                 .map(|i| (i.rejects_file as usize, i.rejects_bytes as u64)),
-            prepared: None,
-            staged: None,
+            in_flight: VecDeque::new(),
+            turn: None,
         }
     }
 
@@ -146,82 +164,108 @@ impl<'a> Writer<'a> {
         }))
     }
 
-    /// Takes the next chunk in order and moves the pipeline one step. A chunk of an
+    /// Takes the next chunk in order: its rejects are written and its statement
+    /// started, once a chunk in flight has committed if too many are. A chunk of an
     /// import cancelled meanwhile sets `summary.cancelled`.
     pub async fn write(
         &mut self,
         mapped: Mapped,
         summary: &mut Summary,
     ) -> Result<(), ImportError> {
-        match self.target {
-            Some((pool, id)) => self.step(pool, id, Some(mapped), summary).await,
-            None => {
-                count_dry_run(mapped, summary);
-                Ok(())
+        let Some((pool, id)) = self.target else {
+            count_dry_run(mapped, summary);
+            return Ok(());
+        };
+        let chunk = self
+            .prepare(pool, mapped, &mut summary.rejects_files)
+            .await?;
+        let keys = chunk.columns.lock_keys();
+        // A chunk that writes what one in flight writes waits for it: it could take a
+        // row lock first that the earlier chunk then waits for, while it waits for
+        // that chunk's commit.
+        let related = self.in_flight.iter().any(|c| c.keys.overlap(&keys));
+        while (related && !self.in_flight.is_empty()) || self.in_flight.len() >= STATEMENTS_AT_ONCE
+        {
+            self.settle_oldest(pool, id, summary).await?;
+            if summary.cancelled {
+                return Ok(());
             }
         }
+        let (done, next_turn) = oneshot::channel();
+        let turn = self.turn.replace(next_turn);
+        let task = tokio::spawn(store_in_turn(
+            pool.clone(),
+            id,
+            (Arc::clone(&chunk.columns), chunk.progress),
+            turn,
+            done,
+        ));
+        self.in_flight.push_back(InFlight { chunk, keys, task });
+        Ok(())
     }
 
-    /// Commits the chunks still in the pipeline (at the end of the input or `--limit`).
+    /// Waits for every chunk in flight to commit (at the end of the input or `--limit`).
     pub async fn flush(&mut self, summary: &mut Summary) -> Result<(), ImportError> {
         let Some((pool, id)) = self.target else {
             return Ok(());
         };
-        while (self.prepared.is_some() || self.staged.is_some()) && !summary.cancelled {
-            self.step(pool, id, None, summary).await?;
+        while !self.in_flight.is_empty() && !summary.cancelled {
+            self.settle_oldest(pool, id, summary).await?;
         }
         Ok(())
     }
 
-    /// Commits the staged chunk, runs the prepared one's statement and prepares
-    /// `mapped`, all at once.
-    async fn step(
+    /// Waits for the oldest chunk in flight and counts it. When it lost a lock wait,
+    /// it and every chunk after it (none of which has committed) are stored again one
+    /// at a time.
+    async fn settle_oldest(
         &mut self,
         pool: &PgPool,
         id: i64,
-        mapped: Option<Mapped>,
         summary: &mut Summary,
     ) -> Result<(), ImportError> {
-        let (staged, prepared) = (self.staged.take(), self.prepared.take());
-        let commit = async move {
-            let staged = staged?;
-            Some((
-                staged.rows,
-                staged.progress,
-                staged.batch.commit(staged.progress).await,
-            ))
+        let Some(oldest) = self.in_flight.pop_front() else {
+            return Ok(());
         };
-        let statement = async {
-            let p = prepared?;
-            let staged = imports::stage_batch(pool, id, &p.columns)
-                .await
-                .map(|batch| Staged {
-                    batch,
-                    rows: p.rows,
-                    progress: p.progress,
-                });
-            Some(staged)
-        };
-        let rejects_files = &mut summary.rejects_files;
-        let prepare = async {
-            match mapped {
-                Some(mapped) => Some(self.prepare(pool, mapped, rejects_files).await),
-                None => None,
+        let outcome = oldest.task.await.expect("storing a chunk does not panic");
+        let error = match outcome {
+            Ok(counts) => {
+                add(summary, oldest.chunk.rows, oldest.chunk.progress, counts);
+                return Ok(());
             }
+            Err(ChunkError::Cancelled) => {
+                summary.cancelled = true;
+                return Ok(());
+            }
+            Err(ChunkError::Database(e)) if !imports::lost_a_lock_wait(&e) => {
+                return Err(e.into());
+            }
+            Err(ChunkError::Database(e)) => e.to_string(),
+            Err(ChunkError::Abandoned) => "the chunk before it was not stored".to_owned(),
         };
-        let (committed, staged, prepared) = tokio::join!(commit, statement, prepare);
-        if let Some((rows, progress, committed)) = committed {
-            match committed {
-                Ok(counts) => add(summary, rows, progress, counts),
-                Err(StoreBatchError::Cancelled(_)) => {
+        tracing::warn!(import = id, %error, "storing the chunks in flight again, one at a time");
+        let mut again = vec![oldest.chunk];
+        for later in std::mem::take(&mut self.in_flight) {
+            // Abandoned (rolled back), since this chunk never committed.
+            let _ = later.task.await;
+            again.push(later.chunk);
+        }
+        self.turn = None;
+        for chunk in again {
+            let (done, _) = oneshot::channel();
+            let columns = (Arc::clone(&chunk.columns), chunk.progress);
+            match store_in_turn(pool.clone(), id, columns, None, done).await {
+                Ok(counts) => add(summary, chunk.rows, chunk.progress, counts),
+                Err(ChunkError::Cancelled) => {
                     summary.cancelled = true;
                     return Ok(());
                 }
-                Err(StoreBatchError::Database(e)) => return Err(e.into()),
+                Err(ChunkError::Database(e)) => return Err(e.into()),
+                Err(ChunkError::Abandoned) => {
+                    unreachable!("a chunk stored alone waits for no turn")
+                }
             }
         }
-        self.staged = staged.transpose()?;
-        self.prepared = prepared.transpose()?;
         Ok(())
     }
 
@@ -251,7 +295,7 @@ impl<'a> Writer<'a> {
             }
         };
         Ok(Prepared {
-            columns,
+            columns: Arc::new(columns),
             rows: mapped.rows,
             progress,
         })
@@ -297,6 +341,38 @@ impl<'a> Writer<'a> {
             written.push(rejects.path().to_path_buf());
         }
         Ok(bytes)
+    }
+}
+
+/// Stores one chunk, committing it once the chunk before it has committed (`turn`),
+/// and then says so (`done`); when that chunk is not committed, neither is this one.
+async fn store_in_turn(
+    pool: PgPool,
+    id: i64,
+    (columns, progress): (Arc<InsertColumns>, BatchProgress),
+    turn: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+) -> Result<IngestCounts, ChunkError> {
+    let staged = imports::stage_batch(&pool, id, &columns)
+        .await
+        .map_err(ChunkError::Database)?;
+    if let Some(turn) = turn {
+        turn.await.map_err(|_| ChunkError::Abandoned)?;
+    }
+    let counts = staged.commit(progress).await.map_err(|e| match e {
+        StoreBatchError::Cancelled(_) => ChunkError::Cancelled,
+        StoreBatchError::Database(e) => ChunkError::Database(e),
+    })?;
+    let _ = done.send(());
+    Ok(counts)
+}
+
+impl Drop for Writer<'_> {
+    /// An interrupted import leaves nothing running: chunks not committed roll back.
+    fn drop(&mut self) {
+        for chunk in &self.in_flight {
+            chunk.task.abort();
+        }
     }
 }
 

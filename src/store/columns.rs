@@ -1,6 +1,7 @@
 //! The columns of an ingest batch as its one insert statement (`inbound`) binds them.
 
 use std::collections::HashSet;
+use std::hash::{DefaultHasher, Hash, Hasher};
 
 use uuid::Uuid;
 
@@ -117,6 +118,25 @@ impl InsertColumns {
         self.keys.is_empty()
     }
 
+    /// What the batch's statement writes that another batch's could also write: its
+    /// dedupe keys, its version fences and its users.
+    pub fn lock_keys(&self) -> LockKeys {
+        fn hashed(item: impl Hash) -> u64 {
+            let mut hasher = DefaultHasher::new();
+            item.hash(&mut hasher);
+            hasher.finish()
+        }
+        let mut keys = HashSet::with_capacity(2 * self.len() + self.ops.users.len());
+        for (i, (source, key)) in self.sources.iter().zip(&self.keys).enumerate() {
+            keys.insert(hashed((0u8, source, key)));
+            if let Some(version) = &self.versions[i] {
+                keys.insert(hashed((1u8, source, &version.key)));
+            }
+        }
+        keys.extend(self.ops.users.iter().flatten().map(|u| hashed((2u8, u))));
+        LockKeys(keys)
+    }
+
     /// Row `i` alone (with its operations), as a batch of one request.
     pub(super) fn row(&self, i: usize) -> InsertColumns {
         let ord = i as i64 + 1;
@@ -197,6 +217,23 @@ impl InsertColumns {
             }
         }
         counts
+    }
+}
+
+/// A batch's [`InsertColumns::lock_keys`], hashed. Batches whose keys are disjoint
+/// neither wait for each other's row locks nor decide anything from each other's rows
+/// (a dedupe, a fence, a user's head); a hash collision only makes two batches look
+/// related.
+pub struct LockKeys(HashSet<u64>);
+
+impl LockKeys {
+    pub fn overlap(&self, other: &LockKeys) -> bool {
+        let (small, large) = if self.0.len() <= other.0.len() {
+            (&self.0, &other.0)
+        } else {
+            (&other.0, &self.0)
+        };
+        small.iter().any(|key| large.contains(key))
     }
 }
 

@@ -175,11 +175,24 @@ pub async fn stage_batch(
     // The batch's progress commits with its rows, so a commit lost to a crash of
     // Postgres loses both and the import reads those rows again; `finish` commits
     // synchronously, which makes every earlier commit durable before "done".
-    sqlx::query("SET LOCAL synchronous_commit = off")
+    // A batch waits for a row lock at most `lock_timeout` (see [`lost_a_lock_wait`]).
+    sqlx::query("SELECT set_config('synchronous_commit', 'off', true), set_config('lock_timeout', '5s', true)")
         .execute(&mut *tx)
         .await?;
     let counts = store_records(&mut tx, id, columns).await?;
     Ok(StagedBatch { tx, id, counts })
+}
+
+/// Whether a batch failed waiting for a row lock: a deadlock, or `lock_timeout`. An
+/// import commits its batches in order while the next one's statement runs, so a batch
+/// waiting on a webhook that waits on the next batch would wait forever (that batch
+/// waits for this one's commit, which Postgres cannot see); the import rolls back the
+/// batches not committed and stores them again one at a time.
+pub fn lost_a_lock_wait(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("55P03" | "40P01")),
+        _ => false,
+    }
 }
 
 impl StagedBatch {

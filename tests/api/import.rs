@@ -206,6 +206,61 @@ async fn an_export_older_than_a_live_webhook_never_overwrites_it() {
     assert_eq!(stale, 1);
 }
 
+/// Chunks are stored two at a time; rows of one CRM record or one user in different
+/// chunks must still be decided in the file's order.
+#[tokio::test]
+async fn rows_of_one_record_or_user_in_different_chunks_keep_the_files_order() {
+    let db = TestDb::new().await;
+    let dir = tempfile::tempdir().unwrap();
+    let lead = |i: usize| format!("00Q5j{i:010}AAA");
+    let mut lines = vec![SF_HEADER.to_owned()];
+    for i in 0..3 * import::BATCH_ROWS {
+        lines.push(sf_row(
+            &lead(i),
+            &format!("lead{i}@example.com"),
+            "2024-01-15T10:30:04.000Z",
+        ));
+    }
+    let chunk = import::BATCH_ROWS;
+    // An older export of lead 100, a chunk later: stale.
+    lines[1 + chunk + 100] = sf_row(
+        &lead(100),
+        "lead100@example.com",
+        "2024-01-10T08:00:00.000Z",
+    );
+    // Another lead of the user of a lead in the second chunk, in the third: queued
+    // behind that user's rows.
+    let user = format!("lead{}@example.com", chunk + 200);
+    lines[1 + 2 * chunk + 100] = sf_row(&lead(9_000_000), &user, "2024-01-15T10:30:04.000Z");
+    let file = write(dir.path(), "leads.csv", &lines);
+
+    let summary = run(&db.pool, &options("salesforce", &[&file])).await;
+    assert_eq!(
+        (summary.counts.accepted, summary.counts.stale),
+        (3 * import::BATCH_ROWS as u64 - 1, 1)
+    );
+    let stale: String = sqlx::query_scalar(
+        "SELECT payload->'sObject'->>'LastModifiedDate' FROM inbound_records WHERE status = 'stale'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stale, "2024-01-10T08:00:00.000Z");
+    let heads: Vec<(Option<String>, bool)> =
+        sqlx::query_as("SELECT user_id, head FROM outbox WHERE user_id = $1 ORDER BY id")
+            .bind(&user)
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(heads.len(), 4, "two leads, a user and an event each");
+    assert_eq!(
+        heads.iter().filter(|(_, head)| *head).count(),
+        1,
+        "one head per user, the first row: {heads:?}"
+    );
+    assert!(heads[0].1);
+}
+
 #[tokio::test]
 async fn bad_rows_go_to_the_rejects_file_with_their_line_and_reason() {
     let db = TestDb::new().await;

@@ -209,3 +209,60 @@ async fn a_row_postgres_refuses_is_stored_failed_and_its_chunk_goes_on() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn chunks_not_committed_after_a_lost_lock_wait_are_stored_again() {
+    let db = TestDb::new().await;
+    // The first insert of the marked row fails as a `lock_timeout` would (a sequence
+    // counts outside the transaction that rolls back).
+    sqlx::raw_sql(
+        r#"CREATE SEQUENCE lost_waits;
+           CREATE FUNCTION lose_a_lock_wait() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF NEW.payload::text LIKE '%wait-for-me%' AND nextval('lost_waits') = 1 THEN
+               RAISE EXCEPTION 'canceling statement due to lock timeout' USING ERRCODE = '55P03';
+             END IF;
+             RETURN NEW;
+           END $$;
+           CREATE TRIGGER lose_a_lock_wait BEFORE INSERT ON inbound_records
+             FOR EACH ROW EXECUTE FUNCTION lose_a_lock_wait();"#,
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = 4 * webengage_bridge::import::BATCH_ROWS;
+    let mut lines = vec![SF_HEADER.to_owned()];
+    for i in 0..rows {
+        // In the second chunk, so that the first is in flight beside it.
+        let name = if i == 700 {
+            "wait-for-me".to_owned()
+        } else {
+            format!("lead{i}")
+        };
+        lines.push(sf_row(
+            &format!("00Q5j{i:010}AAA"),
+            &format!("{name}@example.com"),
+            "2024-01-15T10:30:04.000Z",
+        ));
+    }
+    let file = write(dir.path(), "leads.csv", &lines);
+    let summary = run(&db.pool, &options("salesforce", &[&file])).await;
+    assert_eq!(
+        (summary.counts.accepted, summary.counts.duplicates),
+        (rows as u64, 0)
+    );
+    let waits: i64 = count(&db, "SELECT last_value FROM lost_waits").await;
+    assert_eq!(waits, 2, "the marked row's chunk was stored a second time");
+    let (done, state) = progress(&db).await.unwrap();
+    assert_eq!((done as usize, state.as_str()), (rows, "finished"));
+    assert_stored_matches_counts(&db).await;
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(DISTINCT dedupe_key) FROM inbound_records"
+        )
+        .await as usize,
+        rows
+    );
+}
