@@ -12,7 +12,7 @@
 //! `{}` costs microseconds, not a million values.
 
 use std::cell::Cell;
-use std::fmt::{self, Write as _};
+use std::fmt;
 
 use jsonpath_rust::parser::model::JpQuery;
 use jsonpath_rust::query::js_path_process;
@@ -170,48 +170,45 @@ pub(crate) fn select_records(
 /// sender's key order; the same record re-sent with reordered keys must hash the same,
 /// hence the explicit sort.
 pub fn content_hash(record: &Value) -> String {
-    let mut canonical = String::new();
+    let mut canonical = Vec::with_capacity(1024);
     write_canonical(record, &mut canonical);
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+    hex::encode(Sha256::digest(&canonical))
 }
 
-fn write_canonical(value: &Value, out: &mut String) {
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            out.push('{');
+            out.push(b'{');
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                write_string(key, out);
-                out.push(':');
+                write_compact(key, out);
+                out.push(b':');
                 write_canonical(item, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 write_canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        Value::String(s) => write_string(s, out),
-        // Scalars serialise the same whatever the key order; Display is serde_json's own form.
-        other => {
-            let _ = write!(out, "{other}");
-        }
+        // Strings and scalars serialise the same whatever the key order.
+        other => write_compact(other, out),
     }
 }
 
-fn write_string(s: &str, out: &mut String) {
-    // Value's Display for a string is its JSON encoding, escapes included.
-    let _ = write!(out, "{}", Value::String(s.to_owned()));
+/// serde_json's compact form, escapes included.
+fn write_compact(value: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    serde_json::to_writer(out, value).expect("writing JSON into memory cannot fail");
 }
 
 pub(crate) fn kind(value: &Value) -> &'static str {
