@@ -12,7 +12,9 @@
 //!   `9876543210`: an optional `+`, digits, spaces and dashes) are parsed here, following
 //!   the crate's parser step by step, quirks included ([`Home::parse`]); anything else,
 //!   and default regions whose national prefix needs the crate's parsing patterns, go
-//!   through the crate's parser.
+//!   through the crate's parser. Where the crate asks the general description's possible
+//!   lengths, the answer is written in: its metadata lists none for any region, which a
+//!   test checks (`general_descriptions_list_no_lengths`).
 //!
 //! `phone/tests.rs` compares both with the crate on every region's example numbers and
 //! on generated ones. Nothing here remembers results: every record is parsed and checked.
@@ -116,10 +118,12 @@ fn length_listed(lengths: &[u16], len: usize) -> bool {
 }
 
 /// What the crate's `number_type(meta, n) != Unknown` tests, in one search: the general
-/// description matches, and so does one of the number types.
+/// description matches, and so does one of the number types. The general description
+/// lists no possible lengths, so only its pattern is asked.
 #[derive(Debug)]
 struct Kinds {
-    /// Pattern 0 is the general description.
+    /// Pattern 0 is the general description; pattern `i + 1` the type whose possible
+    /// lengths are `lengths[i]`.
     set: RegexSet,
     lengths: Vec<Vec<u16>>,
 }
@@ -127,8 +131,7 @@ struct Kinds {
 impl Kinds {
     fn new(meta: &Metadata) -> Kinds {
         let d = meta.descriptors();
-        let kinds: Vec<&Descriptor> = [
-            Some(d.general()),
+        let types: Vec<&Descriptor> = [
             d.premium_rate(),
             d.toll_free(),
             d.shared_cost(),
@@ -143,26 +146,25 @@ impl Kinds {
         .into_iter()
         .flatten()
         .collect();
-        let set =
-            RegexSetBuilder::new(kinds.iter().map(|k| anchored(k.national_number().as_str())))
-                .ignore_whitespace(true)
-                .build()
-                .expect("phone metadata patterns compile");
+        let patterns = std::iter::once(d.general())
+            .chain(types.iter().copied())
+            .map(|k| anchored(k.national_number().as_str()));
+        let set = RegexSetBuilder::new(patterns)
+            .ignore_whitespace(true)
+            .build()
+            .expect("phone metadata patterns compile");
         Kinds {
             set,
-            lengths: kinds.iter().map(|k| k.possible_length().to_vec()).collect(),
+            lengths: types.iter().map(|k| k.possible_length().to_vec()).collect(),
         }
     }
 
     fn known(&self, national: &str) -> bool {
-        let len = national.len();
-        if !length_listed(&self.lengths[0], len) {
-            return false;
-        }
         let matched = self.set.matches(national);
         matched.matched(0)
-            && (1..self.lengths.len())
-                .any(|i| matched.matched(i) && length_listed(&self.lengths[i], len))
+            && self.lengths.iter().enumerate().any(|(i, lengths)| {
+                matched.matched(i + 1) && length_listed(lengths, national.len())
+            })
     }
 }
 
@@ -254,14 +256,6 @@ fn code_exists(code: u16) -> bool {
     KNOWN_CODES.get(usize::from(code)).copied().unwrap_or(false)
 }
 
-/// The crate's `validator::length` results that matter to the parser.
-#[derive(Debug, PartialEq, Eq)]
-enum Length {
-    Possible,
-    TooShort,
-    Other,
-}
-
 /// What parsing needs of the default region. Only built for regions without a
 /// `national_prefix_for_parsing` pattern (most of them, India included).
 #[derive(Debug)]
@@ -270,9 +264,6 @@ struct Home {
     code_text: String,
     international_prefix: Option<Regex>,
     national_prefix: Option<String>,
-    general: Regex,
-    general_lengths: Vec<u16>,
-    local_lengths: Vec<u16>,
 }
 
 /// How a number reached its country code; only the parts of the crate's `Source`
@@ -290,15 +281,11 @@ impl Home {
         if meta.national_prefix_for_parsing().is_some() {
             return None;
         }
-        let general = meta.descriptors().general();
         Some(Home {
             code: meta.country_code(),
             code_text: meta.country_code().to_string(),
             international_prefix: meta.international_prefix().map(|p| regex(p.as_str())),
             national_prefix: meta.national_prefix().map(str::to_owned),
-            general: regex(general.national_number().as_str()),
-            general_lengths: general.possible_length().to_vec(),
-            local_lengths: general.possible_local_length().to_vec(),
         })
     }
 
@@ -367,48 +354,25 @@ impl Home {
 
     /// The crate's `country_code` for a number without `+` or international prefix: it
     /// is national, unless it starts with the region's code and is not a possible
-    /// national number as it stands.
-    fn default_country<'b>(&self, mut national: &'b str) -> Option<(u16, &'b str)> {
-        if national.starts_with(&self.code_text)
-            && (!self.general_match(national) || self.length(national.len()) != Length::Possible)
-        {
-            national = &national[self.code_text.len()..];
-        }
+    /// national number as it stands. The crate tells possible numbers by the general
+    /// description's possible lengths; with none listed, none is possible, and the code
+    /// always comes off.
+    fn default_country<'b>(&self, national: &'b str) -> Option<(u16, &'b str)> {
+        let national = national
+            .strip_prefix(self.code_text.as_str())
+            .unwrap_or(national);
         self.finish(self.code, national)
     }
 
-    fn general_match(&self, national: &str) -> bool {
-        length_listed(&self.general_lengths, national.len()) && self.general.is_match(national)
-    }
-
-    /// `validator::length` with `Type::Unknown` (the general description).
-    fn length(&self, len: usize) -> Length {
-        let len = len as u16;
-        let possible = &self.general_lengths;
-        match (possible.first(), possible.last()) {
-            (None, _) | (_, None) => Length::Other,
-            _ if self.local_lengths.contains(&len) => Length::Possible,
-            (Some(min), _) if len == *min => Length::Possible,
-            (Some(min), _) if len < *min => Length::TooShort,
-            (_, Some(max)) if len > *max => Length::Other,
-            _ if possible.contains(&len) => Length::Possible,
-            _ => Length::Other,
-        }
-    }
-
     /// The rest of the crate's `parse_with`, once the country code is known: the default
-    /// region's national prefix comes off (twice, as the crate does) unless that leaves
-    /// too few digits, then the national number's limits.
+    /// region's national prefix comes off (twice, as the crate does), then the national
+    /// number's limits. The crate keeps the prefix when taking it off leaves a number
+    /// too short for the general description's possible lengths; with none listed, no
+    /// number is too short.
     fn finish<'b>(&self, code: u16, mut national: &'b str) -> Option<(u16, &'b str)> {
         if let Some(prefix) = &self.national_prefix {
-            let mut cut = 0;
             for _ in 0..2 {
-                if national[cut..].starts_with(prefix.as_str()) {
-                    cut += prefix.len();
-                }
-            }
-            if cut > 0 && self.length(national.len() - cut) != Length::TooShort {
-                national = &national[cut..];
+                national = national.strip_prefix(prefix.as_str()).unwrap_or(national);
             }
         }
         if !(MIN_NSN..=MAX_NSN).contains(&national.len()) {

@@ -36,6 +36,35 @@ fn every_country_code_compiles() {
     }
 }
 
+/// `Home::default_country`, `Home::finish` and `Kinds::known` leave out the crate's
+/// checks of the general description's possible lengths (`validator::length` with
+/// `Type::Unknown`, and `Descriptor::is_match`'s length test) because this metadata lists
+/// none: every check gives one answer. Every region, the non-geographic entities included.
+#[test]
+fn general_descriptions_list_no_lengths() {
+    let metas: Vec<&Metadata> = (0..CODES as u16)
+        .filter_map(|code| DATABASE.by_code(&code))
+        .flatten()
+        .collect();
+    assert!(metas.len() > 240, "{} regions", metas.len());
+    for meta in metas {
+        let general = meta.descriptors().general();
+        assert!(
+            general.possible_length().is_empty() && general.possible_local_length().is_empty(),
+            "{} (+{}): the general description lists possible lengths {:?}, local {:?}, and \
+             the crate's parser now decides by them. Restore `Home::length` (asked in \
+             `Home::default_country` and `Home::finish`), `Home::general_match` (in \
+             `default_country`) and the general description's length check in `Kinds::known` \
+             (`git log -S general_lengths -- src/mapping/phone.rs`), or the fast route stops \
+             giving the crate's answers",
+            meta.id(),
+            meta.country_code(),
+            general.possible_length(),
+            general.possible_local_length(),
+        );
+    }
+}
+
 /// Every region's example numbers, written the ways CRMs write them, read with the
 /// number's own region and with India as the default.
 #[test]
