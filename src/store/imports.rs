@@ -79,6 +79,16 @@ pub struct BatchProgress {
     pub rejects_file: i32,
 }
 
+/// The inbound id sequence's latest value: every id handed out so far is at most this,
+/// and every id handed out later is above it (`imports.inbound_from`/`inbound_to`).
+const INBOUND_ID_NOW: &str = "(SELECT last_value FROM inbound_records_id_seq)";
+
+/// The ids of import `$1`'s inbound rows: a range of the primary key, then `import_id`
+/// (webhook rows that arrived meanwhile lie in the range too).
+const IMPORTED: &str = "SELECT i.id FROM imports m
+     JOIN inbound_records i ON i.id BETWEEN m.inbound_from AND m.inbound_to AND i.import_id = m.id
+     WHERE m.id = $1";
+
 /// Why a batch was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreBatchError {
@@ -109,7 +119,9 @@ pub async fn create(
     source: &str,
     files: &[String],
 ) -> Result<ImportRow, sqlx::Error> {
-    sqlx::query_as("INSERT INTO imports (source, files) VALUES ($1, $2) RETURNING *")
+    sqlx::query_as(&format!(
+        "INSERT INTO imports (source, files, inbound_from) VALUES ($1, $2, {INBOUND_ID_NOW}) RETURNING *"
+    ))
         .bind(source)
         .bind(files)
         .fetch_one(pool)
@@ -134,8 +146,10 @@ pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<ImportRow>, sqlx::Err
 /// How the outbox rows of import `id` stand.
 pub async fn outbox_counts(pool: &PgPool, id: i64) -> Result<ImportOutbox, sqlx::Error> {
     let rows: Vec<(super::OutboxStatus, i64)> = sqlx::query_as(
-        "SELECT o.status, count(*) FROM outbox o JOIN inbound_records i ON i.id = o.inbound_id
-         WHERE i.import_id = $1 GROUP BY o.status",
+        &format!(
+            "SELECT o.status, count(*) FROM ({IMPORTED}) i JOIN outbox o ON o.inbound_id = i.id
+             GROUP BY o.status"
+        ),
     )
     .bind(id)
     .fetch_all(pool)
@@ -203,12 +217,12 @@ impl StagedBatch {
         progress: BatchProgress,
     ) -> Result<IngestCounts, StoreBatchError> {
         let counts = self.counts;
-        let running: Option<i64> = sqlx::query_scalar(
+        let running: Option<i64> = sqlx::query_scalar(&format!(
             "UPDATE imports SET rows_done = $2, accepted = accepted + $3, duplicates = duplicates + $4,
                  ignored = ignored + $5, stale = stale + $6, rejected = rejected + $7 + $8,
-                 rejects_bytes = $9, rejects_file = $10, updated_at = now()
-             WHERE id = $1 AND state = 'running' RETURNING id",
-        )
+                 rejects_bytes = $9, rejects_file = $10, inbound_to = {INBOUND_ID_NOW}, updated_at = now()
+             WHERE id = $1 AND state = 'running' RETURNING id"
+        ))
         .bind(self.id)
         .bind(progress.rows_done)
         .bind(i64::from(counts.accepted))
@@ -282,11 +296,11 @@ pub async fn cancel(pool: &PgPool, id: i64) -> Result<Option<u64>, sqlx::Error> 
     if found.is_none() {
         return Ok(None);
     }
-    let users: Vec<Option<String>> = sqlx::query_scalar(
+    let users: Vec<Option<String>> = sqlx::query_scalar(&format!(
         "UPDATE outbox SET status = 'cancelled', last_error = 'import cancelled', updated_at = now()
-         WHERE inbound_id IN (SELECT id FROM inbound_records WHERE import_id = $1) AND status = 'pending'
-         RETURNING user_id",
-    )
+         WHERE inbound_id IN ({IMPORTED}) AND status = 'pending'
+         RETURNING user_id"
+    ))
     .bind(id)
     .fetch_all(&mut *tx)
     .await?;

@@ -418,16 +418,6 @@ async fn cancelling_an_import_cancels_its_undelivered_rows_only() {
         ..AppOptions::default()
     })
     .await;
-    assert_eq!(
-        app.post(
-            "salesforce",
-            "text/xml",
-            fixture("sf_outbound_lead_single.xml")
-        )
-        .await
-        .status(),
-        200
-    );
     let dir = tempfile::tempdir().unwrap();
     let file = write(
         dir.path(),
@@ -439,17 +429,43 @@ async fn cancelling_an_import_cancels_its_undelivered_rows_only() {
                 "x@example.com",
                 "2024-01-15T10:30:04.000Z",
             ),
+            sf_row(
+                "00Q5j00000Zz9ZyEAJ",
+                "y@example.com",
+                "2024-01-15T10:30:04.000Z",
+            ),
         ],
+    );
+    // The import stops after its first row; a webhook arrives; the import continues:
+    // the webhook's rows lie between the import's.
+    let first = run(
+        &app.db.pool,
+        &ImportOptions {
+            limit: Some(1),
+            ..options("salesforce", &[&file])
+        },
+    )
+    .await;
+    assert_eq!(
+        app.post(
+            "salesforce",
+            "text/xml",
+            fixture("sf_outbound_lead_single.xml")
+        )
+        .await
+        .status(),
+        200
     );
     let summary = run(&app.db.pool, &options("salesforce", &[&file])).await;
     let id = summary.import_id.unwrap();
+    assert_eq!(first.import_id, Some(id));
     assert!(matches!(
         imports::cancel(&app.db.pool, Role::Viewer, id).await,
         Err(webengage_bridge::support::SupportError::ReadOnly)
     ));
     assert_eq!(
         imports::cancel(&app.db.pool, Role::Cli, id).await.unwrap(),
-        2
+        4
     );
     let cancelled = app
         .count("SELECT count(*) FROM outbox WHERE status = 'cancelled'")
@@ -457,9 +473,9 @@ async fn cancelling_an_import_cancels_its_undelivered_rows_only() {
     let live = app
         .count("SELECT count(*) FROM outbox WHERE status = 'pending'")
         .await;
-    assert_eq!((cancelled, live), (2, 2), "the webhook's rows wait still");
+    assert_eq!((cancelled, live), (4, 2), "the webhook's rows wait still");
     assert_eq!(
-        app.count(&format!("SELECT count(*) FROM admin_audit WHERE action = 'cancel' AND target = 'import {id}' AND rows = 2")).await,
+        app.count(&format!("SELECT count(*) FROM admin_audit WHERE action = 'cancel' AND target = 'import {id}' AND rows = 4")).await,
         1
     );
     assert!(imports::cancel(&app.db.pool, Role::Cli, 999).await.is_err());
