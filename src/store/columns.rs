@@ -126,14 +126,16 @@ impl InsertColumns {
             item.hash(&mut hasher);
             hasher.finish()
         }
-        let mut keys = HashSet::with_capacity(2 * self.len() + self.ops.users.len());
+        let mut keys = Vec::with_capacity(2 * self.len() + self.ops.users.len());
         for (i, (source, key)) in self.sources.iter().zip(&self.keys).enumerate() {
-            keys.insert(hashed((0u8, source, key)));
+            keys.push(hashed((0u8, source, key)));
             if let Some(version) = &self.versions[i] {
-                keys.insert(hashed((1u8, source, &version.key)));
+                keys.push(hashed((1u8, source, &version.key)));
             }
         }
         keys.extend(self.ops.users.iter().flatten().map(|u| hashed((2u8, u))));
+        keys.sort_unstable();
+        keys.dedup();
         LockKeys(keys)
     }
 
@@ -220,20 +222,24 @@ impl InsertColumns {
     }
 }
 
-/// A batch's [`InsertColumns::lock_keys`], hashed. Batches whose keys are disjoint
+/// A batch's [`InsertColumns::lock_keys`], hashed and sorted. Batches whose keys are disjoint
 /// neither wait for each other's row locks nor decide anything from each other's rows
 /// (a dedupe, a fence, a user's head); a hash collision only makes two batches look
 /// related.
-pub struct LockKeys(HashSet<u64>);
+pub struct LockKeys(Vec<u64>);
 
 impl LockKeys {
     pub fn overlap(&self, other: &LockKeys) -> bool {
-        let (small, large) = if self.0.len() <= other.0.len() {
-            (&self.0, &other.0)
-        } else {
-            (&other.0, &self.0)
-        };
-        small.iter().any(|key| large.contains(key))
+        // Both sorted: one walk of the two.
+        let (mut a, mut b) = (self.0.iter().peekable(), other.0.iter().peekable());
+        while let (Some(x), Some(y)) = (a.peek(), b.peek()) {
+            match x.cmp(y) {
+                std::cmp::Ordering::Less => _ = a.next(),
+                std::cmp::Ordering::Greater => _ = b.next(),
+                std::cmp::Ordering::Equal => return true,
+            }
+        }
+        false
     }
 }
 
@@ -273,4 +279,20 @@ pub(super) fn warnings_json(warnings: &[crate::webengage::DroppedField]) -> Stri
         return "[]".to_owned();
     }
     json_text(&serde_json::json!(warnings))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LockKeys;
+
+    #[test]
+    fn lock_keys_overlap_when_any_key_is_in_both() {
+        let odd = LockKeys(vec![1, 3, 5, 7]);
+        assert!(!odd.overlap(&LockKeys(vec![0, 2, 4, 6, 8])));
+        assert!(!odd.overlap(&LockKeys(Vec::new())));
+        assert!(odd.overlap(&LockKeys(vec![7])), "the last of both");
+        assert!(odd.overlap(&LockKeys(vec![0, 1])), "the first of one");
+        assert!(!LockKeys(vec![2, 9]).overlap(&odd));
+        assert!(LockKeys(vec![4, 5, 6]).overlap(&odd));
+    }
 }

@@ -145,12 +145,10 @@ pub async fn list(pool: &PgPool, limit: i64) -> Result<Vec<ImportRow>, sqlx::Err
 
 /// How the outbox rows of import `id` stand.
 pub async fn outbox_counts(pool: &PgPool, id: i64) -> Result<ImportOutbox, sqlx::Error> {
-    let rows: Vec<(super::OutboxStatus, i64)> = sqlx::query_as(
-        &format!(
-            "SELECT o.status, count(*) FROM ({IMPORTED}) i JOIN outbox o ON o.inbound_id = i.id
+    let rows: Vec<(super::OutboxStatus, i64)> = sqlx::query_as(&format!(
+        "SELECT o.status, count(*) FROM ({IMPORTED}) i JOIN outbox o ON o.inbound_id = i.id
              GROUP BY o.status"
-        ),
-    )
+    ))
     .bind(id)
     .fetch_all(pool)
     .await?;

@@ -8,6 +8,7 @@
 //! fence did not move for it. A batch where one CRM record appears twice needs the
 //! running order between its versions, and is left to the per-record loop.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use sqlx::PgConnection;
@@ -21,26 +22,28 @@ pub(super) async fn advance_all(
     conn: &mut PgConnection,
     columns: &InsertColumns,
 ) -> Result<Option<Vec<bool>>, sqlx::Error> {
-    let mut fenced: Vec<(usize, &str, String, &str)> = Vec::new();
+    let mut fenced: Vec<(usize, &str, Cow<'_, str>, &str)> = Vec::new();
     for (index, (source, version)) in columns.sources.iter().zip(&columns.versions).enumerate() {
         if let Some(version) = version {
-            let key = storable::key(&version.key).into_owned();
-            fenced.push((index, source.as_str(), key, version.at.as_str()));
+            fenced.push((
+                index,
+                source.as_str(),
+                storable::key(&version.key),
+                version.at.as_str(),
+            ));
         }
     }
-    let total = columns.len();
-    let mut seen = HashSet::with_capacity(fenced.len());
-    if !fenced
-        .iter()
-        .all(|(_, s, k, _)| seen.insert((*s, k.as_str())))
+    // Sorted by key, so concurrent batches lock the fence rows in one order and
+    // cannot deadlock each other; a key twice in a row is one CRM record twice.
+    fenced.sort_unstable_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
+    if fenced
+        .windows(2)
+        .any(|w| (w[0].1, &w[0].2) == (w[1].1, &w[1].2))
     {
         return Ok(None);
     }
-    // Sorted by key, so concurrent batches lock the fence rows in one order and
-    // cannot deadlock each other.
-    fenced.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
     let sources: Vec<&str> = fenced.iter().map(|f| f.1).collect();
-    let keys: Vec<&str> = fenced.iter().map(|f| f.2.as_str()).collect();
+    let keys: Vec<&str> = fenced.iter().map(|f| f.2.as_ref()).collect();
     let ats: Vec<&str> = fenced.iter().map(|f| f.3).collect();
     let advanced: Vec<(String, String)> = sqlx::query_as(
         "INSERT INTO record_versions (source, record_key, version_at)
@@ -56,10 +59,13 @@ pub(super) async fn advance_all(
     .bind(&ats)
     .fetch_all(&mut *conn)
     .await?;
-    let advanced: HashSet<(String, String)> = advanced.into_iter().collect();
-    let mut stale = vec![false; total];
-    for (index, source, key, _) in fenced {
-        stale[index] = !advanced.contains(&(source.to_owned(), key));
+    let advanced: HashSet<(&str, &str)> = advanced
+        .iter()
+        .map(|(s, k)| (s.as_str(), k.as_str()))
+        .collect();
+    let mut stale = vec![false; columns.len()];
+    for (index, source, key, _) in &fenced {
+        stale[*index] = !advanced.contains(&(*source, key.as_ref()));
     }
     Ok(Some(stale))
 }
