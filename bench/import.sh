@@ -26,12 +26,17 @@ export BRIDGE_MAPPINGS_DIR=mappings RUST_LOG=warn
 WORK=$(mktemp -d)
 cleanup() {
     rm -rf "$WORK"
-    psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
+    psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
 }
 trap cleanup EXIT
 BIN=target/release/webengage-bridge
 echo "machine: $(nproc) cores; $(date -u +%Y-%m-%dT%H:%MZ); $ROWS rows"
-$BIN migrate >/dev/null
+# Each shape starts from an empty database, as a bridge adopting a CRM's history does.
+fresh_database() {
+    psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
+    psql "$ADMIN" -qc "CREATE DATABASE $DB" >/dev/null
+    $BIN migrate >/dev/null
+}
 
 measure() { # label, rows, command...
     local label=$1 rows=$2
@@ -45,13 +50,16 @@ measure() { # label, rows, command...
 }
 
 if [[ ,$SHAPES, == *,lsq,* ]]; then
+    fresh_database
     python3 bench/import_rows.py lsq "$ROWS" >"$WORK/leads.csv"
     ls -l "$WORK/leads.csv" | awk '{printf "    %s %d MB\n", $NF, $5/1e6}'
     measure "leadsquared CSV" "$ROWS" $BIN import --quiet --source leadsquared "$WORK/leads.csv"
     measure "leadsquared CSV again (duplicates)" "$ROWS" $BIN import --quiet --source leadsquared "$WORK/leads.csv"
     rm -f "$WORK/leads.csv"
+    psql "$DATABASE_URL" -Atc "SELECT 'database size: ' || pg_size_pretty(pg_database_size(current_database()))"
 fi
 if [[ ,$SHAPES, == *,sf,* ]]; then
+    fresh_database
     python3 bench/import_rows.py sf "$ROWS" >"$WORK/sf.csv"
     ls -l "$WORK/sf.csv" | awk '{printf "    %s %d MB\n", $NF, $5/1e6}'
     measure "salesforce CSV (version fence)" "$ROWS" $BIN import --quiet --source salesforce "$WORK/sf.csv"

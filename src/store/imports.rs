@@ -166,9 +166,9 @@ pub async fn outbox_counts(pool: &PgPool, id: i64) -> Result<ImportOutbox, sqlx:
     Ok(counts)
 }
 
-/// One batch of an import stored in its transaction, not yet committed. The import
-/// commits batch k while Postgres runs batch k+1's statement; the commits stay in
-/// order, so the progress committed with a batch counts every row before it.
+/// One batch of an import stored in its transaction, not yet committed. An import
+/// stores two batches at once but commits them in order, so the progress committed
+/// with a batch counts every row before it.
 pub struct StagedBatch {
     tx: Transaction<'static, Postgres>,
     id: i64,
