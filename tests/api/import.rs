@@ -9,7 +9,7 @@ use webengage_bridge::import::{self, ImportOptions, Summary};
 use webengage_bridge::mapping::MappingSet;
 use webengage_bridge::support::{Role, imports};
 
-use crate::helpers::{AppOptions, TestDb, example_mappings, fixture, spawn_app};
+use crate::helpers::{AppOptions, TestApp, TestDb, example_mappings, fixture, spawn_app};
 
 pub(crate) const SF_HEADER: &str = "Id,FirstName,LastName,Email,Company,LastModifiedDate,LeadSource,Status,HasOptedOutOfEmail,Product_Interest__c";
 
@@ -41,6 +41,18 @@ pub(crate) async fn run(pool: &sqlx::PgPool, options: &ImportOptions) -> Summary
     let set = MappingSet::load_dir(&example_mappings()).unwrap();
     let mapping = Arc::clone(set.get(&options.source).unwrap());
     import::run(Some(pool), mapping, options).await.unwrap()
+}
+
+/// Posts the Salesforce fixture as a live webhook; it must be stored.
+async fn post_live_lead(app: &TestApp) {
+    let response = app
+        .post(
+            "salesforce",
+            "text/xml",
+            fixture("sf_outbound_lead_single.xml"),
+        )
+        .await;
+    assert_eq!(response.status(), 200);
 }
 
 async fn bodies(pool: &sqlx::PgPool) -> Vec<Value> {
@@ -160,16 +172,7 @@ async fn an_export_older_than_a_live_webhook_never_overwrites_it() {
     })
     .await;
     // The webhook carries the lead as of 10:30:04.
-    assert_eq!(
-        app.post(
-            "salesforce",
-            "text/xml",
-            fixture("sf_outbound_lead_single.xml")
-        )
-        .await
-        .status(),
-        200
-    );
+    post_live_lead(&app).await;
     let before = bodies(&app.db.pool).await.len();
     let dir = tempfile::tempdir().unwrap();
     let file = write(
@@ -446,16 +449,7 @@ async fn cancelling_an_import_cancels_its_undelivered_rows_only() {
         },
     )
     .await;
-    assert_eq!(
-        app.post(
-            "salesforce",
-            "text/xml",
-            fixture("sf_outbound_lead_single.xml")
-        )
-        .await
-        .status(),
-        200
-    );
+    post_live_lead(&app).await;
     let summary = run(&app.db.pool, &options("salesforce", &[&file])).await;
     let id = summary.import_id.unwrap();
     assert_eq!(first.import_id, Some(id));
@@ -658,16 +652,7 @@ async fn a_live_webhook_overtakes_an_import_backlog() {
         50
     );
     // The webhook arrives after the whole backlog was queued.
-    assert_eq!(
-        app.post(
-            "salesforce",
-            "text/xml",
-            fixture("sf_outbound_lead_single.xml")
-        )
-        .await
-        .status(),
-        200
-    );
+    post_live_lead(&app).await;
 
     // Each user's event waits behind its user update (per-user order): the user rows
     // are the heads a claim can take.
